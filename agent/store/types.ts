@@ -1,0 +1,57 @@
+import type { ICachePlugin } from "@azure/msal-node";
+
+/** A profile: which app, which tenant, which permissions. Holds no secret. */
+export interface Profile {
+  readonly name: string;
+  /** GUID, verified domain, or one of `organizations`, `common`, `consumers`. */
+  readonly tenantId: string;
+  /** The app registration's application (client) id: a GUID. */
+  readonly clientId: string;
+  /** Delegated permissions requested when `--scope` is not given. May be empty. */
+  readonly scopes: readonly string[];
+  /** e.g. `https://login.microsoftonline.com`; sovereign clouds have other hosts. No trailing slash. */
+  readonly authorityHost: string;
+  readonly defaultFlow: "device-code";
+}
+
+/** Profiles on disk (`profiles.json`). Validates on read and write; errors are EntraToolError E_CONFIG. */
+export interface ProfileStore {
+  list(): Promise<Profile[]>;
+  /** undefined when absent. */
+  get(name: string): Promise<Profile | undefined>;
+  /** Creates; throws E_PROFILE_EXISTS if the name is taken. */
+  create(profile: Profile): Promise<void>;
+  /** true when something was deleted. */
+  delete(name: string): Promise<boolean>;
+}
+
+/**
+ * The encrypted, per-profile MSAL token cache. One instance serves the CLI and (later) the
+ * daemon; it keeps no process-global state.
+ */
+export interface TokenStore {
+  /** The MSAL cache plugin that loads and saves `profile`'s cache through the encrypted adapter. */
+  cachePlugin(profile: string): ICachePlugin;
+  /** Removes every token of `profile` from disk (logout, delete-profile). true when something was removed. */
+  remove(profile: string): Promise<boolean>;
+}
+
+/** A held lock. `release` is idempotent. */
+export interface Lock {
+  release(): Promise<void>;
+}
+
+export interface LockOptions {
+  /** Aborting stops the wait and rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** Called once, when the lock is busy and we start waiting (to tell the user why nothing happens). */
+  readonly onWait?: () => void;
+}
+
+/**
+ * Exclusive, cross-process, per-name locks that a killed holder cannot leave behind
+ * (the kernel drops them with the process).
+ */
+export interface LockManager {
+  acquire(name: string, options?: LockOptions): Promise<Lock>;
+}

@@ -1,0 +1,2 @@
+// Placeholder: replaced once the binary build exists.
+export default function setup(): void {}
