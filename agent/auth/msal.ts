@@ -1,0 +1,72 @@
+import {
+  type Configuration,
+  type ICachePlugin,
+  type INetworkModule,
+  LogLevel,
+  PublicClientApplication,
+} from "@azure/msal-node";
+import type { Logger } from "../log.ts";
+import type { Profile } from "../store/types.ts";
+
+/**
+ * Entra's v2.0 endpoints for an authority host and tenant. They follow one pattern in every
+ * cloud (public, US Gov, China), so we give them to MSAL instead of letting it discover them:
+ * no discovery request at start-up, and a cached token is served with no network at all.
+ */
+export function authorityMetadata(authorityHost: string, tenant: string) {
+  const base = `${authorityHost}/${tenant}`;
+  const host = new URL(authorityHost).host;
+  return {
+    authority: base,
+    knownAuthority: host,
+    openIdConfiguration: {
+      issuer: `${authorityHost}/{tenantid}/v2.0`,
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
+      end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+      jwks_uri: `${base}/discovery/v2.0/keys`,
+    },
+    cloudDiscovery: {
+      tenant_discovery_endpoint: `${base}/v2.0/.well-known/openid-configuration`,
+      "api-version": "1.1",
+      metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
+    },
+  };
+}
+
+export interface MsalClientDeps {
+  readonly cachePlugin: ICachePlugin;
+  readonly networkClient: INetworkModule;
+  readonly logger: Logger;
+}
+
+/** Builds the MSAL client for one profile; injected into SignInService so tests can replace it. */
+export type MsalClientFactory = (profile: Profile, deps: MsalClientDeps) => PublicClientApplication;
+
+export const createPublicClient: MsalClientFactory = (profile, { cachePlugin, networkClient, logger }) => {
+  const meta = authorityMetadata(profile.authorityHost, profile.tenantId);
+  const verbose = logger.isLevelEnabled("debug");
+  const configuration: Configuration = {
+    auth: {
+      clientId: profile.clientId,
+      authority: meta.authority,
+      knownAuthorities: [meta.knownAuthority],
+      authorityMetadata: JSON.stringify(meta.openIdConfiguration),
+      cloudDiscoveryMetadata: JSON.stringify(meta.cloudDiscovery),
+    },
+    cache: { cachePlugin },
+    system: {
+      networkClient,
+      loggerOptions: {
+        piiLoggingEnabled: false,
+        logLevel: verbose ? LogLevel.Verbose : LogLevel.Warning,
+        // MSAL's own errors reach the user through our typed errors; its log is for debugging.
+        loggerCallback: (level, message, containsPii) => {
+          if (!containsPii) logger.debug({ component: "msal", msalLevel: LogLevel[level] }, message);
+        },
+      },
+    },
+  };
+  return new PublicClientApplication(configuration);
+};

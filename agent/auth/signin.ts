@@ -1,0 +1,327 @@
+import {
+  type AccountInfo,
+  AuthError,
+  type AuthenticationResult,
+  InteractionRequiredAuthError,
+  type PublicClientApplication,
+  ServerError,
+} from "@azure/msal-node";
+import type { Clock } from "../clock.ts";
+import { EntraToolError, isAbortError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Env } from "../paths.ts";
+import type { LockManager, Profile, TokenStore } from "../store/types.ts";
+import { classifyTokenError } from "./entra-errors.ts";
+import { createPublicClient, type MsalClientFactory } from "./msal.ts";
+import { EntraNetworkClient, type FetchLike, type PollEvent } from "./network.ts";
+
+/** Used when neither `--scope` nor the profile names any: whatever the app registration was granted. */
+export const DEFAULT_SCOPES: readonly string[] = ["https://graph.microsoft.com/.default"];
+
+export interface CodeDetails {
+  readonly userCode: string;
+  /** Exactly as the server sent it (Entra serves more than one URL; never hard-code it). */
+  readonly verificationUri: string;
+  /** The server's own, possibly localised, instruction. */
+  readonly message: string;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+  readonly intervalSeconds: number;
+  /** What a QR code may carry: Entra has no verification_uri_complete, so only the URL. */
+  readonly qrPayload: string;
+}
+
+/**
+ * What the sign-in is doing, for whoever shows it to a person (terminal prompt, displays, LEDs).
+ * Only `code-issued` and `waiting` carry the user code; every state after them means "take the
+ * code off the screen".
+ */
+export type SignInState =
+  | { readonly kind: "starting"; readonly profile: string }
+  | { readonly kind: "waiting-for-lock"; readonly profile: string }
+  | { readonly kind: "sign-in-required"; readonly profile: string; readonly reason: EntraToolError }
+  | ({ readonly kind: "code-issued"; readonly profile: string } & CodeDetails)
+  | ({ readonly kind: "waiting"; readonly profile: string; readonly event: PollEvent } & CodeDetails)
+  | {
+      readonly kind: "signed-in";
+      readonly profile: string;
+      readonly username: string;
+      readonly tenantId: string;
+      readonly expiresAt: number;
+      readonly fromCache: boolean;
+    }
+  | { readonly kind: "cancelled"; readonly profile: string }
+  | { readonly kind: "expired"; readonly profile: string }
+  | { readonly kind: "blocked-by-policy"; readonly profile: string; readonly error: EntraToolError }
+  | { readonly kind: "offline"; readonly profile: string; readonly error: EntraToolError }
+  | { readonly kind: "error"; readonly profile: string; readonly error: EntraToolError };
+
+export interface TokenRequest {
+  /** Overrides the profile's scopes when not empty. */
+  readonly scopes?: readonly string[];
+  readonly forceRefresh?: boolean;
+  /** false: fail with E_SIGN_IN_REQUIRED instead of showing a device code. Default true. */
+  readonly allowDeviceCode?: boolean;
+  /** Cancels everything at once (Ctrl+C, service stop). */
+  readonly signal?: AbortSignal;
+  /** Gives up after this many ms with E_TIMEOUT. */
+  readonly timeoutMs?: number;
+  readonly onState?: (state: SignInState) => void;
+}
+
+export interface TokenResult {
+  readonly profile: string;
+  readonly accessToken: string;
+  readonly tokenType: string;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+  readonly scopes: readonly string[];
+  readonly account: { readonly username: string; readonly tenantId: string; readonly homeAccountId: string };
+  /** true when no request to the identity provider was needed. */
+  readonly fromCache: boolean;
+}
+
+export interface SignInServiceDeps {
+  readonly tokenStore: TokenStore;
+  readonly locks: LockManager;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly fetch: FetchLike;
+  readonly env: Env;
+  readonly msalFactory?: MsalClientFactory;
+  /** Per-request timeout for the identity provider, ms. */
+  readonly requestTimeoutMs?: number;
+}
+
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * The one sign-in state machine, for the CLI and the daemon alike: cache → refresh → device code,
+ * under a per-profile lock so that two processes never show two codes for one profile.
+ */
+export class SignInService {
+  readonly #deps: SignInServiceDeps;
+
+  constructor(deps: SignInServiceDeps) {
+    this.#deps = deps;
+  }
+
+  async getToken(profile: Profile, request: TokenRequest = {}): Promise<TokenResult> {
+    const { clock, logger } = this.#deps;
+    const emit = (state: SignInState): void => {
+      try {
+        request.onState?.(state);
+      } catch (error) {
+        // A broken screen must never break the sign-in.
+        logger.warn({ err: error, state: state.kind }, "state listener failed");
+      }
+    };
+    const controller = new AbortController();
+    const onOuterAbort = (): void => controller.abort(new EntraToolError("E_CANCELLED"));
+    if (request.signal?.aborted) onOuterAbort();
+    request.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    if (request.timeoutMs !== undefined) {
+      clock.sleep(request.timeoutMs, controller.signal).then(
+        () => controller.abort(new EntraToolError("E_TIMEOUT")),
+        () => {},
+      );
+    }
+    const signal = controller.signal;
+    emit({ kind: "starting", profile: profile.name });
+    try {
+      const lock = await untilAborted(
+        this.#deps.locks.acquire(profile.name, {
+          signal,
+          onWait: () => emit({ kind: "waiting-for-lock", profile: profile.name }),
+        }),
+        signal,
+      );
+      try {
+        const result = await this.#underLock(profile, request, signal, emit);
+        emit({
+          kind: "signed-in",
+          profile: profile.name,
+          username: result.account.username,
+          tenantId: result.account.tenantId,
+          expiresAt: result.expiresAt,
+          fromCache: result.fromCache,
+        });
+        return result;
+      } finally {
+        await lock.release();
+      }
+    } catch (thrown) {
+      const error = this.#explain(thrown, undefined, signal);
+      emit(terminalState(profile.name, error));
+      throw error;
+    } finally {
+      request.signal?.removeEventListener("abort", onOuterAbort);
+      // Ends the timeout timer; nothing else listens any more.
+      if (!signal.aborted) controller.abort(new EntraToolError("E_CANCELLED"));
+    }
+  }
+
+  async #underLock(
+    profile: Profile,
+    request: TokenRequest,
+    signal: AbortSignal,
+    emit: (state: SignInState) => void,
+  ): Promise<TokenResult> {
+    const { logger } = this.#deps;
+    let code: CodeDetails | undefined;
+    const network = new EntraNetworkClient({
+      fetch: this.#deps.fetch,
+      clock: this.#deps.clock,
+      logger,
+      env: this.#deps.env,
+      signal,
+      ...(this.#deps.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#deps.requestTimeoutMs }),
+      onPoll: (event) => {
+        if (code) emit({ kind: "waiting", profile: profile.name, event, ...code });
+      },
+    });
+    const factory = this.#deps.msalFactory ?? createPublicClient;
+    const client = factory(profile, {
+      cachePlugin: this.#deps.tokenStore.cachePlugin(profile.name),
+      networkClient: network,
+      logger,
+    });
+    const scopes = [
+      ...(request.scopes?.length ? request.scopes : profile.scopes.length ? profile.scopes : DEFAULT_SCOPES),
+    ];
+
+    const account = await untilAborted(this.#account(client), signal);
+    if (account) {
+      try {
+        const result = await untilAborted(
+          client.acquireTokenSilent({ account, scopes, forceRefresh: request.forceRefresh ?? false }),
+          signal,
+        );
+        return toTokenResult(profile.name, result);
+      } catch (thrown) {
+        const error = this.#explain(thrown, network, signal);
+        if (error.code !== "E_SIGN_IN_REQUIRED") throw error;
+        logger.info({ profile: profile.name, reason: error.details }, "cached sign-in no longer valid");
+        emit({ kind: "sign-in-required", profile: profile.name, reason: error });
+      }
+    }
+    if (request.allowDeviceCode === false) throw new EntraToolError("E_SIGN_IN_REQUIRED");
+
+    try {
+      const result = await untilAborted(
+        client.acquireTokenByDeviceCode({
+          scopes,
+          deviceCodeCallback: (response) => {
+            code = {
+              userCode: response.userCode,
+              verificationUri: response.verificationUri,
+              message: response.message,
+              expiresAt: this.#deps.clock.now() + response.expiresIn * 1000,
+              intervalSeconds: response.interval,
+              qrPayload: response.verificationUri,
+            };
+            logger.info(
+              { profile: profile.name, verificationUri: code.verificationUri, expiresIn: response.expiresIn },
+              "device code issued",
+            );
+            emit({ kind: "code-issued", profile: profile.name, ...code });
+          },
+        }),
+        signal,
+      );
+      if (!result) throw new EntraToolError("E_IDP", { message: "The identity provider returned no token." });
+      await this.#keepOnlyAccount(client, result.account);
+      return toTokenResult(profile.name, result);
+    } catch (thrown) {
+      throw this.#explain(thrown, network, signal);
+    }
+  }
+
+  /** The profile's account: a profile holds one identity (the last one signed in). */
+  async #account(client: PublicClientApplication): Promise<AccountInfo | undefined> {
+    const accounts = await client.getAllAccounts();
+    return accounts[0];
+  }
+
+  async #keepOnlyAccount(client: PublicClientApplication, keep: AccountInfo | null): Promise<void> {
+    if (!keep) return;
+    const cache = client.getTokenCache();
+    for (const other of await cache.getAllAccounts()) {
+      if (other.homeAccountId !== keep.homeAccountId) await cache.removeAccount(other);
+    }
+  }
+
+  /** Maps whatever was thrown to the user-facing error, preferring what the network client saw. */
+  #explain(thrown: unknown, network: EntraNetworkClient | undefined, signal: AbortSignal): EntraToolError {
+    if (signal.aborted) {
+      return signal.reason instanceof EntraToolError ? signal.reason : new EntraToolError("E_CANCELLED");
+    }
+    const seen = network?.takeFailure();
+    if (seen) return seen;
+    if (thrown instanceof EntraToolError) return thrown;
+    if (isAbortError(thrown)) return new EntraToolError("E_CANCELLED");
+    if (thrown instanceof InteractionRequiredAuthError) {
+      return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
+    }
+    if (thrown instanceof ServerError) {
+      return classifyTokenError({ error: thrown.errorCode, suberror: thrown.subError }, "refresh");
+    }
+    if (thrown instanceof AuthError) {
+      if (thrown.errorCode === "network_error") return new EntraToolError("E_NETWORK", { cause: thrown });
+      if (thrown.errorCode === "no_tokens_found" || thrown.errorCode === "refresh_token_expired") {
+        return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
+      }
+    }
+    return new EntraToolError("E_INTERNAL", { cause: thrown });
+  }
+}
+
+function terminalState(profile: string, error: EntraToolError): SignInState {
+  switch (error.code) {
+    case "E_CANCELLED":
+      return { kind: "cancelled", profile };
+    case "E_EXPIRED":
+    case "E_TIMEOUT":
+      return { kind: "expired", profile };
+    case "E_POLICY_BLOCKED":
+      return { kind: "blocked-by-policy", profile, error };
+    case "E_NETWORK":
+    case "E_TLS":
+      return { kind: "offline", profile, error };
+    default:
+      return { kind: "error", profile, error };
+  }
+}
+
+function toTokenResult(profile: string, result: AuthenticationResult): TokenResult {
+  return {
+    profile,
+    accessToken: result.accessToken,
+    tokenType: result.tokenType || "Bearer",
+    expiresAt: result.expiresOn ? result.expiresOn.getTime() : 0,
+    scopes: result.scopes,
+    account: {
+      username: result.account?.username ?? "",
+      tenantId: result.account?.tenantId ?? result.tenantId,
+      homeAccountId: result.account?.homeAccountId ?? "",
+    },
+    fromCache: result.fromCache,
+  };
+}

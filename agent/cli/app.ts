@@ -1,0 +1,69 @@
+import { EntraToolError, toEntraToolError } from "../errors.ts";
+import type { CliContext } from "./context.ts";
+import { getTokenCommand } from "./get-token.ts";
+import {
+  createProfileCommand,
+  deleteProfileCommand,
+  listProfilesCommand,
+  logoutCommand,
+} from "./profiles.ts";
+
+export const USAGE = `entratool: sign in to Microsoft Entra ID from devices without a browser.
+
+Usage: entratool <command> [options]
+
+Commands:
+  get-token       print an access token (signs in with a device code when needed)
+  create-profile  save an app registration and tenant under a name
+  list-profiles   list profile names
+  delete-profile  delete a profile and its tokens
+  logout          remove a profile's saved tokens
+
+Run 'entratool <command> --help' for a command's options.
+Environment: ENTRATOOL_HOME (config and state), ENTRATOOL_LOG_LEVEL (default warn),
+HTTPS_PROXY / NO_PROXY, NODE_EXTRA_CA_CERTS.
+`;
+
+type Command = (ctx: CliContext, argv: readonly string[]) => Promise<number>;
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  "get-token": getTokenCommand,
+  "create-profile": createProfileCommand,
+  "list-profiles": listProfilesCommand,
+  "delete-profile": deleteProfileCommand,
+  logout: logoutCommand,
+};
+
+/**
+ * Runs one command and returns the exit code. A failure is one sentence on stderr (the stable
+ * code goes to the log, the stack trace only to a debug log); never a stack trace on screen.
+ */
+export async function runCli(ctx: CliContext, argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    ctx.io.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-V" || name === "version") {
+    ctx.io.stdout.write(`entratool ${ctx.version}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  try {
+    if (!command) {
+      throw new EntraToolError("E_USAGE", {
+        message: `Unknown command '${name}'. Run 'entratool --help' for the list of commands.`,
+      });
+    }
+    return await command(ctx, rest);
+  } catch (thrown) {
+    const error = toEntraToolError(thrown);
+    const level = error.code === "E_INTERNAL" ? "error" : "debug";
+    ctx.logger[level](
+      { code: error.code, err: error.cause ?? error, details: error.details },
+      "command failed",
+    );
+    ctx.io.stderr.write(`${error.message}\n`);
+    return error.exitCode;
+  }
+}

@@ -1,0 +1,37 @@
+import type { SignInService } from "../auth/signin.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log.ts";
+import type { Env, Paths } from "../paths.ts";
+import type { ProfileStore, TokenStore } from "../store/types.ts";
+
+/** A stream a command writes to. `isTTY` decides spinners, colour and box redraws. */
+export interface Output {
+  write(text: string): void;
+  readonly isTTY: boolean;
+  /** Terminal width when known. */
+  readonly columns?: number | undefined;
+}
+
+export interface CliIO {
+  readonly stdout: Output;
+  readonly stderr: Output;
+  /** Whether a person can answer questions (stdin and stderr are terminals). */
+  readonly interactive: boolean;
+  /** Asks one question on the terminal; undefined at end of input. */
+  ask(question: string): Promise<string | undefined>;
+}
+
+/** Everything a command may use, built once by the composition root (agent/main.ts). */
+export interface CliContext {
+  readonly io: CliIO;
+  readonly env: Env;
+  readonly paths: Paths;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly profiles: ProfileStore;
+  readonly tokens: TokenStore;
+  readonly signIn: SignInService;
+  /** Aborted on SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+  readonly version: string;
+}

@@ -1,0 +1,101 @@
+import type { TokenResult } from "../auth/signin.ts";
+import { EntraToolError } from "../errors.ts";
+import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
+import type { CliContext } from "./context.ts";
+import { requireProfile } from "./profiles.ts";
+import { DeviceCodePrompt } from "./prompt.ts";
+
+export const GET_TOKEN_HELP = `Usage: entratool get-token [--flow device-code] [--profile P] [--scope S]... [--output json|raw]
+                          [--force-refresh] [--timeout SECONDS]
+
+Prints an access token for the profile. A valid or refreshable cached token is used without any
+prompt; otherwise the device code flow runs: the URL and code appear on stderr, and a person signs
+in on another device.
+
+  --flow device-code   the sign-in flow (the only one; also the profile's default)
+  --profile P          profile name (default: "default")
+  --scope S            a delegated permission; repeat for more (default: the profile's scopes)
+  --output json|raw    json: one JSON object; raw: the access token alone (default: a summary)
+  --force-refresh      ignore the cached access token and redeem the refresh token
+  --timeout SECONDS    give up after this long (default: until the code expires)
+`;
+
+const OPTIONS: OptionSpec = {
+  flow: { type: "string" },
+  profile: { type: "string" },
+  scope: { type: "string", multiple: true },
+  output: { type: "string" },
+  "force-refresh": { type: "boolean" },
+  timeout: { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+const FLOWS = new Set(["device-code", "devicecode", "device_code"]);
+
+export async function getTokenCommand(ctx: CliContext, argv: readonly string[]): Promise<number> {
+  const parsed = parse("get-token", argv, OPTIONS);
+  if (flag(parsed, "help")) {
+    ctx.io.stdout.write(GET_TOKEN_HELP);
+    return 0;
+  }
+  const flow = stringOption(parsed, "flow");
+  if (flow !== undefined && !FLOWS.has(flow)) {
+    throw new EntraToolError("E_FLOW_UNSUPPORTED", {
+      message: `The '${flow}' flow is not supported; entratool signs in with '--flow device-code'.`,
+    });
+  }
+  const format = outputFormat(parsed, ["text", "json", "raw"]);
+  const timeout = stringOption(parsed, "timeout");
+  let timeoutMs: number | undefined;
+  if (timeout !== undefined) {
+    const seconds = Number(timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) {
+      throw new EntraToolError("E_USAGE", {
+        message: `--timeout takes a positive number of seconds (got '${timeout}').`,
+      });
+    }
+    timeoutMs = seconds * 1000;
+  }
+  const profile = await requireProfile(ctx, stringOption(parsed, "profile") ?? "default");
+
+  const env = ctx.env;
+  const color = ctx.io.stderr.isTTY && !env.NO_COLOR && env.TERM !== "dumb";
+  const prompt = new DeviceCodePrompt(ctx.io.stderr, ctx.clock, { color });
+  const ticker = setInterval(() => prompt.tick(), ctx.io.stderr.isTTY ? 100 : 1000);
+  let result: TokenResult;
+  try {
+    result = await ctx.signIn.getToken(profile, {
+      scopes: stringsOption(parsed, "scope"),
+      forceRefresh: flag(parsed, "force-refresh"),
+      signal: ctx.signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      onState: (state) => prompt.onState(state),
+    });
+  } finally {
+    clearInterval(ticker);
+  }
+  ctx.io.stdout.write(formatToken(result, format, ctx.clock.now()));
+  return 0;
+}
+
+export function formatToken(result: TokenResult, format: "text" | "json" | "raw", now: number): string {
+  if (format === "raw") return `${result.accessToken}\n`;
+  if (format === "json") {
+    return `${JSON.stringify({
+      access_token: result.accessToken,
+      token_type: result.tokenType,
+      expires_at: new Date(result.expiresAt).toISOString(),
+      expires_in: Math.max(0, Math.floor((result.expiresAt - now) / 1000)),
+      scopes: result.scopes,
+      profile: result.profile,
+      account: { username: result.account.username, tenant_id: result.account.tenantId },
+      from_cache: result.fromCache,
+    })}\n`;
+  }
+  const minutes = Math.max(0, Math.round((result.expiresAt - now) / 60_000));
+  const expires = `${new Date(result.expiresAt).toISOString().replace("T", " ").slice(0, 16)} UTC (in ${minutes} min)`;
+  const head = result.fromCache
+    ? `✓ Using the saved sign-in of profile '${result.profile}'`
+    : `✓ Authentication successful! Token saved to profile '${result.profile}'`;
+  return `${head}\n  Account: ${result.account.username} (tenant ${result.account.tenantId})\n  Expires: ${expires}\n`;
+}

@@ -1,0 +1,155 @@
+import type { CodeDetails, SignInState } from "../auth/signin.ts";
+import type { Clock } from "../clock.ts";
+import type { Output } from "./context.ts";
+
+const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+export interface PromptOptions {
+  /** ANSI bold for the code; off for NO_COLOR, TERM=dumb and non-terminals. */
+  readonly color: boolean;
+}
+
+/** "14:59" from milliseconds (rounded up, so 0:00 only when the time is really up). */
+export function formatCountdown(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const minutes = Math.floor(total / 60);
+  const seconds = total % 60;
+  return `${minutes}:${String(seconds).padStart(2, "0")}`;
+}
+
+/** "15 min", "1 min", "45 s". */
+export function formatDuration(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  return seconds >= 60 ? `${Math.round(seconds / 60)} min` : `${seconds} s`;
+}
+
+/** Visible width: the box is laid out before colour codes go in. */
+function box(lines: readonly (string | null)[]): string[] {
+  const width = Math.max(...lines.map((line) => (line === null ? 0 : [...line].length)));
+  const rule = "─".repeat(width + 2);
+  const out = [`┌${rule}┐`];
+  for (const line of lines) {
+    out.push(line === null ? `├${rule}┤` : `│ ${line}${" ".repeat(width - [...line].length)} │`);
+  }
+  out.push(`└${rule}┘`);
+  return out;
+}
+
+/**
+ * The device code prompt on stderr, as the original tool showed it: the verification URL and the
+ * user code exactly as issued, the time left, and how to cancel. On a terminal a spinner and a live
+ * countdown run under the box, and the box is wiped once the code is no longer valid (success,
+ * expiry, cancel); elsewhere (journald, pipes) it prints plain lines and a reminder each minute.
+ */
+export class DeviceCodePrompt {
+  readonly #out: Output;
+  readonly #clock: Clock;
+  readonly #options: PromptOptions;
+  #code: CodeDetails | undefined;
+  #note = "";
+  #frame = 0;
+  /** Terminal rows the code occupies (box, message and status line), for wiping it. */
+  #rows = 0;
+  #lastMinuteShown = -1;
+
+  constructor(out: Output, clock: Clock, options: PromptOptions) {
+    this.#out = out;
+    this.#clock = clock;
+    this.#options = options;
+  }
+
+  get showingCode(): boolean {
+    return this.#code !== undefined;
+  }
+
+  onState(state: SignInState): void {
+    switch (state.kind) {
+      case "waiting-for-lock":
+        this.#out.write(
+          `Another entratool process is signing in profile '${state.profile}'; waiting for it to finish...\n`,
+        );
+        break;
+      case "sign-in-required":
+        this.#out.write(
+          `The saved sign-in for profile '${state.profile}' is no longer valid: ${state.reason.message}\n`,
+        );
+        break;
+      case "code-issued":
+        this.#code = state;
+        this.#showCode(state);
+        break;
+      case "waiting":
+        this.#code = state;
+        this.#note =
+          state.event.type === "slow-down"
+            ? `server asked to slow down; polling every ${state.event.intervalSeconds} s`
+            : state.event.type === "retry"
+              ? `identity provider unreachable (${state.event.reason}); still trying`
+              : "";
+        if (!this.#out.isTTY && state.event.type !== "pending") this.#out.write(`Note: ${this.#note}\n`);
+        this.tick();
+        break;
+      case "signed-in":
+      case "cancelled":
+      case "expired":
+      case "blocked-by-policy":
+      case "offline":
+      case "error":
+        this.#clearCode();
+        break;
+      case "starting":
+        break;
+    }
+  }
+
+  /** Redraws the status line; the CLI calls it on a timer (tests call it with a manual clock). */
+  tick(): void {
+    const code = this.#code;
+    if (!code) return;
+    const left = code.expiresAt - this.#clock.now();
+    if (this.#out.isTTY) {
+      const spinner = SPINNER[this.#frame++ % SPINNER.length];
+      const note = this.#note ? ` (${this.#note})` : "";
+      this.#out.write(
+        `\r\x1b[2K${spinner} Waiting for authentication... ${formatCountdown(left)} left${note}`,
+      );
+      return;
+    }
+    const minutes = Math.ceil(left / 60_000);
+    if (minutes !== this.#lastMinuteShown && minutes > 0) {
+      if (this.#lastMinuteShown !== -1)
+        this.#out.write(`Still waiting for authentication... ${minutes} min left\n`);
+      this.#lastMinuteShown = minutes;
+    }
+  }
+
+  #showCode(code: CodeDetails): void {
+    const bold = (text: string): string => (this.#options.color ? `\x1b[1m${text}\x1b[22m` : text);
+    const expiresIn = formatDuration(code.expiresAt - this.#clock.now());
+    const lines = box([
+      "Device Code Authentication",
+      null,
+      `1. Visit: ${code.verificationUri}`,
+      `2. Enter code: ${code.userCode}`,
+      "3. Sign in with your credentials",
+      null,
+      `Waiting for authentication... (expires in ${expiresIn})`,
+      "Press Ctrl+C to cancel",
+    ]).map((line) => line.replace(code.userCode, bold(code.userCode)));
+    const text = [code.message, ...lines].filter((line) => line.length > 0);
+    this.#out.write(`${text.join("\n")}\n`);
+    const columns = this.#out.columns ?? 80;
+    this.#rows = text.reduce((rows, line) => rows + Math.max(1, Math.ceil([...line].length / columns)), 0);
+    this.#lastMinuteShown = Math.ceil((code.expiresAt - this.#clock.now()) / 60_000);
+    this.tick();
+  }
+
+  #clearCode(): void {
+    if (!this.#code) return;
+    this.#code = undefined;
+    if (this.#out.isTTY) {
+      // Status line, then the box and message above it: the code must not stay on screen.
+      this.#out.write(`\r\x1b[2K\x1b[${this.#rows}A\x1b[0J`);
+    }
+  }
+}

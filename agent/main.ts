@@ -1,0 +1,122 @@
+#!/usr/bin/env bun
+/**
+ * The composition root: the only place that reads process.env, picks real implementations and
+ * wires them together. Everything below it receives its dependencies.
+ */
+import { homedir } from "node:os";
+import { createInterface } from "node:readline/promises";
+import pkg from "../package.json" with { type: "json" };
+import { SignInService } from "./auth/signin.ts";
+import { runCli } from "./cli/app.ts";
+import type { CliIO, Output } from "./cli/context.ts";
+import { systemClock } from "./clock.ts";
+import { createLogger, humanDestination, parseLevel } from "./log.ts";
+import { resolvePaths } from "./paths.ts";
+import { FileKeyProvider } from "./store/key.ts";
+import { FlockLockManager } from "./store/lock.ts";
+import { MachineIdentity } from "./store/machine.ts";
+import { JsonProfileStore } from "./store/profiles.ts";
+import { FileTokenStore } from "./store/token-store.ts";
+
+function output(stream: NodeJS.WriteStream): Output {
+  return {
+    write: (text) => {
+      stream.write(text);
+    },
+    isTTY: stream.isTTY === true,
+    get columns() {
+      return stream.columns;
+    },
+  };
+}
+
+function terminalIO(): CliIO {
+  return {
+    stdout: output(process.stdout),
+    stderr: output(process.stderr),
+    interactive: process.stdin.isTTY === true && process.stderr.isTTY === true,
+    ask: async (question) => {
+      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+      try {
+        return await rl.question(question);
+      } catch {
+        return undefined;
+      } finally {
+        rl.close();
+      }
+    },
+  };
+}
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write("", () => resolve()));
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const env = process.env;
+  const io = terminalIO();
+  const paths = resolvePaths(env, homedir());
+  const jsonLogs = env.ENTRATOOL_LOG_FORMAT === "json" || !process.stderr.isTTY;
+  const logger = createLogger({
+    level: parseLevel(env.ENTRATOOL_LOG_LEVEL, "warn"),
+    // stdout carries the command's output (a token, JSON): logs go to stderr.
+    destination: jsonLogs ? process.stderr : humanDestination((text) => process.stderr.write(text)),
+  });
+  const clock = systemClock;
+  const tokens = new FileTokenStore({
+    tokensDir: paths.tokensDir,
+    keyProvider: new FileKeyProvider({
+      keyFile: paths.keyFile,
+      credentialKeyFile: paths.credentialKeyFile,
+      machineIdentity: new MachineIdentity({ logger }),
+      logger,
+    }),
+    logger,
+    clock,
+  });
+  const locks = new FlockLockManager({ locksDir: paths.locksDir, clock, logger });
+  const signIn = new SignInService({ tokenStore: tokens, locks, clock, logger, fetch, env });
+  const profiles = new JsonProfileStore({ file: paths.profilesFile, logger });
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts += 1;
+    // The second Ctrl+C does not wait for anything.
+    if (interrupts > 1) process.exit(130);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const code = await runCli(
+    {
+      io,
+      env,
+      paths,
+      logger,
+      clock,
+      profiles,
+      tokens,
+      signIn,
+      signal: controller.signal,
+      version: pkg.version,
+    },
+    argv,
+  );
+  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  return code;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      // runCli turns every failure into a sentence; reaching here means wiring itself failed.
+      process.stderr.write(
+        `entratool could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
+      process.exit(1);
+    },
+  );
+}
