@@ -1,0 +1,105 @@
+import { describe, expect, test } from "vitest";
+import type { CodeDetails, SignInState } from "../../agent/auth/signin.ts";
+import type { Output } from "../../agent/cli/context.ts";
+import { DeviceCodePrompt, formatCountdown } from "../../agent/cli/prompt.ts";
+import { EntraToolError } from "../../agent/errors.ts";
+import { ManualClock } from "../support/manual-clock.ts";
+
+class Screen implements Output {
+  text = "";
+  constructor(
+    readonly isTTY: boolean,
+    readonly columns = 100,
+  ) {}
+  write(text: string): void {
+    this.text += text;
+  }
+}
+
+function code(clock: ManualClock): CodeDetails {
+  return {
+    userCode: "ABCD-EFGH",
+    verificationUri: "https://microsoft.com/devicelogin",
+    message: "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code ABCD-EFGH to authenticate.",
+    expiresAt: clock.now() + 900_000,
+    intervalSeconds: 5,
+    qrPayload: "https://microsoft.com/devicelogin",
+  };
+}
+
+const issued = (c: CodeDetails): SignInState => ({ kind: "code-issued", profile: "default", ...c });
+
+describe("device code prompt", () => {
+  test("shows the URL and code exactly as issued, the time left and how to cancel", () => {
+    const clock = new ManualClock();
+    const screen = new Screen(false);
+    new DeviceCodePrompt(screen, clock, { color: false }).onState(issued(code(clock)));
+    expect(screen.text).toContain("│ 1. Visit: https://microsoft.com/devicelogin");
+    expect(screen.text).toContain("│ 2. Enter code: ABCD-EFGH");
+    expect(screen.text).toContain("Waiting for authentication... (expires in 15 min)");
+    expect(screen.text).toContain("Press Ctrl+C to cancel");
+    expect(screen.text).toContain("To sign in, use a web browser to open the page");
+    expect(screen.text).not.toContain("\x1b[");
+    // Every box row has the same width.
+    const rows = screen.text.split("\n").filter((l) => /^[│┌├└]/.test(l));
+    expect(new Set(rows.map((r) => [...r].length)).size).toBe(1);
+  });
+
+  test("on a terminal: a spinner and live countdown, the code in bold, then wiped on success", () => {
+    const clock = new ManualClock();
+    const screen = new Screen(true);
+    const prompt = new DeviceCodePrompt(screen, clock, { color: true });
+    prompt.onState(issued(code(clock)));
+    expect(screen.text).toContain("\x1b[1mABCD-EFGH\x1b[22m");
+    expect(screen.text).toMatch(/⠋ Waiting for authentication\.\.\. 15:00 left/);
+    clock.advance(61_000);
+    prompt.tick();
+    expect(screen.text).toMatch(/⠙ Waiting for authentication\.\.\. 13:59 left/);
+    prompt.onState({ kind: "signed-in", profile: "default", username: "u", tenantId: "t", expiresAt: 0, fromCache: false });
+    expect(prompt.showingCode).toBe(false);
+    // Cursor up over every row printed, then erase to the end of the screen.
+    expect(screen.text).toMatch(/\x1b\[\d+A\x1b\[0J$/);
+  });
+
+  test.each(["cancelled", "expired"] as const)("the code is cleared when %s", (kind) => {
+    const clock = new ManualClock();
+    const screen = new Screen(true);
+    const prompt = new DeviceCodePrompt(screen, clock, { color: false });
+    prompt.onState(issued(code(clock)));
+    prompt.onState({ kind, profile: "default" });
+    expect(prompt.showingCode).toBe(false);
+    expect(screen.text.endsWith("\x1b[0J")).toBe(true);
+  });
+
+  test("without a terminal: plain lines, a reminder each minute, notes for slow_down and retries", () => {
+    const clock = new ManualClock();
+    const screen = new Screen(false);
+    const prompt = new DeviceCodePrompt(screen, clock, { color: false });
+    const c = code(clock);
+    prompt.onState(issued(c));
+    prompt.tick();
+    expect(screen.text).not.toContain("Still waiting");
+    clock.advance(60_000);
+    prompt.tick();
+    prompt.tick();
+    expect(screen.text.match(/Still waiting for authentication\.\.\. 14 min left/g)).toHaveLength(1);
+    prompt.onState({ kind: "waiting", profile: "default", event: { type: "slow-down", intervalSeconds: 10 }, ...c });
+    expect(screen.text).toContain("Note: server asked to slow down; polling every 10 s");
+    expect(screen.text).not.toMatch(/\r|\x1b/);
+  });
+
+  test("explains a wait for another process and a lost sign-in", () => {
+    const screen = new Screen(false);
+    const prompt = new DeviceCodePrompt(screen, new ManualClock(), { color: false });
+    prompt.onState({ kind: "waiting-for-lock", profile: "p" });
+    prompt.onState({ kind: "sign-in-required", profile: "p", reason: new EntraToolError("E_SIGN_IN_REQUIRED") });
+    expect(screen.text).toContain("Another entratool process is signing in profile 'p'");
+    expect(screen.text).toContain("The saved sign-in for profile 'p' is no longer valid");
+  });
+
+  test("formatCountdown rounds up and never goes negative", () => {
+    expect(formatCountdown(899_001)).toBe("15:00");
+    expect(formatCountdown(59_000)).toBe("0:59");
+    expect(formatCountdown(-5)).toBe("0:00");
+  });
+});
