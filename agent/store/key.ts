@@ -1,0 +1,140 @@
+import { hkdfSync, randomBytes } from "node:crypto";
+import { chmod, readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { EntraToolError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { createFileExclusive, ensurePrivateDir } from "./atomic.ts";
+import type { MachineIdentitySource } from "./machine.ts";
+
+/** The token store's AES-256 key. */
+export interface KeyProvider {
+  /** 32 bytes. The same for the life of the provider; callers get their own copy. */
+  getKey(): Promise<Buffer>;
+}
+
+export interface FileKeyProviderOptions {
+  /** The generated key (paths.keyFile): 32 random bytes, created 0600 in a 0700 directory when missing. */
+  readonly keyFile: string;
+  /** systemd credential (paths.credentialKeyFile); used instead of keyFile when the file exists. */
+  readonly credentialKeyFile: string | undefined;
+  readonly machineIdentity: MachineIdentitySource;
+  readonly logger: Logger;
+}
+
+export const KEY_BYTES = 32;
+/** HKDF `info`: a new format or derivation gets a new label, so old and new keys never collide. */
+export const KEY_INFO = "entratool token store v1";
+const MIN_CREDENTIAL_BYTES = 32;
+
+/**
+ * Key = HKDF-SHA256(ikm = key material, salt = machine identity, info = KEY_INFO). The material is
+ * the systemd credential when one is passed (`LoadCredentialEncrypted=` can bind it to the TPM),
+ * else a key file generated on first use. Because the machine identity is mixed in, a copied state
+ * directory, key file included, does not decrypt on another machine.
+ */
+export class FileKeyProvider implements KeyProvider {
+  readonly #options: FileKeyProviderOptions;
+  #key: Promise<Buffer> | undefined;
+
+  constructor(options: FileKeyProviderOptions) {
+    this.#options = options;
+  }
+
+  async getKey(): Promise<Buffer> {
+    this.#key ??= this.#derive().catch((error: unknown) => {
+      // Not memoised on failure: the user may fix the permissions and the daemon try again.
+      this.#key = undefined;
+      throw error;
+    });
+    return Buffer.from(await this.#key);
+  }
+
+  async #derive(): Promise<Buffer> {
+    const material = (await this.#readCredential()) ?? (await this.#readOrCreateKeyFile());
+    const salt = await this.#options.machineIdentity.get();
+    try {
+      return Buffer.from(hkdfSync("sha256", material, Buffer.from(salt, "utf8"), KEY_INFO, KEY_BYTES));
+    } finally {
+      material.fill(0);
+    }
+  }
+
+  async #readCredential(): Promise<Buffer | undefined> {
+    const file = this.#options.credentialKeyFile;
+    if (file === undefined) return undefined;
+    const material = await readKeyMaterial(file);
+    if (material === undefined) return undefined;
+    if (material.length < MIN_CREDENTIAL_BYTES) {
+      const length = material.length;
+      material.fill(0);
+      throw new EntraToolError("E_CONFIG", {
+        message: `The key credential ${file} has ${length} bytes; it needs at least ${MIN_CREDENTIAL_BYTES} random bytes (e.g. 'head -c 32 /dev/urandom | systemd-creds encrypt --name=entratool.key - entratool.key').`,
+      });
+    }
+    return material;
+  }
+
+  async #readOrCreateKeyFile(): Promise<Buffer> {
+    const file = this.#options.keyFile;
+    const existing = await readKeyMaterial(file);
+    if (existing !== undefined) return this.#checkKeyFile(file, existing);
+    try {
+      await ensurePrivateDir(dirname(file));
+      const fresh = randomBytes(KEY_BYTES);
+      const created = await createFileExclusive(file, fresh, 0o600);
+      fresh.fill(0);
+      if (created) this.#options.logger.info({ file }, "Created the token store key");
+    } catch (error) {
+      throw storeError(file, "create", error);
+    }
+    // Read back in both cases: when another process won the race, its key is the one on disk.
+    const material = await readKeyMaterial(file);
+    if (material === undefined) {
+      throw new EntraToolError("E_STORE", {
+        message: `The key file ${file} disappeared right after it was created. Check what else manages that directory.`,
+      });
+    }
+    return this.#checkKeyFile(file, material);
+  }
+
+  async #checkKeyFile(file: string, material: Buffer): Promise<Buffer> {
+    if (material.length !== KEY_BYTES) {
+      const length = material.length;
+      material.fill(0);
+      throw new EntraToolError("E_STORE", {
+        message: `The key file ${file} has ${length} bytes instead of ${KEY_BYTES}. Remove it to create a new key (every profile will need to sign in again).`,
+      });
+    }
+    try {
+      const mode = (await stat(file)).mode & 0o777;
+      if ((mode & 0o077) !== 0) {
+        this.#options.logger.warn(
+          { file, mode: mode.toString(8) },
+          "Key file was readable by others; set to 0600",
+        );
+        await chmod(file, 0o600);
+      }
+    } catch (error) {
+      throw storeError(file, "secure", error);
+    }
+    return material;
+  }
+}
+
+/** Raw bytes of `file`, or undefined when it does not exist; other I/O errors are E_STORE. */
+async function readKeyMaterial(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw storeError(file, "read", error);
+  }
+}
+
+function storeError(file: string, action: string, cause: unknown): EntraToolError {
+  const code = (cause as NodeJS.ErrnoException).code ?? "error";
+  return new EntraToolError("E_STORE", {
+    message: `Cannot ${action} the key file ${file} (${code}). Check that it and its directory belong to the user running entratool.`,
+    cause,
+  });
+}

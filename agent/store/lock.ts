@@ -1,0 +1,158 @@
+import { close, constants, open } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { Clock } from "../clock.ts";
+import { EntraToolError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { ensurePrivateDir } from "./atomic.ts";
+import { assertValidName } from "./names.ts";
+import type { Lock, LockManager, LockOptions } from "./types.ts";
+
+const openAsync = promisify(open);
+const closeAsync = promisify(close);
+
+// <sys/file.h> and <errno.h> on Linux (all architectures we build for).
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+const EINTR = 4;
+const EWOULDBLOCK = 11; // == EAGAIN
+
+/** The two libc calls we need; an interface so that the FFI binding stays in one function. */
+interface Libc {
+  flock(fd: number, operation: number): number;
+  /** errno of the calling thread, read right after a failed call; undefined when it cannot be read. */
+  errno(): number | undefined;
+}
+
+export interface FlockLockManagerOptions {
+  /** paths.locksDir; created 0700. Lock files are never deleted (unlinking races with flock). */
+  readonly locksDir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** How often a busy lock is retried. */
+  readonly pollMs?: number;
+  /** glibc by default (Raspberry Pi OS, Debian, Ubuntu). */
+  readonly libcPath?: string;
+}
+
+/**
+ * Per-name locks with flock(2) on `<locksDir>/<name>.lock`. flock locks belong to the open file
+ * description, so the kernel drops them when the holder exits or is killed: a lock is never stale.
+ * Two acquires in one process conflict too (each opens the file anew), so they serialise.
+ * Waiting polls with LOCK_NB every `pollMs` on the injected clock, which keeps it abortable.
+ *
+ * Needs Bun (bun:ffi). libc is opened on the first acquire, per instance, so that importing this
+ * module costs nothing and works where bun:ffi is absent.
+ */
+export class FlockLockManager implements LockManager {
+  readonly #options: FlockLockManagerOptions;
+  readonly #pollMs: number;
+  #libc: Promise<Libc> | undefined;
+
+  constructor(options: FlockLockManagerOptions) {
+    this.#options = options;
+    this.#pollMs = options.pollMs ?? 100;
+  }
+
+  async acquire(name: string, options: LockOptions = {}): Promise<Lock> {
+    assertValidName(name, "lock name");
+    const { signal, onWait } = options;
+    signal?.throwIfAborted();
+    const libc = await this.#loadLibc();
+    const { locksDir, clock, logger } = this.#options;
+    const path = join(locksDir, `${name}.lock`);
+    let fd: number;
+    try {
+      await ensurePrivateDir(locksDir);
+      // A raw fd, not a FileHandle: Bun throws when a FileHandle is garbage-collected unclosed, and
+      // a Lock dropped without release() must keep holding the lock, not crash the process.
+      // Node and Bun open with O_CLOEXEC, so a child we spawn does not inherit (and keep) the lock.
+      fd = await openAsync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+    } catch (error) {
+      throw lockError(path, (error as NodeJS.ErrnoException).code ?? "error", error);
+    }
+    let waited = false;
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        if (libc.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
+        const errno = libc.errno();
+        if (errno === EINTR) continue;
+        // Unknown errno (undefined) counts as busy: that is the only failure a valid fd can have.
+        if (errno !== undefined && errno !== EWOULDBLOCK) {
+          throw lockError(path, `errno ${errno}`);
+        }
+        if (!waited) {
+          waited = true;
+          logger.info({ lock: name }, "Lock is busy (held by another operation); waiting");
+          onWait?.();
+        }
+        await clock.sleep(this.#pollMs, signal);
+      }
+    } catch (error) {
+      await closeAsync(fd).catch(() => undefined);
+      throw error;
+    }
+    logger.debug({ lock: name }, "Lock acquired");
+    return new FlockLock(fd, libc, logger, name);
+  }
+
+  #loadLibc(): Promise<Libc> {
+    this.#libc ??= openLibc(this.#options.libcPath ?? "libc.so.6").catch((error: unknown) => {
+      this.#libc = undefined;
+      throw new EntraToolError("E_STORE", {
+        message: `Cannot load the C library for file locking (${String(error)}). entratool needs Bun on Linux with glibc.`,
+        cause: error,
+      });
+    });
+    return this.#libc;
+  }
+}
+
+class FlockLock implements Lock {
+  #fd: number | undefined;
+  readonly #libc: Libc;
+  readonly #logger: Logger;
+  readonly #name: string;
+
+  constructor(fd: number, libc: Libc, logger: Logger, name: string) {
+    this.#fd = fd;
+    this.#libc = libc;
+    this.#logger = logger;
+    this.#name = name;
+  }
+
+  async release(): Promise<void> {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    this.#fd = undefined;
+    // Closing alone would drop the lock; unlocking first makes the release explicit and immediate
+    // even if something else still holds a duplicate of the descriptor.
+    this.#libc.flock(fd, LOCK_UN);
+    await closeAsync(fd);
+    this.#logger.debug({ lock: this.#name }, "Lock released");
+  }
+}
+
+async function openLibc(path: string): Promise<Libc> {
+  const { dlopen, FFIType, read } = await import("bun:ffi");
+  const { symbols } = dlopen(path, {
+    flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  });
+  return {
+    flock: (fd, operation) => symbols.flock(fd, operation),
+    errno: () => {
+      const pointer = symbols.__errno_location();
+      return pointer === null ? undefined : read.i32(pointer, 0);
+    },
+  };
+}
+
+function lockError(path: string, reason: string, cause?: unknown): EntraToolError {
+  return new EntraToolError("E_STORE", {
+    message: `Cannot lock ${path} (${reason}). Check that the lock directory belongs to the user running entratool.`,
+    cause,
+  });
+}

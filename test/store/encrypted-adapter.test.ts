@@ -1,0 +1,153 @@
+import { createCipheriv, randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { EncryptedFileAdapter } from "../../agent/store/encrypted-adapter.ts";
+import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
+import { ManualClock } from "../support/manual-clock.ts";
+import { captureLogger, filesContaining, fixedIdentity, makeTempDir } from "./helpers.ts";
+
+interface Doc {
+  readonly version: 1;
+  readonly secret: string;
+}
+const isDoc = (value: unknown): value is Doc =>
+  typeof value === "object" &&
+  value !== null &&
+  (value as { version?: unknown }).version === 1 &&
+  typeof (value as { secret?: unknown }).secret === "string";
+
+const MARKER = "PLAINTEXT-MARKER-7f3a";
+
+describe("EncryptedFileAdapter", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let path: string;
+  let clock: ManualClock;
+  let log: ReturnType<typeof captureLogger>;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await makeTempDir());
+    path = join(dir, "tokens", "work.cache");
+    clock = new ManualClock(Date.UTC(2026, 10, 27, 12, 34, 56, 789));
+    log = captureLogger();
+  });
+  afterEach(() => cleanup());
+
+  const keys = (identity = "machine-a"): KeyProvider =>
+    new FileKeyProvider({
+      keyFile: join(dir, "store.key"),
+      credentialKeyFile: undefined,
+      machineIdentity: fixedIdentity(identity),
+      logger: log.logger,
+    });
+  const adapter = (keyProvider: KeyProvider = keys()) =>
+    new EncryptedFileAdapter<Doc>({ path, keyProvider, logger: log.logger, clock, validate: isDoc });
+  const asideFiles = async () =>
+    (await readdir(join(dir, "tokens"))).filter((name) => name.includes(".corrupt-"));
+  const warnings = () => log.records.filter((record) => record.level === "warn");
+
+  it("reads null when there is no file", async () => {
+    expect(await adapter().read()).toBeNull();
+    expect(warnings()).toHaveLength(0);
+  });
+
+  it("round-trips a document through an encrypted 0600 file in a 0700 directory", async () => {
+    await adapter().write({ version: 1, secret: MARKER });
+    expect(await adapter().read()).toEqual({ version: 1, secret: MARKER });
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, "tokens"))).mode & 0o777).toBe(0o700);
+    const raw = await readFile(path);
+    expect(raw.subarray(0, 4).toString("ascii")).toBe("ETS1");
+    expect(await filesContaining(dir, MARKER)).toEqual([]);
+  });
+
+  it("uses a fresh nonce on every write", async () => {
+    await adapter().write({ version: 1, secret: "same" });
+    const first = await readFile(path);
+    await adapter().write({ version: 1, secret: "same" });
+    const second = await readFile(path);
+    expect(first.equals(second)).toBe(false);
+  });
+
+  const unusable: Array<[string, (file: Buffer) => Buffer]> = [
+    ["truncated", (file) => file.subarray(0, 20)],
+    ["cut before the end of the tag", (file) => file.subarray(0, file.length - 1)],
+    ["random garbage", () => Buffer.from("definitely not an entratool store file, just garbage bytes")],
+    [
+      "one flipped ciphertext bit",
+      (file) => Buffer.from(file.map((byte, index) => (index === 20 ? byte ^ 1 : byte))),
+    ],
+    ["empty", () => Buffer.alloc(0)],
+  ];
+
+  for (const [label, damage] of unusable) {
+    it(`sets a file aside and reads null when it is ${label}; the next write works`, async () => {
+      await adapter().write({ version: 1, secret: MARKER });
+      await writeFile(path, damage(await readFile(path)));
+
+      expect(await adapter().read()).toBeNull();
+      expect(await asideFiles()).toEqual(["work.cache.corrupt-2026-11-27T12-34-56.789Z"]);
+      await expect(stat(path)).rejects.toMatchObject({ code: "ENOENT" });
+      expect(warnings()).toHaveLength(1);
+      expect(warnings()[0]).toMatchObject({ path, reason: expect.any(String) });
+      expect(log.raw.join("")).not.toContain(MARKER);
+
+      await adapter().write({ version: 1, secret: "after" });
+      expect(await adapter().read()).toEqual({ version: 1, secret: "after" });
+    });
+  }
+
+  it("sets aside a file written on another machine (other key) and reads null", async () => {
+    await adapter(keys("machine-a")).write({ version: 1, secret: MARKER });
+    expect(await adapter(keys("machine-b")).read()).toBeNull();
+    expect(await asideFiles()).toHaveLength(1);
+    expect(warnings()[0]?.reason).toMatch(/authentication failed/);
+    await adapter(keys("machine-b")).write({ version: 1, secret: "b" });
+    expect(await adapter(keys("machine-b")).read()).toEqual({ version: 1, secret: "b" });
+  });
+
+  it("sets aside a file whose decrypted JSON fails the validator", async () => {
+    const loose = new EncryptedFileAdapter<unknown>({
+      path,
+      keyProvider: keys(),
+      logger: log.logger,
+      clock,
+      validate: (value): value is unknown => true,
+    });
+    await loose.write({ version: 2, other: MARKER });
+    expect(await adapter().read()).toBeNull();
+    expect(await asideFiles()).toHaveLength(1);
+    expect(warnings()[0]?.reason).toMatch(/unexpected shape/);
+  });
+
+  it("sets aside a file whose decrypted content is not JSON", async () => {
+    // Built by hand in the documented format, with the right key, so only the JSON is wrong.
+    const key = await keys().getKey();
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", key, nonce);
+    cipher.setAAD(Buffer.from("ETS1"));
+    const body = Buffer.concat([cipher.update(`{"secret": "${MARKER}"`), cipher.final()]);
+    await mkdir(join(dir, "tokens"), { recursive: true });
+    await writeFile(path, Buffer.concat([Buffer.from("ETS1"), nonce, body, cipher.getAuthTag()]));
+
+    expect(await adapter().read()).toBeNull();
+    expect(await asideFiles()).toHaveLength(1);
+    expect(warnings()[0]?.reason).toMatch(/not valid JSON/);
+    expect(log.raw.join("")).not.toContain(MARKER);
+  });
+
+  it("throws E_STORE naming the path on an I/O error", async () => {
+    // A directory where the file should be: reading it fails with EISDIR, an I/O error, not bad content.
+    const blocked = new EncryptedFileAdapter<Doc>({
+      path: join(dir),
+      keyProvider: keys(),
+      logger: log.logger,
+      clock,
+      validate: isDoc,
+    });
+    await expect(blocked.read()).rejects.toMatchObject({
+      code: "E_STORE",
+      message: expect.stringContaining(dir),
+    });
+  });
+});

@@ -1,0 +1,55 @@
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger, type Logger } from "../../agent/log.ts";
+import type { MachineIdentitySource } from "../../agent/store/machine.ts";
+
+/** A fresh directory under the OS temp dir, and a function that removes it. */
+export async function makeTempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "entratool-store-"));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface LogRecord {
+  readonly level: string;
+  readonly msg: string;
+  readonly [key: string]: unknown;
+}
+
+/** A real pino logger (with the project's redaction) whose lines land in `records`. */
+export function captureLogger(): { logger: Logger; records: LogRecord[]; raw: string[] } {
+  const records: LogRecord[] = [];
+  const raw: string[] = [];
+  const logger = createLogger({
+    level: "debug",
+    destination: {
+      write(line: string): void {
+        raw.push(line);
+        records.push(JSON.parse(line) as LogRecord);
+      },
+    },
+  });
+  return { logger, records, raw };
+}
+
+export function fixedIdentity(value: string): MachineIdentitySource {
+  return { get: async () => value };
+}
+
+/** Every file under `dir` (recursively), with its raw bytes. */
+export async function allFiles(dir: string): Promise<Array<{ path: string; bytes: Buffer }>> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files = entries.filter((entry) => entry.isFile());
+  return Promise.all(
+    files.map(async (entry) => {
+      const path = join(entry.parentPath, entry.name);
+      return { path, bytes: await readFile(path) };
+    }),
+  );
+}
+
+/** Paths of files under `dir` whose raw bytes contain `marker`. */
+export async function filesContaining(dir: string, marker: string): Promise<string[]> {
+  const needle = Buffer.from(marker, "utf8");
+  return (await allFiles(dir)).filter((file) => file.bytes.includes(needle)).map((file) => file.path);
+}

@@ -1,0 +1,215 @@
+import { chmod, readFile, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isEntraToolError } from "../../agent/errors.ts";
+import { JsonProfileStore, validateProfile } from "../../agent/store/profiles.ts";
+import type { Profile } from "../../agent/store/types.ts";
+import { captureLogger, makeTempDir } from "./helpers.ts";
+
+const valid: Profile = {
+  name: "work",
+  tenantId: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+  clientId: "11111111-2222-3333-4444-555555555555",
+  scopes: ["User.Read", "api://telemetry/ingest"],
+  authorityHost: "https://login.microsoftonline.com",
+  defaultFlow: "device-code",
+};
+
+function errorsOf(input: unknown): readonly string[] {
+  const result = validateProfile(input);
+  if (result.ok) throw new Error("expected validation to fail");
+  return result.errors;
+}
+
+describe("validateProfile", () => {
+  it("accepts a valid profile and strips a trailing slash from the authority host", () => {
+    const result = validateProfile({ ...valid, authorityHost: "https://login.microsoftonline.us/" });
+    expect(result).toEqual({
+      ok: true,
+      profile: { ...valid, authorityHost: "https://login.microsoftonline.us" },
+    });
+  });
+
+  it.each(["organizations", "common", "consumers", "contoso.onmicrosoft.com", "fabrikam.com"])(
+    "accepts the tenant %s",
+    (tenantId) => {
+      expect(validateProfile({ ...valid, tenantId }).ok).toBe(true);
+    },
+  );
+
+  it("accepts an empty scope list and a sovereign cloud host with a port", () => {
+    expect(validateProfile({ ...valid, scopes: [], authorityHost: "https://127.0.0.1:8443" })).toMatchObject({
+      ok: true,
+      profile: { scopes: [], authorityHost: "https://127.0.0.1:8443" },
+    });
+  });
+
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ["name with a slash", { name: "../etc" }, /^name: /],
+    ["name too long", { name: "a".repeat(65) }, /^name: /],
+    ["empty name", { name: "" }, /^name: /],
+    ["name not a string", { name: 7 }, /^name: /],
+    ["tenant not a GUID or domain", { tenantId: "not a tenant" }, /^tenantId: /],
+    ["tenant with a path", { tenantId: "contoso.com/x" }, /^tenantId: /],
+    ["client id not a GUID", { clientId: "my-app" }, /^clientId: /],
+    ["scopes not a list", { scopes: "User.Read" }, /^scopes: /],
+    ["scope with a space", { scopes: ["User.Read Mail.Read"] }, /^scopes\[0\]: /],
+    ["empty scope", { scopes: ["User.Read", ""] }, /^scopes\[1\]: /],
+    ["http authority", { authorityHost: "http://login.microsoftonline.com" }, /^authorityHost: /],
+    [
+      "authority with a path",
+      { authorityHost: "https://login.microsoftonline.com/common" },
+      /^authorityHost: /,
+    ],
+    [
+      "authority with a query",
+      { authorityHost: "https://login.microsoftonline.com?x=1" },
+      /^authorityHost: /,
+    ],
+    ["authority not a URL", { authorityHost: "login.microsoftonline.com" }, /^authorityHost: /],
+    ["another flow", { defaultFlow: "browser" }, /^defaultFlow: /],
+    ["unknown field", { clientID: "x" }, /^clientID: unknown field/],
+  ];
+  it.each(cases)("reports %s, naming the field", (_label, change, pattern) => {
+    const errors = errorsOf({ ...valid, ...change });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(pattern);
+  });
+
+  it("reports every problem at once", () => {
+    const errors = errorsOf({
+      name: "a b",
+      tenantId: "",
+      clientId: "x",
+      scopes: [1],
+      authorityHost: "ftp://h",
+    });
+    expect(errors.map((error) => error.split(/[:[]/)[0])).toEqual([
+      "name",
+      "tenantId",
+      "clientId",
+      "scopes",
+      "authorityHost",
+      "defaultFlow",
+    ]);
+  });
+
+  it("rejects what is not an object", () => {
+    expect(errorsOf(null)).toHaveLength(1);
+    expect(errorsOf([valid])).toHaveLength(1);
+  });
+});
+
+describe("JsonProfileStore", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let file: string;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await makeTempDir());
+    file = join(dir, "config", "profiles.json");
+  });
+  afterEach(() => cleanup());
+
+  const store = () => new JsonProfileStore({ file, logger: captureLogger().logger });
+
+  it("has no profiles without a file", async () => {
+    expect(await store().list()).toEqual([]);
+    expect(await store().get("work")).toBeUndefined();
+    expect(await store().delete("work")).toBe(false);
+  });
+
+  it("creates, lists, gets and deletes; the file is 0600 JSON in a 0700 directory", async () => {
+    await store().create(valid);
+    await store().create({ ...valid, name: "lab", scopes: [] });
+    expect((await store().list()).map((profile) => profile.name)).toEqual(["work", "lab"]);
+    expect(await store().get("lab")).toEqual({ ...valid, name: "lab", scopes: [] });
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(dirname(file))).mode & 0o777).toBe(0o700);
+    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({
+      version: 1,
+      profiles: [{ name: "work" }, { name: "lab" }],
+    });
+
+    expect(await store().delete("work")).toBe(true);
+    expect(await store().delete("work")).toBe(false);
+    expect((await store().list()).map((profile) => profile.name)).toEqual(["lab"]);
+  });
+
+  it("normalises the authority host on create", async () => {
+    await store().create({ ...valid, authorityHost: "https://login.microsoftonline.com/" });
+    expect((await store().get("work"))?.authorityHost).toBe("https://login.microsoftonline.com");
+  });
+
+  it("refuses a duplicate name with E_PROFILE_EXISTS and keeps the original", async () => {
+    await store().create(valid);
+    await expect(store().create({ ...valid, scopes: [] })).rejects.toMatchObject({
+      code: "E_PROFILE_EXISTS",
+    });
+    expect((await store().get("work"))?.scopes).toEqual(valid.scopes);
+  });
+
+  it("serialises concurrent creates of one instance", async () => {
+    const profiles = store();
+    const names = ["p1", "p2", "p3", "p4", "p5"];
+    await Promise.all(names.map((name) => profiles.create({ ...valid, name })));
+    expect((await profiles.list()).map((profile) => profile.name).sort()).toEqual(names);
+  });
+
+  it("refuses an invalid profile with E_CONFIG listing the problems and writes nothing", async () => {
+    const bad = { ...valid, clientId: "nope", tenantId: "" } as Profile;
+    const error = await store()
+      .create(bad)
+      .catch((caught: unknown) => caught);
+    expect(isEntraToolError(error, "E_CONFIG")).toBe(true);
+    expect((error as Error).message).toMatch(/tenantId: .*clientId: /);
+    await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("reports a file that is not JSON as E_CONFIG naming the file, and leaves it in place", async () => {
+    await store().create(valid);
+    await writeFile(file, '{"version": 1, "profiles": [');
+    await expect(store().list()).rejects.toMatchObject({
+      code: "E_CONFIG",
+      message: expect.stringContaining(file),
+    });
+    expect(await readFile(file, "utf8")).toBe('{"version": 1, "profiles": [');
+  });
+
+  it("reports an invalid file as E_CONFIG with the first problems, and refuses to write over it", async () => {
+    await store().create(valid);
+    const broken = {
+      version: 1,
+      profiles: [
+        { ...valid, clientId: "x" },
+        { ...valid, name: "b", tenantId: "?", authorityHost: "http://x", defaultFlow: "y" },
+      ],
+    };
+    await writeFile(file, JSON.stringify(broken));
+    const error = (await store()
+      .list()
+      .catch((caught: unknown) => caught)) as Error & { code?: string };
+    expect(error.code).toBe("E_CONFIG");
+    expect(error.message).toContain(file);
+    expect(error.message).toContain("profiles[0].clientId");
+    expect(error.message).toContain("profiles[1].tenantId");
+    expect(error.message).toContain("and 1 more");
+    await expect(store().create({ ...valid, name: "new" })).rejects.toMatchObject({ code: "E_CONFIG" });
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual(broken);
+  });
+
+  it("reports a wrong version and a duplicate name in the file", async () => {
+    await store().create(valid);
+    await writeFile(file, JSON.stringify({ version: 2, profiles: [valid, valid] }));
+    await expect(store().list()).rejects.toMatchObject({
+      code: "E_CONFIG",
+      message: expect.stringMatching(/version: must be 1.*used twice/),
+    });
+  });
+
+  it("rewrites a file that was made world-readable back to 0600", async () => {
+    await store().create(valid);
+    await chmod(file, 0o644);
+    await store().create({ ...valid, name: "lab" });
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+});
