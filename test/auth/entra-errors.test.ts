@@ -5,18 +5,53 @@ import { ExitCode } from "../../agent/errors.ts";
 
 describe("classifyTokenError branches on error and error_codes, never on text", () => {
   test.each([
-    [{ error: "authorization_declined", error_codes: [70000] }, "device-code", "E_DECLINED", ExitCode.declined],
+    [
+      { error: "authorization_declined", error_codes: [70000] },
+      "device-code",
+      "E_DECLINED",
+      ExitCode.declined,
+    ],
     [{ error: "access_denied" }, "device-code", "E_DECLINED", ExitCode.declined],
     [{ error: "expired_token", error_codes: [70019] }, "device-code", "E_EXPIRED", ExitCode.expired],
     [{ error: "bad_verification_code" }, "device-code", "E_BAD_CODE", ExitCode.badCode],
     [{ error: "invalid_grant", error_codes: [53003] }, "device-code", "E_POLICY_BLOCKED", ExitCode.policy],
     [{ error: "invalid_grant", error_codes: [530032] }, "refresh", "E_POLICY_BLOCKED", ExitCode.policy],
-    [{ error: "invalid_client", error_codes: [7000218] }, "device-code", "E_NOT_PUBLIC_CLIENT", ExitCode.appRegistration],
-    [{ error: "invalid_grant", error_codes: [65001], suberror: "consent_required" }, "device-code", "E_CONSENT_REQUIRED", ExitCode.appRegistration],
-    [{ error: "unauthorized_client", error_codes: [700016] }, "device-code", "E_APP_REGISTRATION", ExitCode.appRegistration],
-    [{ error: "invalid_grant", error_codes: [700082] }, "refresh", "E_SIGN_IN_REQUIRED", ExitCode.signInRequired],
-    [{ error: "invalid_grant", error_codes: [50173] }, "refresh", "E_SIGN_IN_REQUIRED", ExitCode.signInRequired],
-    [{ error: "invalid_grant", error_codes: [70008] }, "refresh", "E_SIGN_IN_REQUIRED", ExitCode.signInRequired],
+    [
+      { error: "invalid_client", error_codes: [7000218] },
+      "device-code",
+      "E_NOT_PUBLIC_CLIENT",
+      ExitCode.appRegistration,
+    ],
+    [
+      { error: "invalid_grant", error_codes: [65001], suberror: "consent_required" },
+      "device-code",
+      "E_CONSENT_REQUIRED",
+      ExitCode.appRegistration,
+    ],
+    [
+      { error: "unauthorized_client", error_codes: [700016] },
+      "device-code",
+      "E_APP_REGISTRATION",
+      ExitCode.appRegistration,
+    ],
+    [
+      { error: "invalid_grant", error_codes: [700082] },
+      "refresh",
+      "E_SIGN_IN_REQUIRED",
+      ExitCode.signInRequired,
+    ],
+    [
+      { error: "invalid_grant", error_codes: [50173] },
+      "refresh",
+      "E_SIGN_IN_REQUIRED",
+      ExitCode.signInRequired,
+    ],
+    [
+      { error: "invalid_grant", error_codes: [70008] },
+      "refresh",
+      "E_SIGN_IN_REQUIRED",
+      ExitCode.signInRequired,
+    ],
     [{ error: "invalid_grant", error_codes: [50196] }, "device-code", "E_THROTTLED", ExitCode.idp],
     [{ error: "temporarily_unavailable" }, "refresh", "E_NETWORK", ExitCode.network],
     [{ error: "something_new" }, "refresh", "E_IDP", ExitCode.idp],
@@ -28,8 +63,14 @@ describe("classifyTokenError branches on error and error_codes, never on text", 
   });
 
   test("the description text does not change the outcome", () => {
-    const a = classifyTokenError({ error: "invalid_grant", error_codes: [53003], error_description: "AADSTS53003: x" }, "refresh");
-    const b = classifyTokenError({ error: "invalid_grant", error_codes: [53003], error_description: "reworded" }, "refresh");
+    const a = classifyTokenError(
+      { error: "invalid_grant", error_codes: [53003], error_description: "AADSTS53003: x" },
+      "refresh",
+    );
+    const b = classifyTokenError(
+      { error: "invalid_grant", error_codes: [53003], error_description: "reworded" },
+      "refresh",
+    );
     expect(a.code).toBe(b.code);
   });
 });

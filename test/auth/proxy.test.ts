@@ -5,9 +5,15 @@ const url = (u: string) => new URL(u);
 
 describe("proxyFor", () => {
   test("uses HTTPS_PROXY for https, in either case", () => {
-    expect(proxyFor(url("https://login.microsoftonline.com/x"), { HTTPS_PROXY: "http://p:3128" })).toBe("http://p:3128");
-    expect(proxyFor(url("https://login.microsoftonline.com/x"), { https_proxy: "http://q:3128" })).toBe("http://q:3128");
-    expect(proxyFor(url("https://login.microsoftonline.com/x"), { HTTP_PROXY: "http://p:3128" })).toBeUndefined();
+    expect(proxyFor(url("https://login.microsoftonline.com/x"), { HTTPS_PROXY: "http://p:3128" })).toBe(
+      "http://p:3128",
+    );
+    expect(proxyFor(url("https://login.microsoftonline.com/x"), { https_proxy: "http://q:3128" })).toBe(
+      "http://q:3128",
+    );
+    expect(
+      proxyFor(url("https://login.microsoftonline.com/x"), { HTTP_PROXY: "http://p:3128" }),
+    ).toBeUndefined();
   });
 
   test("falls back to ALL_PROXY and is absent without any", () => {

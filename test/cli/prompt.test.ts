@@ -5,6 +5,8 @@ import { DeviceCodePrompt, formatCountdown } from "../../agent/cli/prompt.ts";
 import { EntraToolError } from "../../agent/errors.ts";
 import { ManualClock } from "../support/manual-clock.ts";
 
+const ESC = "\x1b";
+
 class Screen implements Output {
   text = "";
   constructor(
@@ -20,7 +22,8 @@ function code(clock: ManualClock): CodeDetails {
   return {
     userCode: "ABCD-EFGH",
     verificationUri: "https://microsoft.com/devicelogin",
-    message: "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code ABCD-EFGH to authenticate.",
+    message:
+      "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code ABCD-EFGH to authenticate.",
     expiresAt: clock.now() + 900_000,
     intervalSeconds: 5,
     qrPayload: "https://microsoft.com/devicelogin",
@@ -55,10 +58,17 @@ describe("device code prompt", () => {
     clock.advance(61_000);
     prompt.tick();
     expect(screen.text).toMatch(/⠙ Waiting for authentication\.\.\. 13:59 left/);
-    prompt.onState({ kind: "signed-in", profile: "default", username: "u", tenantId: "t", expiresAt: 0, fromCache: false });
+    prompt.onState({
+      kind: "signed-in",
+      profile: "default",
+      username: "u",
+      tenantId: "t",
+      expiresAt: 0,
+      fromCache: false,
+    });
     expect(prompt.showingCode).toBe(false);
     // Cursor up over every row printed, then erase to the end of the screen.
-    expect(screen.text).toMatch(/\x1b\[\d+A\x1b\[0J$/);
+    expect(screen.text).toMatch(new RegExp(`${ESC}\\[\\d+A${ESC}\\[0J$`));
   });
 
   test.each(["cancelled", "expired"] as const)("the code is cleared when %s", (kind) => {
@@ -83,16 +93,26 @@ describe("device code prompt", () => {
     prompt.tick();
     prompt.tick();
     expect(screen.text.match(/Still waiting for authentication\.\.\. 14 min left/g)).toHaveLength(1);
-    prompt.onState({ kind: "waiting", profile: "default", event: { type: "slow-down", intervalSeconds: 10 }, ...c });
+    prompt.onState({
+      kind: "waiting",
+      profile: "default",
+      event: { type: "slow-down", intervalSeconds: 10 },
+      ...c,
+    });
     expect(screen.text).toContain("Note: server asked to slow down; polling every 10 s");
-    expect(screen.text).not.toMatch(/\r|\x1b/);
+    expect(screen.text).not.toContain("\r");
+    expect(screen.text).not.toContain(ESC);
   });
 
   test("explains a wait for another process and a lost sign-in", () => {
     const screen = new Screen(false);
     const prompt = new DeviceCodePrompt(screen, new ManualClock(), { color: false });
     prompt.onState({ kind: "waiting-for-lock", profile: "p" });
-    prompt.onState({ kind: "sign-in-required", profile: "p", reason: new EntraToolError("E_SIGN_IN_REQUIRED") });
+    prompt.onState({
+      kind: "sign-in-required",
+      profile: "p",
+      reason: new EntraToolError("E_SIGN_IN_REQUIRED"),
+    });
     expect(screen.text).toContain("Another entratool process is signing in profile 'p'");
     expect(screen.text).toContain("The saved sign-in for profile 'p' is no longer valid");
   });

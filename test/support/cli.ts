@@ -79,7 +79,9 @@ export class Running {
       const match = this[stream].match(pattern);
       if (match) return match;
       if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`process ended before ${pattern} appeared.\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+        throw new Error(
+          `process ended before ${pattern} appeared.\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+        );
       }
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
@@ -95,6 +97,11 @@ export function run(args: readonly string[], box: Sandbox, input?: string): Prom
 }
 
 /** Runs a shell or Python script with the sandbox's environment (the seed's examples). */
-export function runScript(interpreter: string, script: string, box: Sandbox, env: Record<string, string> = {}) {
+export function runScript(
+  interpreter: string,
+  script: string,
+  box: Sandbox,
+  env: Record<string, string> = {},
+) {
   return new Running(interpreter, ["-c", script], { ...box.env, ...env });
 }
