@@ -688,3 +688,53 @@ describe("msal-node against the emulator", () => {
     }
   });
 });
+
+describe("the protected resource and the record of issued secrets", () => {
+  beforeEach(async () => {
+    h = await harness();
+  });
+  afterEach(async () => {
+    await h.stop();
+  });
+
+  it("answers GET /v1.0/me for a valid access token, like Microsoft Graph", async () => {
+    const tokens = await signIn();
+    const me = await h.request("/v1.0/me", {
+      headers: { authorization: `Bearer ${str(tokens.access_token)}` },
+    });
+    expect(me.status).toBe(200);
+    expect(me.json?.userPrincipalName).toBe(DEFAULT_USER.username);
+    expect(me.json?.displayName).toBe(DEFAULT_USER.name);
+  });
+
+  it("refuses a missing, forged or expired token with 401", async () => {
+    const tokens = await signIn();
+    const token = str(tokens.access_token);
+    expect((await h.request("/v1.0/me")).status).toBe(401);
+    const forged = `${token.slice(0, token.lastIndexOf(".") + 1)}AAAA`;
+    expect((await h.request("/v1.0/me", { headers: { authorization: `Bearer ${forged}` } })).status).toBe(
+      401,
+    );
+    h.clock.advance(3601 * SECOND);
+    const expired = await h.request("/v1.0/me", { headers: { authorization: `Bearer ${token}` } });
+    expect(expired.status).toBe(401);
+    expect(expired.json?.error).toMatchObject({ code: "InvalidAuthenticationToken" });
+  });
+
+  it("lists every token and device_code it issued, and forgets them on reset", async () => {
+    const { deviceCode, userCode } = await issue();
+    h.emulator.approve({ userCode });
+    const tokens = (await h.poll(TENANT, CLIENT, deviceCode)).json ?? {};
+    const secrets = h.emulator.issuedSecrets();
+    expect(secrets).toEqual(
+      expect.arrayContaining([
+        deviceCode,
+        str(tokens.access_token),
+        str(tokens.refresh_token),
+        str(tokens.id_token),
+      ]),
+    );
+    h.emulator.reset();
+    expect(h.emulator.issuedSecrets()).toEqual([]);
+  });
+});

@@ -310,13 +310,16 @@ function terminalState(profile: string, error: EntraToolError): SignInState {
   }
 }
 
+/** Scopes of the sign-in itself (msal-node adds them to every request), not of the resource. */
+const OIDC_SCOPES = new Set(["openid", "profile", "offline_access", "email"]);
+
 function toTokenResult(profile: string, result: AuthenticationResult): TokenResult {
   return {
     profile,
     accessToken: result.accessToken,
     tokenType: result.tokenType || "Bearer",
     expiresAt: result.expiresOn ? result.expiresOn.getTime() : 0,
-    scopes: result.scopes,
+    scopes: result.scopes.filter((scope) => !OIDC_SCOPES.has(scope.toLowerCase())),
     account: {
       username: result.account?.username ?? "",
       tenantId: result.account?.tenantId ?? result.tenantId,

@@ -21,7 +21,7 @@ Commands:
 
 Run 'entratool <command> --help' for a command's options.
 Environment: ENTRATOOL_HOME (config and state), ENTRATOOL_LOG_LEVEL (default warn),
-HTTPS_PROXY / NO_PROXY, NODE_EXTRA_CA_CERTS.
+ENTRATOOL_AUTHORITY_HOST (default for new profiles), HTTPS_PROXY / NO_PROXY, NODE_EXTRA_CA_CERTS.
 `;
 
 type Command = (ctx: CliContext, argv: readonly string[]) => Promise<number>;

@@ -16,7 +16,8 @@ On a terminal, missing values are asked for; without one, a missing flag is an e
   --tenant-id T        tenant GUID, a domain (contoso.onmicrosoft.com), organizations, common or consumers
   --client-id C        the app registration's application (client) id, a GUID
   --scope S            a delegated permission to request; repeat for more
-  --authority-host URL default ${DEFAULT_AUTHORITY_HOST} (sovereign clouds: login.microsoftonline.us, ...)
+  --authority-host URL default $ENTRATOOL_AUTHORITY_HOST, else ${DEFAULT_AUTHORITY_HOST}
+                       (sovereign clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn)
   --default-flow F     device-code (the only flow)
 `;
 
@@ -108,7 +109,10 @@ export async function createProfileCommand(ctx: CliContext, argv: readonly strin
   const candidate: Record<string, unknown> = {
     ...PLACEHOLDER,
     scopes: stringsOption(parsed, "scope"),
-    authorityHost: (stringOption(parsed, "authority-host") ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, ""),
+    authorityHost: (
+      stringOption(parsed, "authority-host") ??
+      (ctx.env.ENTRATOOL_AUTHORITY_HOST || DEFAULT_AUTHORITY_HOST)
+    ).replace(/\/+$/, ""),
     defaultFlow: stringOption(parsed, "default-flow") ?? "device-code",
   };
   let asked = false;

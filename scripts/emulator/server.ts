@@ -217,6 +217,8 @@ export class EntraEmulator {
   readonly #users = new Map<string, EmulatorUser>();
   readonly #faults: Record<FaultKind, Fault[]> = { devicecode: [], token: [], any: [] };
   readonly #requests: RequestLogEntry[] = [];
+  /** Every token and device_code handed out, so tests can prove none of them leaks to disk or logs. */
+  readonly #secrets: string[] = [];
 
   constructor(options: EmulatorOptions) {
     this.#options = options;
@@ -393,7 +395,13 @@ export class EntraEmulator {
   }
 
   /** Forgets codes, tokens, faults, the request log and users; settings go back to the constructor's. */
+  /** Every access, refresh and id token and every device_code issued since start or reset. */
+  issuedSecrets(): string[] {
+    return [...this.#secrets];
+  }
+
   reset(): void {
+    this.#secrets.length = 0;
     this.#codes.clear();
     this.#refreshTokens.clear();
     this.#faults.devicecode.length = 0;
@@ -462,6 +470,7 @@ export class EntraEmulator {
     const tail = rest.join("/").toLowerCase();
 
     if (tenant.toLowerCase() === "devicelogin") return this.#deviceLogin(ctx, method, tail);
+    if (method === "GET" && tenant === "v1.0" && tail === "me") return this.#me(ctx);
     if (tenant === "error" && rest.length === 0) {
       return this.#html(ctx, 200, errorPage(ctx.url.searchParams.get("code") ?? ""));
     }
@@ -523,6 +532,31 @@ export class EntraEmulator {
     return this.#json(ctx, 404, {
       error: "not_found",
       error_description: `No route for ${method} ${ctx.url.pathname}`,
+    });
+  }
+
+  // ---- a protected resource ------------------------------------------------------------------
+
+  /**
+   * A Microsoft Graph-like `GET /v1.0/me`: the resource a script calls with the token it got, so
+   * that examples which call Graph run here without the internet. Checks signature and expiry.
+   */
+  #me(ctx: RequestContext): Replied {
+    const auth = ctx.req.headers.authorization ?? "";
+    const token = /^Bearer (.+)$/i.exec(auth)?.[1];
+    const claims = token ? this.#requireSigner().verify(token) : undefined;
+    const now = Math.floor(this.#clock.now() / 1000);
+    if (!claims || typeof claims.exp !== "number" || claims.exp <= now) {
+      return this.#json(ctx, 401, {
+        error: { code: "InvalidAuthenticationToken", message: "Access token is empty, invalid or expired." },
+      });
+    }
+    return this.#json(ctx, 200, {
+      "@odata.context": `${this.authorityHost}/v1.0/$metadata#users/$entity`,
+      id: claims.oid ?? null,
+      displayName: claims.name ?? null,
+      userPrincipalName: claims.preferred_username ?? null,
+      mail: claims.preferred_username ?? null,
     });
   }
 
@@ -636,6 +670,7 @@ export class EntraEmulator {
       username: null,
     };
     this.#codes.set(record.deviceCode, record);
+    this.#secrets.push(record.deviceCode);
     this.#scheduleAutoApprove(record);
     const verificationUri = this.verificationUri;
     return this.#json(ctx, 200, {
@@ -898,6 +933,10 @@ export class EntraEmulator {
       });
     }
     response.client_info = base64urlJson({ uid: user.oid, utid: tid });
+    for (const key of ["access_token", "refresh_token", "id_token"] as const) {
+      const value = response[key];
+      if (typeof value === "string") this.#secrets.push(value);
+    }
     return response;
   }
 

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPair, type KeyObject, sign } from "node:crypto";
+import { createHash, createPublicKey, generateKeyPair, type KeyObject, sign, verify } from "node:crypto";
 
 /** Microsoft Graph's application id: the audience Entra uses for scopes without a resource prefix. */
 export const GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000";
@@ -64,6 +64,29 @@ export class TokenSigner {
       "base64url",
     );
     return `${header}.${payload}.${signature}`;
+  }
+
+  /**
+   * The claims of a token this signer issued, or undefined when the signature does not verify or
+   * the token is malformed. Expiry is the caller's business (it owns the clock).
+   */
+  verify(token: string): Record<string, unknown> | undefined {
+    const [header, payload, signature, ...rest] = token.split(".");
+    if (!header || !payload || !signature || rest.length > 0) return undefined;
+    const publicKey = createPublicKey(this.#privateKey);
+    const ok = verify(
+      "sha256",
+      Buffer.from(`${header}.${payload}`),
+      publicKey,
+      Buffer.from(signature, "base64url"),
+    );
+    if (!ok) return undefined;
+    try {
+      const claims: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+      return typeof claims === "object" && claims !== null ? (claims as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 }
 
