@@ -1,6 +1,7 @@
-import pino, { type DestinationStream, type LevelWithSilent, type Logger } from "pino";
+import type { DestinationStream, LevelWithSilent, Logger as PinoLogger } from "pino";
 
-export type { Logger } from "pino";
+/** pino's logger. Type-only here: pino itself is loaded on first use (see `deferredLogger`). */
+export type Logger = PinoLogger;
 
 /**
  * Key paths whose values never reach a log line. Tokens and the device_code are secrets; the
@@ -48,7 +49,13 @@ export interface LoggerOptions {
   readonly base?: Record<string, unknown>;
 }
 
+/**
+ * A pino logger. pino is required here rather than imported at the top so that a process that
+ * never writes a log line never evaluates it (about 10 ms of a CLI start; see `deferredLogger`).
+ */
 export function createLogger(options: LoggerOptions): Logger {
+  // A literal require() so that `bun build` bundles pino (and evaluates it lazily, being CommonJS).
+  const pino = require("pino") as typeof import("pino").default;
   return pino(
     {
       level: options.level ?? "info",
@@ -61,7 +68,52 @@ export function createLogger(options: LoggerOptions): Logger {
   );
 }
 
-const LEVELS = new Set<string>(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+const LEVEL_VALUES: Readonly<Record<LevelWithSilent, number>> = {
+  fatal: 60,
+  error: 50,
+  warn: 40,
+  info: 30,
+  debug: 20,
+  trace: 10,
+  silent: Number.POSITIVE_INFINITY,
+};
+const LEVELS = new Set<string>(Object.keys(LEVEL_VALUES));
+
+/**
+ * A logger that builds the real pino logger (with `createLogger(options)`) only when a line at an
+ * enabled level is first written. A CLI call that logs nothing then never loads pino. Lines below
+ * the level cost a comparison. `child()` and every other pino method build the logger at once.
+ */
+export function deferredLogger(options: LoggerOptions): Logger {
+  const level = options.level ?? "info";
+  const threshold = LEVEL_VALUES[level];
+  let real: Logger | undefined;
+  const get = (): Logger => {
+    real ??= createLogger(options);
+    return real;
+  };
+  const gate =
+    (name: Exclude<LevelWithSilent, "silent">) =>
+    (...args: unknown[]): void => {
+      if (LEVEL_VALUES[name] < threshold) return;
+      (get()[name] as (...a: unknown[]) => void)(...args);
+    };
+  const methods: Partial<Record<string | symbol, unknown>> = {
+    level,
+    isLevelEnabled: (name: string) => name in LEVEL_VALUES && LEVEL_VALUES[name as LevelWithSilent] >= threshold,
+    fatal: gate("fatal"),
+    error: gate("error"),
+    warn: gate("warn"),
+    info: gate("info"),
+    debug: gate("debug"),
+    trace: gate("trace"),
+    silent: () => {},
+  };
+  // A Proxy keeps the full pino type: anything not gated above is forwarded to the real logger.
+  return new Proxy({} as Logger, {
+    get: (_target, property) => (property in methods ? methods[property] : Reflect.get(get(), property)),
+  });
+}
 
 export function parseLevel(value: string | undefined, fallback: LevelWithSilent): LevelWithSilent {
   return value !== undefined && LEVELS.has(value) ? (value as LevelWithSilent) : fallback;

@@ -84,6 +84,11 @@ export class FileTokenStore implements TokenStore {
     };
   }
 
+  async readCache(profile: string): Promise<string | undefined> {
+    const document = await this.#adapter(profile).read();
+    return document && document.msalCache !== "" ? document.msalCache : undefined;
+  }
+
   /**
    * Deletes the profile's cache file, and with it any set-aside `.corrupt-*` copy and any temp file
    * a crashed write left, then syncs the directory. true when anything was deleted.

@@ -32,6 +32,11 @@ export interface ProfileStore {
 export interface TokenStore {
   /** The MSAL cache plugin that loads and saves `profile`'s cache through the encrypted adapter. */
   cachePlugin(profile: string): ICachePlugin;
+  /**
+   * MSAL's serialized cache of `profile` as it is on disk, for read-only use; undefined when there
+   * is none (or it was unusable and has been set aside). Needs no lock: files are replaced atomically.
+   */
+  readCache(profile: string): Promise<string | undefined>;
   /** Removes every token of `profile` from disk (logout, delete-profile). true when something was removed. */
   remove(profile: string): Promise<boolean>;
 }
