@@ -66,7 +66,10 @@ function scopeSet(scopes: readonly string[]): Set<string> {
  * The access token MSAL's `acquireTokenSilent` would return from cache for this query, or
  * undefined when there is none it would return without asking the identity provider.
  */
-export function findCachedAccessToken(serializedCache: string, query: CachedTokenQuery): CachedToken | undefined {
+export function findCachedAccessToken(
+  serializedCache: string,
+  query: CachedTokenQuery,
+): CachedToken | undefined {
   let cache: unknown;
   try {
     cache = JSON.parse(serializedCache);
@@ -103,7 +106,9 @@ export function findCachedAccessToken(serializedCache: string, query: CachedToke
     if (!best || expiresOn > best.expiresOn) best = { entity, expiresOn };
   }
   if (!best) return undefined;
-  const target = (text(best.entity, "target") ?? "").split(/\s+/).filter((s) => s && !OIDC_SCOPES.has(s.toLowerCase()));
+  const target = (text(best.entity, "target") ?? "")
+    .split(/\s+/)
+    .filter((s) => s && !OIDC_SCOPES.has(s.toLowerCase()));
   return {
     accessToken: text(best.entity, "secret") ?? "",
     tokenType: text(best.entity, "token_type") ?? "Bearer",
