@@ -4,38 +4,48 @@ import type { DestinationStream, LevelWithSilent, Logger as PinoLogger } from "p
 export type Logger = PinoLogger;
 
 /**
- * Key paths whose values never reach a log line. Tokens and the device_code are secrets; the
- * user code is not (it is meant to be shown), so it is not listed.
+ * Keys whose values never reach a log line, at any depth. Tokens and the device_code are secrets;
+ * the user code is not (it is meant to be shown), so it is not listed. Compared without case.
  */
-export const REDACT_PATHS: readonly string[] = [
+export const SECRET_KEYS: ReadonlySet<string> = new Set([
   "access_token",
   "refresh_token",
   "id_token",
   "device_code",
-  "accessToken",
-  "refreshToken",
-  "idToken",
-  "deviceCode",
+  "accesstoken",
+  "refreshtoken",
+  "idtoken",
+  "devicecode",
+  "client_secret",
   "authorization",
   "password",
   "secret",
   "key",
-  "*.access_token",
-  "*.refresh_token",
-  "*.id_token",
-  "*.device_code",
-  "*.accessToken",
-  "*.refreshToken",
-  "*.idToken",
-  "*.deviceCode",
-  "*.authorization",
-  "*.Authorization",
-  "*.password",
-  "*.secret",
-  "*.key",
-  "headers.authorization",
-  "headers.Authorization",
-];
+]);
+
+const CENSOR = "[redacted]";
+
+/** pino's own redaction for the usual places (its wildcards reach one level down only). */
+export const REDACT_PATHS: readonly string[] = [
+  ...["access_token", "refresh_token", "id_token", "device_code", "accessToken", "refreshToken"],
+  ...["idToken", "deviceCode", "authorization", "Authorization", "password", "secret", "key"],
+].flatMap((key) => [key, `*.${key}`]);
+
+/**
+ * Censors SECRET_KEYS in plain objects and arrays at any depth (to 8 levels), copying only what it
+ * walks. pino's `redact` covers fixed paths; this covers a token nested anywhere in what we log.
+ */
+export function scrubSecrets(value: unknown, depth = 0): unknown {
+  if (depth > 8 || typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => scrubSecrets(item, depth + 1));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    out[key] = SECRET_KEYS.has(key.toLowerCase()) ? CENSOR : scrubSecrets(item, depth + 1);
+  }
+  return out;
+}
 
 export interface LoggerOptions {
   /** pino level, or "silent". Default "info". */
@@ -60,9 +70,12 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level ?? "info",
       base: options.base ?? null,
-      redact: { paths: [...REDACT_PATHS], censor: "[redacted]" },
+      redact: { paths: [...REDACT_PATHS], censor: CENSOR },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (object) => scrubSecrets(object) as Record<string, unknown>,
+      },
     },
     options.destination,
   );
@@ -100,7 +113,8 @@ export function deferredLogger(options: LoggerOptions): Logger {
     };
   const methods: Partial<Record<string | symbol, unknown>> = {
     level,
-    isLevelEnabled: (name: string) => name in LEVEL_VALUES && LEVEL_VALUES[name as LevelWithSilent] >= threshold,
+    isLevelEnabled: (name: string) =>
+      name in LEVEL_VALUES && LEVEL_VALUES[name as LevelWithSilent] >= threshold,
     fatal: gate("fatal"),
     error: gate("error"),
     warn: gate("warn"),
@@ -111,7 +125,12 @@ export function deferredLogger(options: LoggerOptions): Logger {
   };
   // A Proxy keeps the full pino type: anything not gated above is forwarded to the real logger.
   return new Proxy({} as Logger, {
-    get: (_target, property) => (property in methods ? methods[property] : Reflect.get(get(), property)),
+    get: (_target, property) => {
+      if (property in methods) return methods[property];
+      const logger = get();
+      const value: unknown = Reflect.get(logger, property);
+      return typeof value === "function" ? value.bind(logger) : value;
+    },
   });
 }
 
