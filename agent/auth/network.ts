@@ -159,8 +159,10 @@ export class EntraNetworkClient implements INetworkModule {
   #acceptDeviceCode(response: NetworkResponse<unknown>): NetworkResponse<unknown> {
     const body = response.body;
     if (isOAuthErrorBody(body)) {
-      this.#failure = classifyTokenError(body, "device-code");
-      return response;
+      // Thrown, not returned: MSAL would hand an error body to deviceCodeCallback as if it were a
+      // code (a screen showing "undefined") and then poll with it. A failure #withRetry already
+      // recorded (retries used up on 429/5xx) says more than the body does.
+      throw this.#fail(this.#failure ?? classifyTokenError(body, "device-code"));
     }
     const record = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
     const { device_code: deviceCode, user_code: userCode, verification_uri: verificationUri } = record;
@@ -257,13 +259,16 @@ export class EntraNetworkClient implements INetworkModule {
         if (attempt >= maxAttempts) {
           // Out of attempts: an HTTP answer goes to MSAL (it throttles and reports it); a dead link fails here.
           if (error.response) {
-            if (isOAuthErrorBody(error.response.body)) {
-              this.#failure = classifyTokenError(error.response.body, "refresh");
-            } else {
-              this.#failure = new EntraToolError("E_NETWORK", {
-                message: `Microsoft Entra ID is unavailable (${error.reason}). Try again in a few minutes.`,
-              });
-            }
+            // Still 429/5xx after every attempt: the service is unavailable, whatever the body
+            // says (Entra's are JSON `server_error` / `temporarily_unavailable`).
+            const body = error.response.body;
+            this.#failure = new EntraToolError("E_NETWORK", {
+              message: `Microsoft Entra ID is unavailable (${error.reason}). Try again in a few minutes.`,
+              details: {
+                reason: error.reason,
+                ...(isOAuthErrorBody(body) ? { error: body.error, error_codes: body.error_codes } : {}),
+              },
+            });
             return error.response;
           }
           throw this.#fail(

@@ -93,19 +93,41 @@ export interface SignInServiceDeps {
   readonly requestTimeoutMs?: number;
 }
 
-/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+/**
+ * Settles with `promise`, or rejects with the signal's reason as soon as it aborts. `promise` is
+ * always observed, so its own later failure is never an unhandled rejection; a value it yields
+ * after the abort goes to `discard` (a lock that arrived too late must still be released).
+ */
+function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  discard?: (late: T) => unknown,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
+    let settled = false;
+    const onAbort = (): void => {
+      if (settled) return;
+      settled = true;
+      reject(signal.reason);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (value) => {
         signal.removeEventListener("abort", onAbort);
-        resolve(value);
+        if (!settled) {
+          settled = true;
+          resolve(value);
+        } else if (discard) {
+          Promise.resolve()
+            .then(() => discard(value))
+            .catch(() => {});
+        }
       },
       (error: unknown) => {
         signal.removeEventListener("abort", onAbort);
+        if (settled) return; // Already rejected with the abort reason; this is its echo.
+        settled = true;
         reject(error);
       },
     );
@@ -152,6 +174,7 @@ export class SignInService {
           onWait: () => emit({ kind: "waiting-for-lock", profile: profile.name }),
         }),
         signal,
+        (late) => late.release(),
       );
       try {
         const result = await this.#underLock(profile, request, signal, emit);

@@ -1,0 +1,120 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Env } from "../../agent/paths.ts";
+import { rejection, StateLog, World } from "./world.ts";
+
+/** A minimal HTTP CONNECT proxy on loopback that counts the tunnels it opens. */
+class ConnectProxy {
+  readonly targets: string[] = [];
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  port = 0;
+
+  constructor() {
+    this.#server = createServer((_req, res) => {
+      res.writeHead(405).end();
+    });
+    this.#server.on("connect", (req: IncomingMessage, client: Socket, head: Buffer) => {
+      const target = req.url ?? "";
+      this.targets.push(target);
+      const at = target.lastIndexOf(":");
+      const upstream = connect(Number(target.slice(at + 1)), target.slice(0, at), () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        if (head.length > 0) upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on("close", () => this.#sockets.delete(socket));
+        socket.on("error", () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+    });
+  }
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    const address = this.#server.address();
+    if (address === null || typeof address === "string") throw new Error("proxy has no port");
+    this.port = address.port;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+let tlsDir: string;
+let world: World | undefined;
+let proxy: ConnectProxy | undefined;
+
+beforeAll(async () => {
+  tlsDir = await mkdtemp(join(tmpdir(), "entratool-signin-tls-"));
+});
+afterAll(async () => {
+  await rm(tlsDir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await world?.dispose();
+  await proxy?.stop();
+  world = undefined;
+  proxy = undefined;
+});
+
+async function signInWith(env: (proxyUrl: string) => Env): Promise<{ w: World; proxy: ConnectProxy }> {
+  const w = await World.create({ tlsDir });
+  world = w;
+  const p = new ConnectProxy();
+  proxy = p;
+  const url = await p.start();
+  const log = new StateLog().on((state) => {
+    if (state.kind === "code-issued") w.emulator.approve({ userCode: state.userCode });
+  });
+  const result = await w.service({ env: env(url) }).getToken(w.profile(), { onState: log.onState });
+  expect(result.fromCache).toBe(false);
+  return { w, proxy: p };
+}
+
+describe("proxies", () => {
+  it("tunnels every request through HTTPS_PROXY", async () => {
+    const { w, proxy } = await signInWith((url) => ({ HTTPS_PROXY: url }));
+    const hostPort = w.harness.host.replace("https://", "");
+    expect(proxy.targets.length).toBeGreaterThan(0);
+    expect(new Set(proxy.targets)).toEqual(new Set([hostPort]));
+    expect(w.fetchCalls.map((call) => call.proxy)).toEqual([
+      `http://127.0.0.1:${proxy.port}`,
+      `http://127.0.0.1:${proxy.port}`,
+    ]);
+  });
+
+  it("goes direct for hosts in NO_PROXY", async () => {
+    const { w, proxy } = await signInWith((url) => ({ https_proxy: url, NO_PROXY: "localhost,127.0.0.1" }));
+    expect(proxy.targets).toEqual([]);
+    expect(w.fetchCalls.map((call) => call.proxy)).toEqual([undefined, undefined]);
+    expect(w.requestKinds()).toEqual(["devicecode", "device_code"]);
+  });
+
+  it("reports a proxy that cannot be reached as E_NETWORK", async () => {
+    const w = await World.create({ tlsDir });
+    world = w;
+    const closed = new ConnectProxy();
+    const url = await closed.start();
+    await closed.stop();
+    const log = new StateLog();
+    const error = await rejection(
+      w.service({ env: { HTTPS_PROXY: url } }).getToken(w.profile(), { onState: log.onState }),
+    );
+    expect(error.code).toBe("E_NETWORK");
+    expect(log.last()).toMatchObject({ kind: "offline" });
+    expect(w.emulator.requests()).toEqual([]);
+  });
+});
