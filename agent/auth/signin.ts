@@ -1,22 +1,28 @@
-import {
-  type AccountInfo,
-  AuthError,
-  type AuthenticationResult,
-  InteractionRequiredAuthError,
-  type PublicClientApplication,
-  ServerError,
-} from "@azure/msal-node";
+import type { AccountInfo, AuthenticationResult, PublicClientApplication } from "@azure/msal-node";
 import type { Clock } from "../clock.ts";
 import { EntraToolError, isAbortError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Env } from "../paths.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
+import { findCachedAccessToken } from "./cached-token.ts";
 import { classifyTokenError } from "./entra-errors.ts";
-import { createPublicClient, type MsalClientFactory } from "./msal.ts";
+import type { MsalClientFactory } from "./msal.ts";
 import { EntraNetworkClient, type FetchLike, type PollEvent } from "./network.ts";
 
 /** Used when neither `--scope` nor the profile names any: whatever the app registration was granted. */
 export const DEFAULT_SCOPES: readonly string[] = ["https://graph.microsoft.com/.default"];
+
+/**
+ * msal-node, loaded when a request really needs it. Evaluating it costs more start-up time than
+ * the rest of the CLI together, and a cached token needs none of it (see `#fromCache`).
+ */
+type Msal = typeof import("@azure/msal-node");
+
+function scopesFor(profile: Profile, request: TokenRequest): string[] {
+  return [
+    ...(request.scopes?.length ? request.scopes : profile.scopes.length ? profile.scopes : DEFAULT_SCOPES),
+  ];
+}
 
 export interface CodeDetails {
   readonly userCode: string;
@@ -167,7 +173,21 @@ export class SignInService {
     }
     const signal = controller.signal;
     emit({ kind: "starting", profile: profile.name });
+    const signedIn = (result: TokenResult): TokenResult => {
+      emit({
+        kind: "signed-in",
+        profile: profile.name,
+        username: result.account.username,
+        tenantId: result.account.tenantId,
+        expiresAt: result.expiresAt,
+        fromCache: result.fromCache,
+      });
+      return result;
+    };
     try {
+      // No lock for a read: token files are replaced atomically, and MSAL stays the only writer.
+      const cached = request.forceRefresh ? undefined : await this.#fromCache(profile, request);
+      if (cached) return signedIn(cached);
       const lock = await untilAborted(
         this.#deps.locks.acquire(profile.name, {
           signal,
@@ -177,16 +197,7 @@ export class SignInService {
         (late) => late.release(),
       );
       try {
-        const result = await this.#underLock(profile, request, signal, emit);
-        emit({
-          kind: "signed-in",
-          profile: profile.name,
-          username: result.account.username,
-          tenantId: result.account.tenantId,
-          expiresAt: result.expiresAt,
-          fromCache: result.fromCache,
-        });
-        return result;
+        return signedIn(await this.#underLock(profile, request, signal, emit));
       } finally {
         await lock.release();
       }
@@ -201,6 +212,32 @@ export class SignInService {
     }
   }
 
+  /**
+   * An access token MSAL itself would serve from the cache without a request, found without
+   * loading MSAL; undefined when only MSAL can tell (expiring, other scopes, no cache).
+   */
+  async #fromCache(profile: Profile, request: TokenRequest): Promise<TokenResult | undefined> {
+    const serialized = await this.#deps.tokenStore.readCache(profile.name);
+    if (serialized === undefined) return undefined;
+    const found = findCachedAccessToken(serialized, {
+      clientId: profile.clientId,
+      authorityHost: profile.authorityHost,
+      tenantId: profile.tenantId,
+      scopes: scopesFor(profile, request),
+      now: this.#deps.clock.now(),
+    });
+    if (!found) return undefined;
+    return {
+      profile: profile.name,
+      accessToken: found.accessToken,
+      tokenType: found.tokenType,
+      expiresAt: found.expiresAt,
+      scopes: found.scopes,
+      account: { username: found.username, tenantId: found.tenantId, homeAccountId: found.homeAccountId },
+      fromCache: true,
+    };
+  }
+
   async #underLock(
     profile: Profile,
     request: TokenRequest,
@@ -208,6 +245,7 @@ export class SignInService {
     emit: (state: SignInState) => void,
   ): Promise<TokenResult> {
     const { logger } = this.#deps;
+    const msal: Msal = await import("@azure/msal-node");
     let code: CodeDetails | undefined;
     const network = new EntraNetworkClient({
       fetch: this.#deps.fetch,
@@ -220,15 +258,13 @@ export class SignInService {
         if (code) emit({ kind: "waiting", profile: profile.name, event, ...code });
       },
     });
-    const factory = this.#deps.msalFactory ?? createPublicClient;
+    const factory = this.#deps.msalFactory ?? (await import("./msal.ts")).createPublicClient;
     const client = factory(profile, {
       cachePlugin: this.#deps.tokenStore.cachePlugin(profile.name),
       networkClient: network,
       logger,
     });
-    const scopes = [
-      ...(request.scopes?.length ? request.scopes : profile.scopes.length ? profile.scopes : DEFAULT_SCOPES),
-    ];
+    const scopes = scopesFor(profile, request);
 
     const account = await untilAborted(this.#account(client), signal);
     if (account) {
@@ -239,7 +275,7 @@ export class SignInService {
         );
         return toTokenResult(profile.name, result);
       } catch (thrown) {
-        const error = this.#explain(thrown, network, signal);
+        const error = this.#explain(thrown, network, signal, msal);
         if (error.code !== "E_SIGN_IN_REQUIRED") throw error;
         logger.info({ profile: profile.name, reason: error.details }, "cached sign-in no longer valid");
         emit({ kind: "sign-in-required", profile: profile.name, reason: error });
@@ -273,7 +309,7 @@ export class SignInService {
       await this.#keepOnlyAccount(client, result.account);
       return toTokenResult(profile.name, result);
     } catch (thrown) {
-      throw this.#explain(thrown, network, signal);
+      throw this.#explain(thrown, network, signal, msal);
     }
   }
 
@@ -292,7 +328,12 @@ export class SignInService {
   }
 
   /** Maps whatever was thrown to the user-facing error, preferring what the network client saw. */
-  #explain(thrown: unknown, network: EntraNetworkClient | undefined, signal: AbortSignal): EntraToolError {
+  #explain(
+    thrown: unknown,
+    network: EntraNetworkClient | undefined,
+    signal: AbortSignal,
+    msal?: Msal,
+  ): EntraToolError {
     if (signal.aborted) {
       return signal.reason instanceof EntraToolError ? signal.reason : new EntraToolError("E_CANCELLED");
     }
@@ -300,13 +341,14 @@ export class SignInService {
     if (seen) return seen;
     if (thrown instanceof EntraToolError) return thrown;
     if (isAbortError(thrown)) return new EntraToolError("E_CANCELLED");
-    if (thrown instanceof InteractionRequiredAuthError) {
+    if (!msal) return new EntraToolError("E_INTERNAL", { cause: thrown });
+    if (thrown instanceof msal.InteractionRequiredAuthError) {
       return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
     }
-    if (thrown instanceof ServerError) {
+    if (thrown instanceof msal.ServerError) {
       return classifyTokenError({ error: thrown.errorCode, suberror: thrown.subError }, "refresh");
     }
-    if (thrown instanceof AuthError) {
+    if (thrown instanceof msal.AuthError) {
       if (thrown.errorCode === "network_error") return new EntraToolError("E_NETWORK", { cause: thrown });
       if (thrown.errorCode === "no_tokens_found" || thrown.errorCode === "refresh_token_expired") {
         return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
@@ -328,6 +370,8 @@ function terminalState(profile: string, error: EntraToolError): SignInState {
     case "E_NETWORK":
     case "E_TLS":
       return { kind: "offline", profile, error };
+    case "E_SIGN_IN_REQUIRED":
+      return { kind: "sign-in-required", profile, reason: error };
     default:
       return { kind: "error", profile, error };
   }

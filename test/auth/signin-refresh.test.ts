@@ -122,7 +122,7 @@ describe("refresh", () => {
     );
     expect(error.code).toBe("E_SIGN_IN_REQUIRED");
     expect(error.exitCode).toBe(9);
-    expect(log.kinds()).toEqual(["starting", "error"]);
+    expect(log.kinds()).toEqual(["starting", "sign-in-required"]);
     expect(w.emulator.requests()).toEqual([]);
 
     // Also when the cached sign-in went bad: one refresh attempt, no device code.
