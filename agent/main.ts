@@ -4,12 +4,13 @@
  * wires them together. Everything below it receives its dependencies.
  */
 import { homedir } from "node:os";
-import { createInterface } from "node:readline/promises";
+import { createInterface, type Interface } from "node:readline";
 import pkg from "../package.json" with { type: "json" };
 import { SignInService } from "./auth/signin.ts";
 import { runCli } from "./cli/app.ts";
 import type { CliIO, Output } from "./cli/context.ts";
 import { systemClock } from "./clock.ts";
+import { EntraToolError } from "./errors.ts";
 import { createLogger, humanDestination, parseLevel } from "./log.ts";
 import { resolvePaths } from "./paths.ts";
 import { FileKeyProvider } from "./store/key.ts";
@@ -30,21 +31,68 @@ function output(stream: NodeJS.WriteStream): Output {
   };
 }
 
-function terminalIO(): CliIO {
+/**
+ * The terminal, with one line reader for the whole process. Answers typed (or pasted) ahead of
+ * their question stay queued for it: a reader per question would take the following lines with
+ * it when closed, and the next question would see the end of input.
+ */
+function terminalIO(): CliIO & { close(): void } {
+  let reader: Interface | undefined;
+  const lines: string[] = [];
+  let waiter: ((line: string | undefined) => void) | undefined;
+  let ended = false;
+  let interrupted = false;
+  const settle = (line: string | undefined): void => {
+    const resolve = waiter;
+    waiter = undefined;
+    resolve?.(line);
+  };
+  const open = (): Interface => {
+    if (reader) return reader;
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    rl.on("line", (line) => {
+      if (waiter) settle(line);
+      else lines.push(line);
+    });
+    // Ctrl+C at a question: in raw mode it arrives as input, not as a signal.
+    rl.on("SIGINT", () => {
+      interrupted = true;
+      rl.close();
+    });
+    rl.on("close", () => {
+      ended = true;
+      settle(undefined);
+    });
+    reader = rl;
+    return rl;
+  };
   return {
     stdout: output(process.stdout),
     stderr: output(process.stderr),
     interactive: process.stdin.isTTY === true && process.stderr.isTTY === true,
     ask: async (question) => {
-      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-      try {
-        return await rl.question(question);
-      } catch {
-        return undefined;
-      } finally {
-        rl.close();
+      const rl = open();
+      if (!ended) {
+        rl.setPrompt(question);
+        rl.prompt();
       }
+      const typedAhead = lines.shift();
+      // Echoed when it was typed; shown again after its question so that the transcript reads right.
+      if (typedAhead !== undefined) process.stderr.write(`${typedAhead}\n`);
+      const line =
+        typedAhead ??
+        (ended
+          ? undefined
+          : await new Promise<string | undefined>((resolve) => {
+              waiter = resolve;
+            }));
+      if (interrupted) {
+        process.stderr.write("\n");
+        throw new EntraToolError("E_CANCELLED", { message: "Cancelled by user." });
+      }
+      return line;
     },
+    close: () => reader?.close(),
   };
 }
 
@@ -104,6 +152,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     },
     argv,
   );
+  io.close();
   await Promise.all([flush(process.stdout), flush(process.stderr)]);
   return code;
 }

@@ -138,7 +138,8 @@ export class DeviceCodePrompt {
     ]).map((line) => line.replace(code.userCode, bold(code.userCode)));
     const text = [code.message, ...lines].filter((line) => line.length > 0);
     this.#out.write(`${text.join("\n")}\n`);
-    const columns = this.#out.columns ?? 80;
+    // 0 is what a terminal of unknown size reports (a pty nobody sized, a serial console).
+    const columns = this.#out.columns || 80;
     this.#rows = text.reduce((rows, line) => rows + Math.max(1, Math.ceil([...line].length / columns)), 0);
     this.#lastMinuteShown = Math.ceil((code.expiresAt - this.#clock.now()) / 60_000);
     this.tick();

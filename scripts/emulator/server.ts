@@ -135,6 +135,13 @@ const CODE_DIGITS = "23456789";
 const DEVICE_CODE_GRANTS = new Set(["device_code", "urn:ietf:params:oauth:grant-type:device_code"]);
 const DEFAULT_POLL_INTERVAL = 5;
 const SLOW_DOWN_STEP = 5;
+/**
+ * How much sooner than the interval a poll may arrive and still count as on time. The server sees
+ * arrival times, which network and event-loop delays shift by a few ms either way: a client that
+ * sends exactly `interval` apart must not be told to slow down (it would then wait 5 s more).
+ * Half the interval, at most 500 ms: a client that ignores the interval is still caught.
+ */
+const POLL_JITTER_MS = 500;
 const ID_TOKEN_LIFETIME = 3600;
 const MAX_BODY = 1024 * 1024;
 const MAX_LOG_ENTRIES = 10_000;
@@ -169,6 +176,13 @@ interface RefreshTokenRecord {
   state: RefreshState;
   /** AADSTS code to answer with once revoked. */
   revokedCode: number;
+}
+
+interface RequestWatcher {
+  readonly match: (entry: RequestLogEntry) => boolean;
+  readonly when: "received" | "answered";
+  readonly resolve: (entry: RequestLogEntry) => void;
+  readonly reject: (error: Error) => void;
 }
 
 interface RequestContext {
@@ -219,6 +233,8 @@ export class EntraEmulator {
   readonly #requests: RequestLogEntry[] = [];
   /** Every token and device_code handed out, so tests can prove none of them leaks to disk or logs. */
   readonly #secrets: string[] = [];
+  /** Pending waitForRequest() calls. */
+  readonly #requestWatchers = new Set<RequestWatcher>();
 
   constructor(options: EmulatorOptions) {
     this.#options = options;
@@ -267,6 +283,10 @@ export class EntraEmulator {
     this.#stopping = true;
     this.#clearAutoApproveTimers();
     for (const wake of [...this.#wakers]) wake();
+    for (const watcher of [...this.#requestWatchers]) {
+      watcher.reject(new EmulatorError("emulator stopped", 503));
+    }
+    this.#requestWatchers.clear();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     this.#sockets.clear();
@@ -384,6 +404,29 @@ export class EntraEmulator {
     return this.#requests.map((entry) => ({ ...entry }));
   }
 
+  /**
+   * Resolves with the first request from now on (control API excluded) that `match` accepts:
+   * when it has arrived (`"received"`, status still 0), or when it has been answered
+   * (`"answered"`). Lets a test act while a request is in flight, or right after a device code
+   * was issued, without polling or sleeping. Rejects when the emulator stops first.
+   */
+  waitForRequest(
+    match: (entry: RequestLogEntry) => boolean,
+    when: "received" | "answered" = "received",
+  ): Promise<RequestLogEntry> {
+    return new Promise<RequestLogEntry>((resolve, reject) => {
+      this.#requestWatchers.add({ match, when, resolve, reject });
+    });
+  }
+
+  #notifyWatchers(entry: RequestLogEntry, when: "received" | "answered"): void {
+    for (const watcher of [...this.#requestWatchers]) {
+      if (watcher.when !== when || !watcher.match({ ...entry })) continue;
+      this.#requestWatchers.delete(watcher);
+      watcher.resolve({ ...entry });
+    }
+  }
+
   /** Approves every code issued from now on after `seconds` of real time; `null` turns it off. */
   autoApproveAfter(seconds: number | null): { seconds: number | null } {
     if (seconds !== null && !(Number.isFinite(seconds) && seconds >= 0)) {
@@ -437,6 +480,7 @@ export class EntraEmulator {
       // A demo can run for days; the log is for assertions, not an archive.
       if (this.#requests.length > MAX_LOG_ENTRIES)
         this.#requests.splice(0, this.#requests.length - MAX_LOG_ENTRIES);
+      this.#notifyWatchers(entry, "received");
     }
     const ctx: RequestContext = {
       req,
@@ -778,8 +822,11 @@ export class EntraEmulator {
 
     const previous = record.lastPollAt;
     record.lastPollAt = now;
+    const intervalMs = record.pollInterval * 1000;
     const tooSoon =
-      this.#settings.enforcePollInterval && previous !== null && now - previous < record.pollInterval * 1000;
+      this.#settings.enforcePollInterval &&
+      previous !== null &&
+      now - previous < intervalMs - Math.min(POLL_JITTER_MS, intervalMs / 2);
     if (forcedSlowDown || tooSoon) {
       // RFC 8628 §3.5: the client must add 5 s to its interval, so the server expects that too.
       record.pollInterval += SLOW_DOWN_STEP;
@@ -1153,6 +1200,7 @@ export class EntraEmulator {
     if (!entry) return;
     entry.status = status;
     if (error !== undefined) entry.error = error;
+    this.#notifyWatchers(entry, "answered");
     const parts = [
       entry.method,
       entry.path,

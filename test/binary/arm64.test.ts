@@ -1,0 +1,76 @@
+/**
+ * The Raspberry Pi binary (dist/entratool-linux-arm64, built by the global setup) on this x86_64
+ * machine under qemu-user: it starts, and it reads the token store the host binary wrote, so the
+ * store format, the key derivation and flock work the same on arm64. The two binaries share one
+ * ENTRATOOL_HOME on one machine, hence one key.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pkg from "../../package.json" with { type: "json" };
+import { ROOT, Running, removeSandboxes } from "../support/cli.ts";
+import {
+  boxFor,
+  CODE,
+  createProfile,
+  type Emulator,
+  has,
+  removeTlsDir,
+  signIn,
+  startEmulator,
+  tokenJson,
+} from "./harness.ts";
+
+const ARM64_BINARY = join(ROOT, "dist", "entratool-linux-arm64");
+const QEMU = "qemu-aarch64-static";
+/** ELF e_machine of AArch64. */
+const EM_AARCH64 = 0xb7;
+
+function requireQemu(): void {
+  if (!has(QEMU)) {
+    throw new Error(
+      `${QEMU} is not installed: the linux-arm64 binary cannot run on this machine. Install qemu-user-static and libc6:arm64 (as root: dpkg --add-architecture arm64 && apt-get update && apt-get install -y qemu-user-static libc6:arm64; .ci/run does this).`,
+    );
+  }
+}
+
+let emu: Emulator;
+
+beforeAll(async () => {
+  emu = await startEmulator();
+});
+
+afterAll(async () => {
+  await emu.stop();
+  removeSandboxes();
+  removeTlsDir();
+});
+
+describe("linux-arm64 binary under qemu-user", () => {
+  it("is an AArch64 executable that prints its version", async () => {
+    const header = readFileSync(ARM64_BINARY).subarray(0, 20);
+    expect(header.subarray(0, 4).toString("latin1")).toBe("\x7fELF");
+    expect(header.readUInt16LE(18)).toBe(EM_AARCH64);
+    requireQemu();
+    const box = boxFor(emu);
+    const result = await new Running(QEMU, [ARM64_BINARY, "--version"], box.env).done;
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe(`entratool ${pkg.version}\n`);
+    expect(result.code).toBe(0);
+  });
+
+  it("serves the token the x64 binary saved (from_cache) from the same ENTRATOOL_HOME", async () => {
+    requireQemu();
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    const signedIn = tokenJson((await signIn(emu, box, ["--output", "json"])).stdout);
+    const result = await new Running(QEMU, [ARM64_BINARY, "get-token", "--output", "json"], box.env).done;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(CODE);
+    expect(tokenJson(result.stdout)).toMatchObject({
+      from_cache: true,
+      access_token: signedIn.access_token,
+      profile: "default",
+    });
+  });
+});

@@ -1,0 +1,280 @@
+/**
+ * Shared pieces of the binary tests: the emulator on real time, sandboxes pointed at it, the seed
+ * page's examples, and checks on what the user sees (stderr lines, files under ENTRATOOL_HOME).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "vitest";
+import {
+  DEFAULT_TENANT_ID,
+  DEMO_CLIENT_ID,
+  type EmulatorSettings,
+  EntraEmulator,
+} from "../../scripts/emulator/server.ts";
+import { type Running, type RunResult, run, type Sandbox, sandbox, start } from "../support/cli.ts";
+
+export { DEFAULT_TENANT_ID, DEMO_CLIENT_ID };
+
+export const ESC = "\x1b";
+/** The user code in the prompt box; on a terminal it is bold (ESC[1m). */
+export const CODE = new RegExp(`Enter code: (?:${ESC}\\[1m)?([A-Z0-9]+-[A-Z0-9]+)`);
+export const SPINNER_CHARS = /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/;
+
+export interface Emulator {
+  readonly emulator: EntraEmulator;
+  readonly host: string;
+  readonly caPath: string;
+  stop(): Promise<void>;
+}
+
+let tlsDir: string | undefined;
+
+/**
+ * An emulator on real time (the binary runs on real time too) with 1 s polls, so a sign-in takes
+ * about a second. The CA lives in one directory per test file.
+ */
+export async function startEmulator(defaults: Partial<EmulatorSettings> = {}): Promise<Emulator> {
+  tlsDir ??= mkdtempSync(join(tmpdir(), "entratool-binary-tls-"));
+  const emulator = new EntraEmulator({ tlsDir, defaults: { interval: 1, ...defaults } });
+  const started = await emulator.start();
+  return {
+    emulator,
+    host: started.authorityHost,
+    caPath: started.caPath,
+    stop: () => emulator.stop(),
+  };
+}
+
+export function removeTlsDir(): void {
+  if (tlsDir) rmSync(tlsDir, { recursive: true, force: true });
+  tlsDir = undefined;
+}
+
+/**
+ * A sandbox that trusts the emulator's CA and whose new profiles point at it. `logLevel`
+ * undefined leaves ENTRATOOL_LOG_LEVEL unset: the default level, what a user sees.
+ */
+export function boxFor(emu: Emulator, options: { logLevel?: string; env?: Record<string, string> } = {}) {
+  const box = sandbox({
+    NODE_EXTRA_CA_CERTS: emu.caPath,
+    ENTRATOOL_AUTHORITY_HOST: emu.host,
+    ...options.env,
+  });
+  if (options.logLevel === undefined) delete box.env.ENTRATOOL_LOG_LEVEL;
+  else box.env.ENTRATOOL_LOG_LEVEL = options.logLevel;
+  return box;
+}
+
+/** `create-profile` with every flag; the authority host comes from ENTRATOOL_AUTHORITY_HOST. */
+export async function createProfile(
+  box: Sandbox,
+  name: string,
+  options: { clientId?: string; tenantId?: string; extra?: readonly string[] } = {},
+): Promise<void> {
+  const result = await run(
+    [
+      "create-profile",
+      "--name",
+      name,
+      "--tenant-id",
+      options.tenantId ?? DEFAULT_TENANT_ID,
+      "--client-id",
+      options.clientId ?? DEMO_CLIENT_ID,
+      ...(options.extra ?? []),
+    ],
+    box,
+  );
+  // Nothing but log records (a sandbox may log at debug or trace).
+  expect(result.stderr.split("\n").filter((line) => line !== "" && !line.startsWith("{"))).toEqual([]);
+  expect(result.stdout).toBe(`Profile '${name}' created.\n`);
+  expect(result.code).toBe(0);
+}
+
+/** Reads the `nth` user code the child shows (stderr, or stdout for a terminal) and approves it. */
+export async function approveShown(
+  emu: Emulator,
+  child: Running,
+  options: {
+    nth?: number;
+    stream?: "stdout" | "stderr";
+    username?: string;
+    outcome?: "ok" | "policy_blocked" | "consent_required" | "not_public_client";
+  } = {},
+): Promise<string> {
+  const match = await child.waitFor(CODE, options.stream ?? "stderr", options.nth ?? 1);
+  const userCode = match[1] ?? "";
+  emu.emulator.approve({
+    userCode,
+    ...(options.username === undefined ? {} : { username: options.username }),
+    ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+  });
+  return userCode;
+}
+
+/** `get-token` with a device code that is approved as soon as it is shown. */
+export async function signIn(
+  emu: Emulator,
+  box: Sandbox,
+  args: readonly string[] = [],
+  username?: string,
+): Promise<RunResult> {
+  const child = start(["get-token", "--flow", "device-code", ...args], box);
+  await approveShown(emu, child, username === undefined ? {} : { username });
+  const result = await child.done;
+  expect(result.stderr).toMatch(CODE);
+  expect(result.code, result.stderr).toBe(0);
+  return result;
+}
+
+/** Approves the next code issued to `clientId`, for children whose stderr a script captures. */
+export async function approveNextCodeFor(emu: Emulator, clientId: string): Promise<string> {
+  for (;;) {
+    const pending = emu.emulator.pendingCodes().find((code) => code.clientId === clientId);
+    if (pending) {
+      emu.emulator.approve({ userCode: pending.userCode });
+      return pending.userCode;
+    }
+    await emu.emulator.waitForRequest((entry) => entry.path.endsWith("/devicecode"), "answered");
+  }
+}
+
+export interface TokenJson {
+  access_token: string;
+  token_type: string;
+  expires_at: string;
+  expires_in: number;
+  scopes: string[];
+  profile: string;
+  account: { username: string; tenant_id: string };
+  from_cache: boolean;
+}
+
+export function tokenJson(stdout: string): TokenJson {
+  return JSON.parse(stdout) as TokenJson;
+}
+
+/** The prompt on stderr: the server's message and the box. */
+function isPromptLine(line: string): boolean {
+  return /^To sign in, use a web browser to open the page /.test(line) || /^[┌│├└]/.test(line);
+}
+
+/** stderr without the device code prompt, as lines. */
+export function linesBesidesPrompt(stderr: string): string[] {
+  return stderr.split("\n").filter((line) => line.length > 0 && !isPromptLine(line));
+}
+
+/** A failure as the user sees it: exactly one sentence besides the prompt, and no stack trace. */
+export function expectOneSentence(stderr: string, sentence: string): void {
+  expect(linesBesidesPrompt(stderr)).toEqual([sentence]);
+  expect(stderr).not.toContain("    at ");
+}
+
+/** Log records (JSON lines on a non-terminal stderr) whose `msg` matches. */
+export function logRecords(stderr: string, msg?: RegExp): Array<Record<string, unknown>> {
+  const records: Array<Record<string, unknown>> = [];
+  for (const line of stderr.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const record = JSON.parse(line) as Record<string, unknown>;
+      if (msg === undefined || msg.test(String(record.msg))) records.push(record);
+    } catch {
+      // not a log record
+    }
+  }
+  return records;
+}
+
+export interface Entry {
+  readonly path: string;
+  readonly isDirectory: boolean;
+  readonly mode: number;
+}
+
+/** Every file and directory under `root`, `root` included. */
+export function walk(root: string): Entry[] {
+  const entries: Entry[] = [];
+  const visit = (path: string): void => {
+    const info = statSync(path);
+    entries.push({ path, isDirectory: info.isDirectory(), mode: info.mode & 0o777 });
+    if (info.isDirectory()) for (const name of readdirSync(path).sort()) visit(join(path, name));
+  };
+  visit(root);
+  return entries;
+}
+
+/** Every file under ENTRATOOL_HOME is 0600 and every directory 0700. */
+export function expectPrivateTree(home: string): void {
+  const entries = walk(home);
+  expect(entries.filter((entry) => !entry.isDirectory).length).toBeGreaterThan(0);
+  const modes = entries.map((entry) => `${entry.mode.toString(8)} ${entry.path}`);
+  const expected = entries.map((entry) => `${entry.isDirectory ? "700" : "600"} ${entry.path}`);
+  expect(modes).toEqual(expected);
+}
+
+/** The cache file of a profile. */
+export function cacheFile(box: Sandbox, profile = "default"): string {
+  return join(box.home, "state", "tokens", `${profile}.cache`);
+}
+
+export function filesIn(dir: string): string[] {
+  return readdirSync(dir).sort();
+}
+
+export function readText(path: string): string {
+  return readFileSync(path, "latin1");
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+/** Whether an executable is on PATH. */
+export function has(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`], { encoding: "utf8" }).status === 0;
+}
+
+// ---- the seed page ------------------------------------------------------------------------------
+
+const SEED = readFileSync(join(import.meta.dirname, "fixtures", "device-code-flow.md"), "utf8");
+
+/**
+ * The `index`th fenced code block under the heading `heading` of the seed page
+ * (test/binary/fixtures/device-code-flow.md, a verbatim copy of the original tool's page).
+ */
+export function seedBlock(heading: string, index = 0): string {
+  const lines = SEED.split("\n");
+  const at = lines.findIndex((line) => /^#{2,4} /.test(line) && line.replace(/^#+ /, "") === heading);
+  if (at < 0) throw new Error(`no heading '${heading}' in the seed page`);
+  const blocks: string[] = [];
+  let current: string[] | undefined;
+  for (const line of lines.slice(at + 1)) {
+    if (current === undefined && /^#{2,4} /.test(line)) break;
+    if (line.startsWith("```")) {
+      if (current === undefined) current = [];
+      else {
+        blocks.push(`${current.join("\n")}\n`);
+        current = undefined;
+      }
+    } else if (current !== undefined) {
+      current.push(line);
+    }
+  }
+  const block = blocks[index];
+  if (block === undefined) throw new Error(`no code block ${index} under '${heading}'`);
+  return block;
+}
+
+/** `text` with `from` replaced by `to`, failing if `from` is not there (the seed changed). */
+export function replaceOnce(text: string, from: string, to: string): string {
+  expect(text).toContain(from);
+  return text.replace(from, to);
+}

@@ -1,0 +1,231 @@
+/**
+ * The profile commands as a user meets them: on a terminal (a pseudo-terminal, util-linux
+ * `script`) and without one, list/delete/logout, and the usage errors of get-token.
+ */
+import { existsSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inTerminal, removeSandboxes, run, start } from "../support/cli.ts";
+import {
+  approveShown,
+  boxFor,
+  cacheFile,
+  createProfile,
+  DEFAULT_TENANT_ID,
+  DEMO_CLIENT_ID,
+  type Emulator,
+  expectPrivateTree,
+  removeTlsDir,
+  seedBlock,
+  signIn,
+  startEmulator,
+  tokenJson,
+} from "./harness.ts";
+
+const QUESTIONS = /Profile name:|Tenant ID|Client ID|Scopes, space-separated/;
+
+let emu: Emulator;
+
+beforeAll(async () => {
+  emu = await startEmulator();
+});
+
+afterAll(async () => {
+  await emu.stop();
+  removeSandboxes();
+  removeTlsDir();
+});
+
+async function profilesJson(box: ReturnType<typeof boxFor>): Promise<Array<Record<string, unknown>>> {
+  const result = await run(["list-profiles", "--output", "json"], box);
+  expect(result.code).toBe(0);
+  return JSON.parse(result.stdout) as Array<Record<string, unknown>>;
+}
+
+describe.concurrent("create-profile", () => {
+  it("with every flag asks nothing, even on a terminal", async () => {
+    const box = boxFor(emu);
+    const command = `entratool create-profile --name lab-pi --tenant-id ${DEFAULT_TENANT_ID} --client-id ${DEMO_CLIENT_ID} --scope User.Read`;
+    // No input at all: a question would meet the end of input and fail.
+    const onTerminal = await inTerminal(command, box).done;
+    expect(onTerminal.code).toBe(0);
+    expect(onTerminal.stdout).not.toMatch(QUESTIONS);
+    expect(onTerminal.stdout).toContain("Profile 'lab-pi' created.");
+    const piped = await run(
+      ["create-profile", "--name", "piped", "--tenant-id", "organizations", "--client-id", DEMO_CLIENT_ID],
+      box,
+    );
+    expect(piped).toMatchObject({ code: 0, stdout: "Profile 'piped' created.\n", stderr: "" });
+    expect(await profilesJson(box)).toEqual([
+      {
+        name: "lab-pi",
+        tenantId: DEFAULT_TENANT_ID,
+        clientId: DEMO_CLIENT_ID,
+        scopes: ["User.Read"],
+        authorityHost: emu.host,
+        defaultFlow: "device-code",
+      },
+      {
+        name: "piped",
+        tenantId: "organizations",
+        clientId: DEMO_CLIENT_ID,
+        scopes: [],
+        authorityHost: emu.host,
+        defaultFlow: "device-code",
+      },
+    ]);
+  });
+
+  it.each([
+    { missing: "--name", args: ["--tenant-id", "organizations", "--client-id", DEMO_CLIENT_ID] },
+    { missing: "--tenant-id", args: ["--name", "x", "--client-id", DEMO_CLIENT_ID] },
+    { missing: "--client-id", args: ["--name", "x", "--tenant-id", "organizations"] },
+  ])("without a terminal, a missing $missing is exit 2 naming the flag", async ({ missing, args }) => {
+    const box = boxFor(emu);
+    const result = await run(["create-profile", ...args], box);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `Missing ${missing} (there is no terminal to ask on). Run 'entratool create-profile --help'.\n`,
+    );
+    expect(existsSync(box.home)).toBe(false);
+  });
+
+  it("invalid values are exit 2 listing every problem", async () => {
+    const box = boxFor(emu);
+    const result = await run(
+      [
+        "create-profile",
+        "--name",
+        "bad name!",
+        "--tenant-id",
+        "not a tenant",
+        "--client-id",
+        "not-a-guid",
+        "--authority-host",
+        "http://login.example.com/path",
+      ],
+      box,
+    );
+    expect(result.code).toBe(2);
+    const lines = result.stderr.split("\n").filter((line) => line !== "");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^Invalid profile: /);
+    for (const flag of ["--name: ", "--tenant-id: ", "--client-id: ", "--authority-host: "]) {
+      expect(lines[0]).toContain(flag);
+    }
+    expect(result.stderr).not.toContain("    at ");
+    expect(await profilesJson(box)).toEqual([]);
+  });
+
+  it("the seed's 'Profile Setup' on a terminal asks for what is missing, again when invalid", async () => {
+    const box = boxFor(emu);
+    const command = seedBlock("Profile Setup").trim();
+    expect(command).toBe("entratool create-profile --name device-app");
+    // Typed ahead, as a paste would: a tenant that is not one, then a valid one, the client id, scopes.
+    const answers = `not a tenant\n${DEFAULT_TENANT_ID}\n${DEMO_CLIENT_ID}\nUser.Read Mail.Read\n`;
+    const result = await inTerminal(command, box, answers).done;
+    expect(result.code, result.stdout).toBe(0);
+    expect(result.stdout).not.toContain("Profile name:");
+    expect(
+      result.stdout.match(/Tenant ID \(GUID, domain, organizations, common or consumers\): /g),
+    ).toHaveLength(2);
+    expect(result.stdout).toContain("--tenant-id: must be a GUID");
+    expect(result.stdout).toContain("Client ID of the public client app registration (GUID): ");
+    expect(result.stdout).toContain("Profile 'device-app' created.");
+    expect(await profilesJson(box)).toEqual([
+      {
+        name: "device-app",
+        tenantId: DEFAULT_TENANT_ID,
+        clientId: DEMO_CLIENT_ID,
+        scopes: ["User.Read", "Mail.Read"],
+        authorityHost: emu.host,
+        defaultFlow: "device-code",
+      },
+    ]);
+  });
+
+  it("Ctrl+C at a question is exit 130 and creates nothing", async () => {
+    const box = boxFor(emu);
+    const child = inTerminal("entratool create-profile; echo exit=$?", box, null);
+    await child.waitFor(/Profile name: /, "stdout");
+    child.type("\x03", true);
+    const result = await child.done;
+    expect(result.stdout).toContain("Cancelled by user.");
+    expect(result.stdout).toMatch(/exit=130/);
+    expect(await profilesJson(box)).toEqual([]);
+  });
+});
+
+describe.concurrent("list-profiles, delete-profile, logout", () => {
+  it("list-profiles prints names (text) or the profiles (json)", async () => {
+    const box = boxFor(emu);
+    expect(await run(["list-profiles"], box)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    await createProfile(box, "default");
+    await createProfile(box, "lab-pi", {
+      tenantId: "contoso.onmicrosoft.com",
+      extra: ["--scope", "User.Read"],
+    });
+    expect(await run(["list-profiles"], box)).toMatchObject({ code: 0, stdout: "default\nlab-pi\n" });
+    expect(await profilesJson(box)).toEqual([
+      expect.objectContaining({ name: "default", tenantId: DEFAULT_TENANT_ID, scopes: [] }),
+      expect.objectContaining({ name: "lab-pi", tenantId: "contoso.onmicrosoft.com", scopes: ["User.Read"] }),
+    ]);
+  });
+
+  it("delete-profile removes the profile and its tokens", async () => {
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    await createProfile(box, "doomed");
+    await signIn(emu, box, ["--profile", "doomed"]);
+    expect(existsSync(cacheFile(box, "doomed"))).toBe(true);
+    const deleted = await run(["delete-profile", "--name", "doomed"], box);
+    expect(deleted).toMatchObject({ code: 0, stdout: "Profile 'doomed' deleted, with its saved tokens.\n" });
+    expect(existsSync(cacheFile(box, "doomed"))).toBe(false);
+    expect(await run(["list-profiles"], box)).toMatchObject({ stdout: "default\n" });
+    const gone = await run(["get-token", "--profile", "doomed"], box);
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toContain("Profile 'doomed' does not exist.");
+    expectPrivateTree(box.home);
+  });
+
+  it("logout removes the tokens: the next get-token prompts again", async () => {
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    await signIn(emu, box);
+    const out = await run(["logout"], box);
+    expect(out).toMatchObject({ code: 0, stdout: "Signed out: tokens of profile 'default' removed.\n" });
+    expect(existsSync(cacheFile(box))).toBe(false);
+    expect(await run(["logout"], box)).toMatchObject({
+      code: 0,
+      stdout: "Profile 'default' had no saved sign-in.\n",
+    });
+    const child = start(["get-token", "--output", "json"], box);
+    await approveShown(emu, child);
+    const result = await child.done;
+    expect(result.code).toBe(0);
+    expect(tokenJson(result.stdout).from_cache).toBe(false);
+    expect(await profilesJson(box)).toHaveLength(1);
+  });
+});
+
+describe.concurrent("get-token usage errors", () => {
+  it("an unknown profile is exit 2 with the create-profile command to run", async () => {
+    const box = boxFor(emu);
+    const result = await run(["get-token", "--flow", "device-code", "--profile", "nosuch"], box);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      "Profile 'nosuch' does not exist. Create it with 'entratool create-profile --name nosuch --tenant-id <tenant> --client-id <app id>'.\n",
+    );
+  });
+
+  it("--flow interactive-browser is exit 2, checked before anything else", async () => {
+    // No profile at all: the flow is refused before the profile is even looked up.
+    const box = boxFor(emu);
+    const result = await run(["get-token", "--flow", "interactive-browser"], box);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      "The 'interactive-browser' flow is not supported; entratool signs in with '--flow device-code'.\n",
+    );
+    expect(result.stdout).toBe("");
+    expect(existsSync(box.home)).toBe(false);
+  });
+});
