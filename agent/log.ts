@@ -1,51 +1,10 @@
 import type { DestinationStream, LevelWithSilent, Logger as PinoLogger } from "pino";
 
-/** pino's logger. Type-only here: pino itself is loaded on first use (see `deferredLogger`). */
+/**
+ * pino's logger. Type-only here: pino itself lives in pino-logger.ts, which the CLI loads only when
+ * a line is written (see `deferredLogger`).
+ */
 export type Logger = PinoLogger;
-
-/**
- * Keys whose values never reach a log line, at any depth. Tokens and the device_code are secrets;
- * the user code is not (it is meant to be shown), so it is not listed. Compared without case.
- */
-export const SECRET_KEYS: ReadonlySet<string> = new Set([
-  "access_token",
-  "refresh_token",
-  "id_token",
-  "device_code",
-  "accesstoken",
-  "refreshtoken",
-  "idtoken",
-  "devicecode",
-  "client_secret",
-  "authorization",
-  "password",
-  "secret",
-  "key",
-]);
-
-const CENSOR = "[redacted]";
-
-/** pino's own redaction for the usual places (its wildcards reach one level down only). */
-export const REDACT_PATHS: readonly string[] = [
-  ...["access_token", "refresh_token", "id_token", "device_code", "accessToken", "refreshToken"],
-  ...["idToken", "deviceCode", "authorization", "Authorization", "password", "secret", "key"],
-].flatMap((key) => [key, `*.${key}`]);
-
-/**
- * Censors SECRET_KEYS in plain objects and arrays at any depth (to 8 levels), copying only what it
- * walks. pino's `redact` covers fixed paths; this covers a token nested anywhere in what we log.
- */
-export function scrubSecrets(value: unknown, depth = 0): unknown {
-  if (depth > 8 || typeof value !== "object" || value === null) return value;
-  if (Array.isArray(value)) return value.map((item) => scrubSecrets(item, depth + 1));
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) {
-    out[key] = SECRET_KEYS.has(key.toLowerCase()) ? CENSOR : scrubSecrets(item, depth + 1);
-  }
-  return out;
-}
 
 export interface LoggerOptions {
   /** pino level, or "silent". Default "info". */
@@ -57,28 +16,6 @@ export interface LoggerOptions {
    */
   readonly destination: DestinationStream;
   readonly base?: Record<string, unknown>;
-}
-
-/**
- * A pino logger. pino is required here rather than imported at the top so that a process that
- * never writes a log line never evaluates it (about 10 ms of a CLI start; see `deferredLogger`).
- */
-export function createLogger(options: LoggerOptions): Logger {
-  // A literal require() so that `bun build` bundles pino (and evaluates it lazily, being CommonJS).
-  const pino = require("pino") as typeof import("pino").default;
-  return pino(
-    {
-      level: options.level ?? "info",
-      base: options.base ?? null,
-      redact: { paths: [...REDACT_PATHS], censor: CENSOR },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: {
-        level: (label) => ({ level: label }),
-        log: (object) => scrubSecrets(object) as Record<string, unknown>,
-      },
-    },
-    options.destination,
-  );
 }
 
 const LEVEL_VALUES: Readonly<Record<LevelWithSilent, number>> = {
@@ -93,16 +30,17 @@ const LEVEL_VALUES: Readonly<Record<LevelWithSilent, number>> = {
 const LEVELS = new Set<string>(Object.keys(LEVEL_VALUES));
 
 /**
- * A logger that builds the real pino logger (with `createLogger(options)`) only when a line at an
- * enabled level is first written. A CLI call that logs nothing then never loads pino. Lines below
- * the level cost a comparison. `child()` and every other pino method build the logger at once.
+ * A logger that builds the real pino logger (with `make(options)`, typically pino-logger.ts's
+ * `createLogger`) only when a line at an enabled level is first written. A CLI call that logs
+ * nothing then never loads pino. Lines below the level cost a comparison. `child()` and every
+ * other pino method build the logger at once.
  */
-export function deferredLogger(options: LoggerOptions): Logger {
+export function deferredLogger(options: LoggerOptions, make: (options: LoggerOptions) => Logger): Logger {
   const level = options.level ?? "info";
   const threshold = LEVEL_VALUES[level];
   let real: Logger | undefined;
   const get = (): Logger => {
-    real ??= createLogger(options);
+    real ??= make(options);
     return real;
   };
   const gate =

@@ -3,21 +3,31 @@
  * The composition root: the only place that reads process.env, picks real implementations and
  * wires them together. Everything below it receives its dependencies.
  */
-import { homedir } from "node:os";
-import { createInterface, type Interface } from "node:readline";
+import type { Interface } from "node:readline";
 import pkg from "../package.json" with { type: "json" };
+import type { MsalModule } from "./auth/msal.ts";
 import { SignInService } from "./auth/signin.ts";
 import { runCli } from "./cli/app.ts";
 import type { CliIO, Output } from "./cli/context.ts";
 import { systemClock } from "./clock.ts";
 import { EntraToolError } from "./errors.ts";
-import { createLogger, humanDestination, parseLevel } from "./log.ts";
+import { deferredLogger, humanDestination, parseLevel } from "./log.ts";
 import { resolvePaths } from "./paths.ts";
+import type * as PinoModule from "./pino-logger.ts";
 import { FileKeyProvider } from "./store/key.ts";
 import { FlockLockManager } from "./store/lock.ts";
 import { MachineIdentity } from "./store/machine.ts";
 import { JsonProfileStore } from "./store/profiles.ts";
 import { FileTokenStore } from "./store/token-store.ts";
+
+/**
+ * Specifiers the bundler cannot follow. In the compiled binary these modules are entrypoints of
+ * their own (scripts/build.ts), loaded only when needed: msal-node when a request to Entra is
+ * needed, pino when a line is logged. Together they would otherwise double every start.
+ * Run from source, they resolve next to this file.
+ */
+const MSAL_MODULE = "./auth/msal.ts";
+const PINO_MODULE = "./pino-logger.ts";
 
 function output(stream: NodeJS.WriteStream): Output {
   return {
@@ -47,8 +57,10 @@ function terminalIO(): CliIO & { close(): void } {
     waiter = undefined;
     resolve?.(line);
   };
-  const open = (): Interface => {
+  // node:readline is loaded only when a question is asked: it would add to every start.
+  const open = async (): Promise<Interface> => {
     if (reader) return reader;
+    const { createInterface } = await import("node:readline");
     const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
     rl.on("line", (line) => {
       if (waiter) settle(line);
@@ -71,7 +83,7 @@ function terminalIO(): CliIO & { close(): void } {
     stderr: output(process.stderr),
     interactive: process.stdin.isTTY === true && process.stderr.isTTY === true,
     ask: async (question) => {
-      const rl = open();
+      const rl = await open();
       if (!ended) {
         rl.setPrompt(question);
         rl.prompt();
@@ -103,13 +115,17 @@ function flush(stream: NodeJS.WriteStream): Promise<void> {
 export async function main(argv: readonly string[]): Promise<number> {
   const env = process.env;
   const io = terminalIO();
-  const paths = resolvePaths(env, homedir());
+  // HOME is set for users and for systemd services alike; node:os only when it is not.
+  const paths = resolvePaths(env, env.HOME || (await import("node:os")).homedir());
   const jsonLogs = env.ENTRATOOL_LOG_FORMAT === "json" || !process.stderr.isTTY;
-  const logger = createLogger({
-    level: parseLevel(env.ENTRATOOL_LOG_LEVEL, "warn"),
-    // stdout carries the command's output (a token, JSON): logs go to stderr.
-    destination: jsonLogs ? process.stderr : humanDestination((text) => process.stderr.write(text)),
-  });
+  const logger = deferredLogger(
+    {
+      level: parseLevel(env.ENTRATOOL_LOG_LEVEL, "warn"),
+      // stdout carries the command's output (a token, JSON): logs go to stderr.
+      destination: jsonLogs ? process.stderr : humanDestination((text) => process.stderr.write(text)),
+    },
+    (options) => (require(PINO_MODULE) as typeof PinoModule).createLogger(options),
+  );
   const clock = systemClock;
   const tokens = new FileTokenStore({
     tokensDir: paths.tokensDir,
@@ -123,7 +139,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     clock,
   });
   const locks = new FlockLockManager({ locksDir: paths.locksDir, clock, logger });
-  const signIn = new SignInService({ tokenStore: tokens, locks, clock, logger, fetch, env });
+  const signIn = new SignInService({
+    tokenStore: tokens,
+    locks,
+    clock,
+    logger,
+    fetch,
+    env,
+    loadMsal: () => import(MSAL_MODULE) as Promise<MsalModule>,
+  });
   const profiles = new JsonProfileStore({ file: paths.profilesFile, logger });
 
   const controller = new AbortController();

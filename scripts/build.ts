@@ -12,6 +12,8 @@ import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const entry = join(root, "agent", "main.ts");
+/** Embedded as entrypoints of their own and loaded at run time only when needed (see agent/main.ts). */
+const lazyEntries = [join(root, "agent", "auth", "msal.ts"), join(root, "agent", "pino-logger.ts")];
 const dist = join(root, "dist");
 
 interface Target {
@@ -38,6 +40,7 @@ for (const { target, outfile } of targets) {
     "--sourcemap=none",
     ...(target ? [`--target=${target}`] : []),
     entry,
+    ...lazyEntries,
     "--outfile",
     join(dist, outfile),
   ];

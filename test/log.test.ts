@@ -1,6 +1,9 @@
 import type { DestinationStream } from "pino";
 import { describe, expect, test } from "vitest";
-import { createLogger, deferredLogger, humanDestination, parseLevel } from "../agent/log.ts";
+import { deferredLogger, humanDestination, type LoggerOptions, parseLevel } from "../agent/log.ts";
+import { createLogger } from "../agent/pino-logger.ts";
+
+const deferred = (options: LoggerOptions) => deferredLogger(options, createLogger);
 
 function capture(): { lines: string[]; destination: DestinationStream } {
   const lines: string[] = [];
@@ -18,7 +21,7 @@ const SECRETS = {
 describe("logger", () => {
   test.each([
     ["createLogger", createLogger],
-    ["deferredLogger", deferredLogger],
+    ["deferredLogger", deferred],
   ])("%s never writes token material, at any depth we log", (_name, make) => {
     const { lines, destination } = capture();
     const logger = make({ level: "trace", destination });
@@ -38,7 +41,7 @@ describe("logger", () => {
 
   test("deferredLogger writes nothing below its level and everything at or above it", () => {
     const { lines, destination } = capture();
-    const logger = deferredLogger({ level: "warn", destination });
+    const logger = deferred({ level: "warn", destination });
     logger.debug("quiet");
     logger.info("quiet");
     expect(lines).toHaveLength(0);
@@ -54,7 +57,7 @@ describe("logger", () => {
 
   test("deferredLogger children log with their bindings", () => {
     const { lines, destination } = capture();
-    deferredLogger({ level: "info", destination }).child({ component: "store" }).info("hello");
+    deferred({ level: "info", destination }).child({ component: "store" }).info("hello");
     expect(JSON.parse(lines[0] ?? "{}")).toMatchObject({ component: "store", msg: "hello", level: "info" });
   });
 

@@ -1,12 +1,22 @@
+/**
+ * The only module that runs msal-node code. It is loaded on demand (SignInService's `loadMsal`),
+ * and the compiled CLI embeds it as an entrypoint of its own (scripts/build.ts): msal-node takes
+ * longer to load than the rest of the CLI together, and a cached token needs none of it.
+ */
 import {
+  AuthError,
   type Configuration,
   type ICachePlugin,
   type INetworkModule,
+  InteractionRequiredAuthError,
   LogLevel,
   PublicClientApplication,
+  ServerError,
 } from "@azure/msal-node";
+import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Profile } from "../store/types.ts";
+import { classifyTokenError } from "./entra-errors.ts";
 
 /**
  * Entra's v2.0 endpoints for an authority host and tenant. They follow one pattern in every
@@ -70,3 +80,29 @@ export const createPublicClient: MsalClientFactory = (profile, { cachePlugin, ne
   };
   return new PublicClientApplication(configuration);
 };
+
+/**
+ * What an msal-node exception means for the user, or undefined when it is not one of msal-node's.
+ * Branches on error classes and codes, never on message text.
+ */
+export function explainMsalError(thrown: unknown): EntraToolError | undefined {
+  if (thrown instanceof InteractionRequiredAuthError) {
+    return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
+  }
+  if (thrown instanceof ServerError) {
+    return classifyTokenError({ error: thrown.errorCode, suberror: thrown.subError }, "refresh");
+  }
+  if (thrown instanceof AuthError) {
+    if (thrown.errorCode === "network_error") return new EntraToolError("E_NETWORK", { cause: thrown });
+    if (thrown.errorCode === "no_tokens_found" || thrown.errorCode === "refresh_token_expired") {
+      return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
+    }
+  }
+  return undefined;
+}
+
+/** This module's shape, as SignInService loads it. */
+export interface MsalModule {
+  readonly createPublicClient: MsalClientFactory;
+  readonly explainMsalError: (thrown: unknown) => EntraToolError | undefined;
+}

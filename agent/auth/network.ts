@@ -237,7 +237,7 @@ export class EntraNetworkClient implements INetworkModule {
         failures += 1;
         const backoff = Math.min(MAX_POLL_BACKOFF_MS, flow.intervalMs * 2 ** (failures - 1));
         const delayMs = Math.max(flow.intervalMs, error.retryAfterMs ?? backoff);
-        logger.warn(
+        logger.info(
           { reason: error.reason, delayMs, failures },
           "poll failed; retrying while the code is valid",
         );
@@ -276,7 +276,7 @@ export class EntraNetworkClient implements INetworkModule {
           );
         }
         const delayMs = Math.min(maxBackoffMs, error.retryAfterMs ?? 500 * 2 ** (attempt - 1));
-        logger.warn({ reason: error.reason, attempt, delayMs }, "request failed; retrying");
+        logger.info({ reason: error.reason, attempt, delayMs }, "request failed; retrying");
         await clock.sleep(delayMs, this.#options.signal);
       }
     }

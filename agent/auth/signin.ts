@@ -5,18 +5,11 @@ import type { Logger } from "../log.ts";
 import type { Env } from "../paths.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
 import { findCachedAccessToken } from "./cached-token.ts";
-import { classifyTokenError } from "./entra-errors.ts";
-import type { MsalClientFactory } from "./msal.ts";
+import type { MsalModule } from "./msal.ts";
 import { EntraNetworkClient, type FetchLike, type PollEvent } from "./network.ts";
 
 /** Used when neither `--scope` nor the profile names any: whatever the app registration was granted. */
 export const DEFAULT_SCOPES: readonly string[] = ["https://graph.microsoft.com/.default"];
-
-/**
- * msal-node, loaded when a request really needs it. Evaluating it costs more start-up time than
- * the rest of the CLI together, and a cached token needs none of it (see `#fromCache`).
- */
-type Msal = typeof import("@azure/msal-node");
 
 function scopesFor(profile: Profile, request: TokenRequest): string[] {
   return [
@@ -94,7 +87,12 @@ export interface SignInServiceDeps {
   readonly logger: Logger;
   readonly fetch: FetchLike;
   readonly env: Env;
-  readonly msalFactory?: MsalClientFactory;
+  /**
+   * Loads ./msal.ts, the only module that runs msal-node code, when a request needs it (a cached
+   * token does not; see `#fromCache`). Typically `() => import("./auth/msal.ts")`; the compiled CLI
+   * loads it so that msal-node is not even part of its start-up bundle (agent/main.ts).
+   */
+  readonly loadMsal: () => Promise<MsalModule>;
   /** Per-request timeout for the identity provider, ms. */
   readonly requestTimeoutMs?: number;
 }
@@ -245,7 +243,7 @@ export class SignInService {
     emit: (state: SignInState) => void,
   ): Promise<TokenResult> {
     const { logger } = this.#deps;
-    const msal: Msal = await import("@azure/msal-node");
+    const msal = await this.#deps.loadMsal();
     let code: CodeDetails | undefined;
     const network = new EntraNetworkClient({
       fetch: this.#deps.fetch,
@@ -258,8 +256,7 @@ export class SignInService {
         if (code) emit({ kind: "waiting", profile: profile.name, event, ...code });
       },
     });
-    const factory = this.#deps.msalFactory ?? (await import("./msal.ts")).createPublicClient;
-    const client = factory(profile, {
+    const client = msal.createPublicClient(profile, {
       cachePlugin: this.#deps.tokenStore.cachePlugin(profile.name),
       networkClient: network,
       logger,
@@ -332,7 +329,7 @@ export class SignInService {
     thrown: unknown,
     network: EntraNetworkClient | undefined,
     signal: AbortSignal,
-    msal?: Msal,
+    msal?: MsalModule,
   ): EntraToolError {
     if (signal.aborted) {
       return signal.reason instanceof EntraToolError ? signal.reason : new EntraToolError("E_CANCELLED");
@@ -341,20 +338,7 @@ export class SignInService {
     if (seen) return seen;
     if (thrown instanceof EntraToolError) return thrown;
     if (isAbortError(thrown)) return new EntraToolError("E_CANCELLED");
-    if (!msal) return new EntraToolError("E_INTERNAL", { cause: thrown });
-    if (thrown instanceof msal.InteractionRequiredAuthError) {
-      return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
-    }
-    if (thrown instanceof msal.ServerError) {
-      return classifyTokenError({ error: thrown.errorCode, suberror: thrown.subError }, "refresh");
-    }
-    if (thrown instanceof msal.AuthError) {
-      if (thrown.errorCode === "network_error") return new EntraToolError("E_NETWORK", { cause: thrown });
-      if (thrown.errorCode === "no_tokens_found" || thrown.errorCode === "refresh_token_expired") {
-        return new EntraToolError("E_SIGN_IN_REQUIRED", { details: { msal: thrown.errorCode } });
-      }
-    }
-    return new EntraToolError("E_INTERNAL", { cause: thrown });
+    return msal?.explainMsalError(thrown) ?? new EntraToolError("E_INTERNAL", { cause: thrown });
   }
 }
 

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { chmod, type FileHandle, link, mkdir, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -15,7 +14,10 @@ const PRIVATE_DIR_MODE = 0o700;
  * within one file system), unique per call so concurrent writers never share one.
  */
 function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  return join(
+    dirname(path),
+    `.${basename(path)}.${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}.tmp`,
+  );
 }
 
 /** True when `name` (a directory entry) is a temp file that a write to `path` left behind (crash). */

@@ -1,9 +1,9 @@
-import { hkdfSync, randomBytes } from "node:crypto";
 import { chmod, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createFileExclusive, ensurePrivateDir } from "./atomic.ts";
+import { bytes } from "./bytes.ts";
 import type { MachineIdentitySource } from "./machine.ts";
 
 /** The token store's AES-256 key. */
@@ -53,7 +53,20 @@ export class FileKeyProvider implements KeyProvider {
     const material = (await this.#readCredential()) ?? (await this.#readOrCreateKeyFile());
     const salt = await this.#options.machineIdentity.get();
     try {
-      return Buffer.from(hkdfSync("sha256", material, Buffer.from(salt, "utf8"), KEY_INFO, KEY_BYTES));
+      // WebCrypto rather than node:crypto: same HKDF, and loading node:crypto would cost a
+      // cached `get-token` a third of its start-up time.
+      const base = await crypto.subtle.importKey("raw", bytes(material), "HKDF", false, ["deriveBits"]);
+      const bits = await crypto.subtle.deriveBits(
+        {
+          name: "HKDF",
+          hash: "SHA-256",
+          salt: Buffer.from(salt, "utf8"),
+          info: Buffer.from(KEY_INFO, "utf8"),
+        },
+        base,
+        KEY_BYTES * 8,
+      );
+      return Buffer.from(bits);
     } finally {
       material.fill(0);
     }
@@ -80,7 +93,7 @@ export class FileKeyProvider implements KeyProvider {
     if (existing !== undefined) return this.#checkKeyFile(file, existing);
     try {
       await ensurePrivateDir(dirname(file));
-      const fresh = randomBytes(KEY_BYTES);
+      const fresh = Buffer.from(crypto.getRandomValues(new Uint8Array(KEY_BYTES)));
       const created = await createFileExclusive(file, fresh, 0o600);
       fresh.fill(0);
       if (created) this.#options.logger.info({ file }, "Created the token store key");

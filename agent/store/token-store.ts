@@ -1,7 +1,6 @@
 import { readdir, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
-import { Low } from "lowdb";
 import type { Clock } from "../clock.ts";
 import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -39,6 +38,9 @@ export interface FileTokenStoreOptions {
 }
 
 /**
+ * lowdb is imported where MSAL reads and writes (`Low` around our adapter), not at the top: a
+ * cached `get-token` reads through the adapter alone and should not pay for loading it.
+ *
  * One encrypted file per profile, `<tokensDir>/<profile>.cache`, holding MSAL's token cache.
  * Every write replaces the whole file atomically, so after a refresh the rotated-out refresh token
  * is gone from disk (not just superseded). Nothing is cached here between MSAL's accesses: each
@@ -66,6 +68,7 @@ export class FileTokenStore implements TokenStore {
     return {
       beforeCacheAccess: async (context: TokenCacheContext): Promise<void> => {
         // A fresh Low per access: Low.read() keeps the previous data when the file is absent.
+        const { Low } = await import("lowdb");
         const db = new Low<TokenCacheDocument>(adapter, { version: 1, msalCache: "" });
         await db.read();
         // No (usable) file: nothing to load. MSAL's deserialize only adds entries, never removes,
@@ -74,6 +77,7 @@ export class FileTokenStore implements TokenStore {
       },
       afterCacheAccess: async (context: TokenCacheContext): Promise<void> => {
         if (!context.cacheHasChanged) return;
+        const { Low } = await import("lowdb");
         const db = new Low<TokenCacheDocument>(adapter, {
           version: 1,
           msalCache: context.tokenCache.serialize(),

@@ -6,8 +6,8 @@ import { vi } from "vitest";
 import type { FetchLike } from "../../agent/auth/network.ts";
 import { SignInService, type SignInServiceDeps, type SignInState } from "../../agent/auth/signin.ts";
 import { EntraToolError } from "../../agent/errors.ts";
-import { createLogger } from "../../agent/log.ts";
 import type { Env } from "../../agent/paths.ts";
+import { createLogger } from "../../agent/pino-logger.ts";
 import {
   FileKeyProvider,
   FileTokenStore,
@@ -193,6 +193,7 @@ export class World {
       logger: this.logger,
       fetch: this.fetch(fetchOptions),
       env,
+      loadMsal: () => import("../../agent/auth/msal.ts"),
       ...deps,
     });
   }

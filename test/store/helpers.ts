@@ -1,7 +1,8 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, type Logger } from "../../agent/log.ts";
+import type { Logger } from "../../agent/log.ts";
+import { createLogger } from "../../agent/pino-logger.ts";
 import type { MachineIdentitySource } from "../../agent/store/machine.ts";
 
 /** A fresh directory under the OS temp dir, and a function that removes it. */
