@@ -3,6 +3,7 @@
  * The composition root: the only place that reads process.env, picks real implementations and
  * wires them together. Everything below it receives its dependencies.
  */
+import { writeSync } from "node:fs";
 import type { Interface } from "node:readline";
 import pkg from "../package.json" with { type: "json" };
 import type { MsalModule } from "./auth/msal.ts";
@@ -29,16 +30,57 @@ import { FileTokenStore } from "./store/token-store.ts";
 const MSAL_MODULE = "./auth/msal.ts";
 const PINO_MODULE = "./pino-logger.ts";
 
-function output(stream: NodeJS.WriteStream): Output {
-  return {
-    write: (text) => {
-      stream.write(text);
-    },
-    isTTY: stream.isTTY === true,
-    get columns() {
-      return stream.columns;
-    },
-  };
+/**
+ * stdout or stderr, written with write(2) on the file descriptor. Bun builds Node's
+ * `process.stdout`/`process.stderr`/`process.stdin` objects on first touch, which costs a
+ * compiled binary more than all of a cached `get-token` (10+ ms), so they are touched only when
+ * really needed: terminal width, a question, or a pipe that is full (EAGAIN), after which every
+ * later write goes through the stream so that the order is kept.
+ */
+class FdOutput implements Output {
+  readonly #fd: 1 | 2;
+  readonly #stream: () => NodeJS.WriteStream;
+  #viaStream = false;
+  #tty: boolean | undefined;
+
+  constructor(fd: 1 | 2, stream: () => NodeJS.WriteStream) {
+    this.#fd = fd;
+    this.#stream = stream;
+  }
+
+  get isTTY(): boolean {
+    this.#tty ??= (require("node:tty") as typeof import("node:tty")).isatty(this.#fd);
+    return this.#tty;
+  }
+
+  get columns(): number | undefined {
+    return this.isTTY ? this.#stream().columns : undefined;
+  }
+
+  write(text: string): void {
+    if (this.#viaStream) {
+      this.#stream().write(text);
+      return;
+    }
+    const data = Buffer.from(text, "utf8");
+    let offset = 0;
+    try {
+      while (offset < data.length) offset += writeSync(this.#fd, data, offset);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // The reader went away (`entratool … | head -1`): nothing more to say to it.
+      if (code === "EPIPE") return;
+      if (code !== "EAGAIN") throw error;
+      this.#viaStream = true;
+      this.#stream().write(data.subarray(offset));
+    }
+  }
+
+  /** Resolves once everything written has left the process. */
+  flush(): Promise<void> {
+    if (!this.#viaStream) return Promise.resolve();
+    return new Promise((resolve) => this.#stream().write("", () => resolve()));
+  }
 }
 
 /**
@@ -46,7 +88,7 @@ function output(stream: NodeJS.WriteStream): Output {
  * their question stay queued for it: a reader per question would take the following lines with
  * it when closed, and the next question would see the end of input.
  */
-function terminalIO(): CliIO & { close(): void } {
+function terminalIO(stdout: FdOutput, stderr: FdOutput): CliIO & { close(): void } {
   let reader: Interface | undefined;
   const lines: string[] = [];
   let waiter: ((line: string | undefined) => void) | undefined;
@@ -79,9 +121,11 @@ function terminalIO(): CliIO & { close(): void } {
     return rl;
   };
   return {
-    stdout: output(process.stdout),
-    stderr: output(process.stderr),
-    interactive: process.stdin.isTTY === true && process.stderr.isTTY === true,
+    stdout,
+    stderr,
+    get interactive() {
+      return stderr.isTTY && (require("node:tty") as typeof import("node:tty")).isatty(0);
+    },
     ask: async (question) => {
       const rl = await open();
       if (!ended) {
@@ -90,7 +134,7 @@ function terminalIO(): CliIO & { close(): void } {
       }
       const typedAhead = lines.shift();
       // Echoed when it was typed; shown again after its question so that the transcript reads right.
-      if (typedAhead !== undefined) process.stderr.write(`${typedAhead}\n`);
+      if (typedAhead !== undefined) stderr.write(`${typedAhead}\n`);
       const line =
         typedAhead ??
         (ended
@@ -99,7 +143,7 @@ function terminalIO(): CliIO & { close(): void } {
               waiter = resolve;
             }));
       if (interrupted) {
-        process.stderr.write("\n");
+        stderr.write("\n");
         throw new EntraToolError("E_CANCELLED", { message: "Cancelled by user." });
       }
       return line;
@@ -108,21 +152,25 @@ function terminalIO(): CliIO & { close(): void } {
   };
 }
 
-function flush(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => stream.write("", () => resolve()));
-}
-
 export async function main(argv: readonly string[]): Promise<number> {
   const env = process.env;
-  const io = terminalIO();
+  const stdout = new FdOutput(1, () => process.stdout);
+  const stderr = new FdOutput(2, () => process.stderr);
+  const io = terminalIO(stdout, stderr);
   // HOME is set for users and for systemd services alike; node:os only when it is not.
   const paths = resolvePaths(env, env.HOME || (await import("node:os")).homedir());
-  const jsonLogs = env.ENTRATOOL_LOG_FORMAT === "json" || !process.stderr.isTTY;
   const logger = deferredLogger(
     {
       level: parseLevel(env.ENTRATOOL_LOG_LEVEL, "warn"),
       // stdout carries the command's output (a token, JSON): logs go to stderr.
-      destination: jsonLogs ? process.stderr : humanDestination((text) => process.stderr.write(text)),
+      // JSON lines unless a person reads stderr on a terminal (decided when the first line is written).
+      destination: {
+        write: (line: string) => {
+          const human = env.ENTRATOOL_LOG_FORMAT !== "json" && stderr.isTTY;
+          if (human) humanDestination((text) => stderr.write(text)).write(line);
+          else stderr.write(line);
+        },
+      },
     },
     (options) => (require(PINO_MODULE) as typeof PinoModule).createLogger(options),
   );
@@ -177,7 +225,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     argv,
   );
   io.close();
-  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  await Promise.all([stdout.flush(), stderr.flush()]);
   return code;
 }
 

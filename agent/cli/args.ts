@@ -1,23 +1,78 @@
-import { type ParseArgsConfig, parseArgs } from "node:util";
 import { EntraToolError } from "../errors.ts";
 
-export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
+/**
+ * The options a command takes, in the shape of node:util's parseArgs. We parse them ourselves:
+ * loading node:util costs a cached `get-token` about a tenth of its start-up time, and the
+ * grammar we need is small.
+ */
+export type OptionSpec = Readonly<
+  Record<
+    string,
+    { readonly type: "string" | "boolean"; readonly multiple?: boolean; readonly short?: string }
+  >
+>;
 
 export interface Parsed {
-  readonly values: Readonly<Record<string, string | boolean | (string | boolean)[] | undefined>>;
+  readonly values: Readonly<Record<string, string | boolean | string[] | undefined>>;
 }
 
-/** Strict parsing: an unknown flag or a missing value is a usage error that names the flag. */
+/**
+ * Strict parsing, GNU style: `--name value`, `--name=value`, `-h`, and `--` ends the options.
+ * An unknown flag, a missing value, a value given to a boolean, a repeated single-valued flag or a
+ * positional argument is a usage error that names what is wrong.
+ */
 export function parse(command: string, argv: readonly string[], options: OptionSpec): Parsed {
-  try {
-    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
-    return { values };
-  } catch (error) {
-    const detail = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+  const fail = (detail: string): never => {
     throw new EntraToolError("E_USAGE", {
       message: `${detail}. Run 'entratool ${command} --help' for usage.`,
     });
+  };
+  const byShort = new Map(
+    Object.entries(options).flatMap(([name, spec]) => (spec.short ? [[spec.short, name] as const] : [])),
+  );
+  const values: Record<string, string | boolean | string[]> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") {
+      if (i + 1 < argv.length) fail(`Unexpected argument '${argv[i + 1]}'`);
+      break;
+    }
+    let name: string | undefined;
+    let inline: string | undefined;
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    } else if (/^-[^-]$/.test(arg)) {
+      name = byShort.get(arg.slice(1));
+      if (name === undefined) fail(`Unknown option '${arg}'`);
+    } else {
+      fail(`Unexpected argument '${arg}'`);
+    }
+    const spec = name === undefined ? undefined : options[name];
+    if (name === undefined || spec === undefined) return fail(`Unknown option '${arg}'`);
+    if (spec.type === "boolean") {
+      if (inline !== undefined) fail(`Option '--${name}' does not take a value`);
+      values[name] = true;
+      continue;
+    }
+    let value = inline;
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || (next.startsWith("-") && next.length > 1))
+        fail(`Option '--${name}' needs a value`);
+      value = next as string;
+      i += 1;
+    }
+    if (spec.multiple) {
+      const list = values[name];
+      values[name] = Array.isArray(list) ? [...list, value] : [value];
+    } else {
+      if (values[name] !== undefined) fail(`Option '--${name}' was given more than once`);
+      values[name] = value;
+    }
   }
+  return { values };
 }
 
 export function stringOption(parsed: Parsed, name: string): string | undefined {

@@ -1,4 +1,4 @@
-import type { TokenResult } from "../auth/signin.ts";
+import type { SignInState, TokenResult } from "../auth/signin.ts";
 import { EntraToolError } from "../errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
@@ -58,10 +58,21 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
   }
   const profile = await requireProfile(ctx, stringOption(parsed, "profile") ?? "default");
 
-  const env = ctx.env;
-  const color = ctx.io.stderr.isTTY && !env.NO_COLOR && env.TERM !== "dumb";
-  const prompt = new DeviceCodePrompt(ctx.io.stderr, ctx.clock, { color });
-  const ticker = setInterval(() => prompt.tick(), ctx.io.stderr.isTTY ? 100 : 1000);
+  // The prompt and its ticker start with the first state worth showing: a cached token needs
+  // neither (and asking whether stderr is a terminal costs start-up time).
+  let prompt: DeviceCodePrompt | undefined;
+  let ticker: ReturnType<typeof setInterval> | undefined;
+  const onState = (state: SignInState): void => {
+    if (!prompt) {
+      if (state.kind === "starting" || state.kind === "signed-in") return;
+      const { stderr } = ctx.io;
+      const color = stderr.isTTY && !ctx.env.NO_COLOR && ctx.env.TERM !== "dumb";
+      prompt = new DeviceCodePrompt(stderr, ctx.clock, { color });
+      const current = prompt;
+      ticker = setInterval(() => current.tick(), stderr.isTTY ? 100 : 1000);
+    }
+    prompt.onState(state);
+  };
   let result: TokenResult;
   try {
     result = await ctx.signIn.getToken(profile, {
@@ -69,7 +80,7 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
       forceRefresh: flag(parsed, "force-refresh"),
       signal: ctx.signal,
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      onState: (state) => prompt.onState(state),
+      onState,
     });
   } finally {
     clearInterval(ticker);
