@@ -12,7 +12,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, release, tmpdir, totalmem } from "node:os";
+import { arch, cpus, tmpdir, totalmem, type } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
 
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
       cpu: cpus()[0]?.model ?? "unknown",
       cores: cpus().length,
       memoryGiB: Math.round(totalmem() / 1024 ** 3),
-      kernel: release(),
+      os: `${type()} ${arch()}`,
       bun: Bun.version,
       node: nodeVersion(),
     };
