@@ -1,23 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { TokenStore } from "../../agent/store/types.ts";
-import { SECOND, StateLog, World } from "./world.ts";
+import { SECOND, StateLog, worldPerTest } from "./world.ts";
 
-let tlsDir: string;
-let world: World | undefined;
-
-beforeAll(async () => {
-  tlsDir = await mkdtemp(join(tmpdir(), "entratool-parity-tls-"));
-});
-afterAll(async () => {
-  await rm(tlsDir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await world?.dispose();
-  world = undefined;
-});
+const start = worldPerTest();
 
 /** The same store, minus the read-only look: every call goes through msal-node. */
 function msalOnly(store: TokenStore): TokenStore {
@@ -30,8 +15,7 @@ function msalOnly(store: TokenStore): TokenStore {
 
 describe("the cached-token fast path agrees with msal-node", () => {
   it("serves the token msal-node's acquireTokenSilent serves, with no request either way", async () => {
-    const w = await World.create({ tlsDir, settings: { accessTokenLifetime: 3600 } });
-    world = w;
+    const w = await start({ accessTokenLifetime: 3600 });
     const log = new StateLog().on((state) => {
       if (state.kind === "code-issued") w.emulator.approve({ userCode: state.userCode });
     });
@@ -48,8 +32,7 @@ describe("the cached-token fast path agrees with msal-node", () => {
   });
 
   it("leaves a token inside msal-node's 5-minute renewal margin to msal-node, which refreshes it", async () => {
-    const w = await World.create({ tlsDir, settings: { accessTokenLifetime: 3600 } });
-    world = w;
+    const w = await start({ accessTokenLifetime: 3600 });
     const log = new StateLog().on((state) => {
       if (state.kind === "code-issued") w.emulator.approve({ userCode: state.userCode });
     });

@@ -1,41 +1,11 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ErrorCode } from "../../agent/errors.ts";
 import type { Lock, LockManager } from "../../agent/store/types.ts";
-import type { ApprovalOutcome, EmulatorSettings } from "../../scripts/emulator/server.ts";
-import { rejection, SECOND, StateLog, until, World } from "./world.ts";
+import type { ApprovalOutcome } from "../../scripts/emulator/server.ts";
+import { closedPort } from "../support/net.ts";
+import { rejection, SECOND, StateLog, until, worldPerTest } from "./world.ts";
 
-let tlsDir: string;
-let world: World | undefined;
-
-beforeAll(async () => {
-  tlsDir = await mkdtemp(join(tmpdir(), "entratool-signin-tls-"));
-});
-afterAll(async () => {
-  await rm(tlsDir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await world?.dispose();
-  world = undefined;
-});
-
-async function start(settings: Partial<EmulatorSettings> = {}): Promise<World> {
-  world = await World.create({ tlsDir, settings });
-  return world;
-}
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
+const start = worldPerTest();
 
 describe("sign-in outcomes other than success", () => {
   it("reports a declined request as E_DECLINED", async () => {

@@ -1,30 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { SignInState } from "../../agent/auth/signin.ts";
-import type { EmulatorSettings, RequestLogEntry } from "../../scripts/emulator/server.ts";
+import type { RequestLogEntry } from "../../scripts/emulator/server.ts";
 import { DEFAULT_USER } from "../../scripts/emulator/server.ts";
-import { rejection, SECOND, StateLog, TENANT, World } from "./world.ts";
+import { rejection, SECOND, StateLog, TENANT, type World, worldPerTest } from "./world.ts";
 
-let tlsDir: string;
-let world: World | undefined;
-
-beforeAll(async () => {
-  tlsDir = await mkdtemp(join(tmpdir(), "entratool-signin-tls-"));
-});
-afterAll(async () => {
-  await rm(tlsDir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await world?.dispose();
-  world = undefined;
-});
-
-async function start(settings: Partial<EmulatorSettings> = {}): Promise<World> {
-  world = await World.create({ tlsDir, settings });
-  return world;
-}
+const start = worldPerTest();
 
 /** Approves the code once this many polls were answered `authorization_pending` (0: at once). */
 function approveAfterPending(w: World, pendingPolls: number): StateLog {

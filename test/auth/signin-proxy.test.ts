@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { Env } from "../../agent/paths.ts";
-import { rejection, StateLog, World } from "./world.ts";
+import { rejection, StateLog, type World, worldPerTest } from "./world.ts";
 
 /** A minimal HTTP CONNECT proxy on loopback that counts the tunnels it opens. */
 class ConnectProxy {
@@ -53,26 +50,16 @@ class ConnectProxy {
   }
 }
 
-let tlsDir: string;
-let world: World | undefined;
+const start = worldPerTest();
 let proxy: ConnectProxy | undefined;
 
-beforeAll(async () => {
-  tlsDir = await mkdtemp(join(tmpdir(), "entratool-signin-tls-"));
-});
-afterAll(async () => {
-  await rm(tlsDir, { recursive: true, force: true });
-});
 afterEach(async () => {
-  await world?.dispose();
   await proxy?.stop();
-  world = undefined;
   proxy = undefined;
 });
 
 async function signInWith(env: (proxyUrl: string) => Env): Promise<{ w: World; proxy: ConnectProxy }> {
-  const w = await World.create({ tlsDir });
-  world = w;
+  const w = await start();
   const p = new ConnectProxy();
   proxy = p;
   const url = await p.start();
@@ -104,8 +91,7 @@ describe("proxies", () => {
   });
 
   it("reports a proxy that cannot be reached as E_NETWORK", async () => {
-    const w = await World.create({ tlsDir });
-    world = w;
+    const w = await start();
     const closed = new ConnectProxy();
     const url = await closed.start();
     await closed.stop();

@@ -1,30 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { SignInService, TokenRequest } from "../../agent/auth/signin.ts";
-import type { EmulatorSettings } from "../../scripts/emulator/server.ts";
 import { ManualClock } from "../support/manual-clock.ts";
-import { CLIENT_ID, rejection, SECOND, StateLog, TENANT, World } from "./world.ts";
+import { CLIENT_ID, rejection, SECOND, StateLog, TENANT, type World, worldPerTest } from "./world.ts";
 
-let tlsDir: string;
-let world: World | undefined;
-
-beforeAll(async () => {
-  tlsDir = await mkdtemp(join(tmpdir(), "entratool-signin-tls-"));
-});
-afterAll(async () => {
-  await rm(tlsDir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await world?.dispose();
-  world = undefined;
-});
-
-async function start(settings: Partial<EmulatorSettings> = {}): Promise<World> {
-  world = await World.create({ tlsDir, settings });
-  return world;
-}
+const start = worldPerTest();
 
 /** A state log that approves every code as soon as it is shown. */
 function approving(w: World): StateLog {

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ISerializableTokenCache, TokenCacheContext } from "@azure/msal-node";
-import { vi } from "vitest";
+import { afterAll, afterEach, beforeAll, vi } from "vitest";
 import type { FetchLike } from "../../agent/auth/network.ts";
 import { SignInService, type SignInServiceDeps, type SignInState } from "../../agent/auth/signin.ts";
 import { EntraToolError } from "../../agent/errors.ts";
@@ -308,4 +308,27 @@ export async function rejection(promise: Promise<unknown>): Promise<EntraToolErr
     throw error;
   }
   throw new Error("expected the promise to reject");
+}
+
+/**
+ * The hooks every sign-in test file needs: one TLS directory for the file's emulators, and a World
+ * per test, disposed after it. Returns `start(settings)`, which makes that test's World.
+ */
+export function worldPerTest(): (settings?: Partial<EmulatorSettings>) => Promise<World> {
+  let tlsDir = "";
+  let world: World | undefined;
+  beforeAll(async () => {
+    tlsDir = await mkdtemp(join(tmpdir(), "entratool-signin-tls-"));
+  });
+  afterAll(async () => {
+    await rm(tlsDir, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await world?.dispose();
+    world = undefined;
+  });
+  return async (settings = {}) => {
+    world = await World.create({ tlsDir, settings });
+    return world;
+  };
 }

@@ -6,20 +6,10 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
-import { ROOT, Running, removeSandboxes } from "../support/cli.ts";
-import {
-  boxFor,
-  CODE,
-  createProfile,
-  type Emulator,
-  has,
-  removeTlsDir,
-  signIn,
-  startEmulator,
-  tokenJson,
-} from "./harness.ts";
+import { ROOT, Running } from "../support/cli.ts";
+import { boxFor, CODE, createProfile, emulatorPerFile, has, signIn, tokenJson } from "./harness.ts";
 
 const ARM64_BINARY = join(ROOT, "dist", "entratool-linux-arm64");
 const QEMU = "qemu-aarch64-static";
@@ -34,17 +24,7 @@ function requireQemu(): void {
   }
 }
 
-let emu: Emulator;
-
-beforeAll(async () => {
-  emu = await startEmulator();
-});
-
-afterAll(async () => {
-  await emu.stop();
-  removeSandboxes();
-  removeTlsDir();
-});
+const emulator = emulatorPerFile();
 
 describe("linux-arm64 binary under qemu-user", () => {
   it("is an AArch64 executable that prints its version", async () => {
@@ -52,7 +32,7 @@ describe("linux-arm64 binary under qemu-user", () => {
     expect(header.subarray(0, 4).toString("latin1")).toBe("\x7fELF");
     expect(header.readUInt16LE(18)).toBe(EM_AARCH64);
     requireQemu();
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const result = await new Running(QEMU, [ARM64_BINARY, "--version"], box.env).done;
     expect(result.stderr).toBe("");
     expect(result.stdout).toBe(`entratool ${pkg.version}\n`);
@@ -61,9 +41,9 @@ describe("linux-arm64 binary under qemu-user", () => {
 
   it("serves the token the x64 binary saved (from_cache) from the same ENTRATOOL_HOME", async () => {
     requireQemu();
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    const signedIn = tokenJson((await signIn(emu, box, ["--output", "json"])).stdout);
+    const signedIn = tokenJson((await signIn(emulator(), box, ["--output", "json"])).stdout);
     const result = await new Running(QEMU, [ARM64_BINARY, "get-token", "--output", "json"], box.env).done;
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).not.toMatch(CODE);

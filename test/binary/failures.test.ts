@@ -4,45 +4,33 @@
  * Each ends with its exit code and one sentence on stderr (besides the prompt), never a stack trace.
  * Log level: the default (ENTRATOOL_LOG_LEVEL unset), which is what a user sees.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ERRORS } from "../../agent/errors.ts";
-import { removeSandboxes, runScript, start } from "../support/cli.ts";
+import { runScript, start } from "../support/cli.ts";
 import {
   approveShown,
   boxFor,
   CODE,
   closedPort,
   createProfile,
-  type Emulator,
+  emulatorPerFile,
   expectOneSentence,
   linesBesidesPrompt,
   logRecords,
-  removeTlsDir,
   seedBlock,
-  startEmulator,
 } from "./harness.ts";
 
-let emu: Emulator;
-
-beforeAll(async () => {
-  emu = await startEmulator();
-});
-
-afterAll(async () => {
-  await emu.stop();
-  removeSandboxes();
-  removeTlsDir();
-});
+const emulator = emulatorPerFile();
 
 describe("cancelling, expiry and --timeout", () => {
   it.each(["SIGINT", "SIGTERM"] as const)(
     "%s while a poll is in flight ends within 1 s with exit 130; a new run gets a fresh code",
     async (signal) => {
-      const box = boxFor(emu);
+      const box = boxFor(emulator());
       await createProfile(box, "default");
       // The first poll hangs for 10 s in the emulator: the signal must not wait for it.
-      emu.emulator.injectFaults("token", [{ type: "latency", ms: 10_000 }]);
-      const polled = emu.emulator.waitForRequest((entry) => entry.path.endsWith("/oauth2/v2.0/token"));
+      emulator().emulator.injectFaults("token", [{ type: "latency", ms: 10_000 }]);
+      const polled = emulator().emulator.waitForRequest((entry) => entry.path.endsWith("/oauth2/v2.0/token"));
       const child = start(["get-token", "--flow", "device-code"], box);
       const first = (await child.waitFor(CODE))[1];
       await polled;
@@ -56,16 +44,16 @@ describe("cancelling, expiry and --timeout", () => {
 
       // The seed's "Cancelled Authentication" advice: start over with a fresh code.
       const again = runScript("bash", seedBlock("Cancelled Authentication"), box);
-      const fresh = await approveShown(emu, again);
+      const fresh = await approveShown(emulator(), again);
       expect(fresh).not.toBe(first);
       expect((await again.done).code).toBe(0);
     },
   );
 
   it("a code nobody approves expires with exit 4; the seed's 'Code Expired' advice works", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    emu.emulator.setSettings({ expiresIn: 2 });
+    emulator().emulator.setSettings({ expiresIn: 2 });
     try {
       const child = start(["get-token", "--flow", "device-code"], box);
       expect((await child.waitFor(CODE))[1]).toBeTruthy();
@@ -73,15 +61,15 @@ describe("cancelling, expiry and --timeout", () => {
       expect(result.code).toBe(4);
       expectOneSentence(result.stderr, "Device code expired. Please try again.");
     } finally {
-      emu.emulator.setSettings({ expiresIn: 900 });
+      emulator().emulator.setSettings({ expiresIn: 900 });
     }
     const again = runScript("bash", seedBlock("Code Expired"), box);
-    await approveShown(emu, again);
+    await approveShown(emulator(), again);
     expect((await again.done).code).toBe(0);
   });
 
   it("--timeout 1 gives up after a second with exit 4", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     const startedAt = performance.now();
     const result = await start(["get-token", "--flow", "device-code", "--timeout", "1"], box).done;
@@ -104,19 +92,19 @@ describe.concurrent("refusals and unreachable identity providers", () => {
     { outcome: "not_public_client", exit: 8, sentence: ERRORS.E_NOT_PUBLIC_CLIENT.message },
     { outcome: "consent_required", exit: 8, sentence: ERRORS.E_CONSENT_REQUIRED.message },
   ] as const)("$outcome on the other device: exit $exit", async ({ outcome, exit, sentence }) => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     const child = start(["get-token", "--flow", "device-code"], box);
     const userCode = (await child.waitFor(CODE))[1] ?? "";
-    if (outcome === "declined") emu.emulator.decline({ userCode });
-    else emu.emulator.approve({ userCode, outcome });
+    if (outcome === "declined") emulator().emulator.decline({ userCode });
+    else emulator().emulator.approve({ userCode, outcome });
     const result = await child.done;
     expect(result.code).toBe(exit);
     expectOneSentence(result.stderr, sentence);
   });
 
   it("an identity provider nobody listens for: exit 3", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const port = await closedPort();
     await createProfile(box, "default", { extra: ["--authority-host", `https://127.0.0.1:${port}`] });
     const result = await start(["get-token", "--flow", "device-code"], box).done;
@@ -129,7 +117,7 @@ describe.concurrent("refusals and unreachable identity providers", () => {
   });
 
   it("a certificate from a CA that is not trusted (no NODE_EXTRA_CA_CERTS): exit 3", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     delete box.env.NODE_EXTRA_CA_CERTS;
     const result = await start(["get-token", "--flow", "device-code"], box).done;

@@ -4,17 +4,24 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import {
   DEFAULT_TENANT_ID,
   DEMO_CLIENT_ID,
   type EmulatorSettings,
   EntraEmulator,
 } from "../../scripts/emulator/server.ts";
-import { type Running, type RunResult, run, type Sandbox, sandbox, start } from "../support/cli.ts";
+import {
+  type Running,
+  type RunResult,
+  removeSandboxes,
+  run,
+  type Sandbox,
+  sandbox,
+  start,
+} from "../support/cli.ts";
 
 export { DEFAULT_TENANT_ID, DEMO_CLIENT_ID };
 
@@ -45,6 +52,30 @@ export async function startEmulator(defaults: Partial<EmulatorSettings> = {}): P
     host: started.authorityHost,
     caPath: started.caPath,
     stop: () => emulator.stop(),
+  };
+}
+
+/**
+ * The hooks every binary test file needs: one emulator for the file, stopped afterwards with the
+ * file's sandboxes and CA directory removed. `beforeStop` runs first (a last assertion over the
+ * emulator's log, say). Returns a getter for the emulator.
+ */
+export function emulatorPerFile(beforeStop?: (emu: Emulator) => void): () => Emulator {
+  let emu: Emulator | undefined;
+  beforeAll(async () => {
+    emu = await startEmulator();
+  });
+  afterAll(async () => {
+    if (emu) {
+      beforeStop?.(emu);
+      await emu.stop();
+    }
+    removeSandboxes();
+    removeTlsDir();
+  });
+  return () => {
+    if (!emu) throw new Error("the emulator starts in beforeAll");
+    return emu;
   };
 }
 
@@ -227,15 +258,7 @@ export function readText(path: string): string {
   return readFileSync(path, "latin1");
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on (bound, then released). */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
+export { closedPort } from "../support/net.ts";
 
 /** Whether an executable is on PATH. */
 export function has(command: string): boolean {

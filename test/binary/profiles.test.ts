@@ -3,8 +3,8 @@
  * `script`) and without one, list/delete/logout, and the usage errors of get-token.
  */
 import { existsSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inTerminal, removeSandboxes, run, start } from "../support/cli.ts";
+import { describe, expect, it } from "vitest";
+import { inTerminal, run, start } from "../support/cli.ts";
 import {
   approveShown,
   boxFor,
@@ -12,28 +12,16 @@ import {
   createProfile,
   DEFAULT_TENANT_ID,
   DEMO_CLIENT_ID,
-  type Emulator,
+  emulatorPerFile,
   expectPrivateTree,
-  removeTlsDir,
   seedBlock,
   signIn,
-  startEmulator,
   tokenJson,
 } from "./harness.ts";
 
 const QUESTIONS = /Profile name:|Tenant ID|Client ID|Scopes, space-separated/;
 
-let emu: Emulator;
-
-beforeAll(async () => {
-  emu = await startEmulator();
-});
-
-afterAll(async () => {
-  await emu.stop();
-  removeSandboxes();
-  removeTlsDir();
-});
+const emulator = emulatorPerFile();
 
 async function profilesJson(box: ReturnType<typeof boxFor>): Promise<Array<Record<string, unknown>>> {
   const result = await run(["list-profiles", "--output", "json"], box);
@@ -43,7 +31,7 @@ async function profilesJson(box: ReturnType<typeof boxFor>): Promise<Array<Recor
 
 describe.concurrent("create-profile", () => {
   it("with every flag asks nothing, even on a terminal", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const command = `entratool create-profile --name lab-pi --tenant-id ${DEFAULT_TENANT_ID} --client-id ${DEMO_CLIENT_ID} --scope User.Read`;
     // No input at all: a question would meet the end of input and fail.
     const onTerminal = await inTerminal(command, box).done;
@@ -61,7 +49,7 @@ describe.concurrent("create-profile", () => {
         tenantId: DEFAULT_TENANT_ID,
         clientId: DEMO_CLIENT_ID,
         scopes: ["User.Read"],
-        authorityHost: emu.host,
+        authorityHost: emulator().host,
         defaultFlow: "device-code",
       },
       {
@@ -69,7 +57,7 @@ describe.concurrent("create-profile", () => {
         tenantId: "organizations",
         clientId: DEMO_CLIENT_ID,
         scopes: [],
-        authorityHost: emu.host,
+        authorityHost: emulator().host,
         defaultFlow: "device-code",
       },
     ]);
@@ -80,7 +68,7 @@ describe.concurrent("create-profile", () => {
     { missing: "--tenant-id", args: ["--name", "x", "--client-id", DEMO_CLIENT_ID] },
     { missing: "--client-id", args: ["--name", "x", "--tenant-id", "organizations"] },
   ])("without a terminal, a missing $missing is exit 2 naming the flag", async ({ missing, args }) => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const result = await run(["create-profile", ...args], box);
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
@@ -90,7 +78,7 @@ describe.concurrent("create-profile", () => {
   });
 
   it("invalid values are exit 2 listing every problem", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const result = await run(
       [
         "create-profile",
@@ -117,7 +105,7 @@ describe.concurrent("create-profile", () => {
   });
 
   it("the seed's 'Profile Setup' on a terminal asks for what is missing, again when invalid", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const command = seedBlock("Profile Setup").trim();
     expect(command).toBe("entratool create-profile --name device-app");
     // Typed ahead, as a paste would: a tenant that is not one, then a valid one, the client id, scopes.
@@ -137,14 +125,14 @@ describe.concurrent("create-profile", () => {
         tenantId: DEFAULT_TENANT_ID,
         clientId: DEMO_CLIENT_ID,
         scopes: ["User.Read", "Mail.Read"],
-        authorityHost: emu.host,
+        authorityHost: emulator().host,
         defaultFlow: "device-code",
       },
     ]);
   });
 
   it("Ctrl+C at a question is exit 130 and creates nothing", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const child = inTerminal("entratool create-profile; echo exit=$?", box, null);
     await child.waitFor(/Profile name: /, "stdout");
     child.type("\x03", true);
@@ -157,7 +145,7 @@ describe.concurrent("create-profile", () => {
 
 describe.concurrent("list-profiles, delete-profile, logout", () => {
   it("list-profiles prints names (text) or the profiles (json)", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     expect(await run(["list-profiles"], box)).toMatchObject({ code: 0, stdout: "", stderr: "" });
     await createProfile(box, "default");
     await createProfile(box, "lab-pi", {
@@ -172,10 +160,10 @@ describe.concurrent("list-profiles, delete-profile, logout", () => {
   });
 
   it("delete-profile removes the profile and its tokens", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     await createProfile(box, "doomed");
-    await signIn(emu, box, ["--profile", "doomed"]);
+    await signIn(emulator(), box, ["--profile", "doomed"]);
     expect(existsSync(cacheFile(box, "doomed"))).toBe(true);
     const deleted = await run(["delete-profile", "--name", "doomed"], box);
     expect(deleted).toMatchObject({ code: 0, stdout: "Profile 'doomed' deleted, with its saved tokens.\n" });
@@ -188,9 +176,9 @@ describe.concurrent("list-profiles, delete-profile, logout", () => {
   });
 
   it("logout removes the tokens: the next get-token prompts again", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    await signIn(emu, box);
+    await signIn(emulator(), box);
     const out = await run(["logout"], box);
     expect(out).toMatchObject({ code: 0, stdout: "Signed out: tokens of profile 'default' removed.\n" });
     expect(existsSync(cacheFile(box))).toBe(false);
@@ -199,7 +187,7 @@ describe.concurrent("list-profiles, delete-profile, logout", () => {
       stdout: "Profile 'default' had no saved sign-in.\n",
     });
     const child = start(["get-token", "--output", "json"], box);
-    await approveShown(emu, child);
+    await approveShown(emulator(), child);
     const result = await child.done;
     expect(result.code).toBe(0);
     expect(tokenJson(result.stdout).from_cache).toBe(false);
@@ -209,7 +197,7 @@ describe.concurrent("list-profiles, delete-profile, logout", () => {
 
 describe.concurrent("get-token usage errors", () => {
   it("an unknown profile is exit 2 with the create-profile command to run", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const result = await run(["get-token", "--flow", "device-code", "--profile", "nosuch"], box);
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
@@ -219,7 +207,7 @@ describe.concurrent("get-token usage errors", () => {
 
   it("--flow interactive-browser is exit 2, checked before anything else", async () => {
     // No profile at all: the flow is refused before the profile is even looked up.
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const result = await run(["get-token", "--flow", "interactive-browser"], box);
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(

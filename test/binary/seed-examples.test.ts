@@ -6,9 +6,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DEFAULT_USER } from "../../scripts/emulator/server.ts";
-import { inTerminal, Running, removeSandboxes, run, runScript } from "../support/cli.ts";
+import { inTerminal, Running, run, runScript } from "../support/cli.ts";
 import {
   approveNextCodeFor,
   approveShown,
@@ -17,30 +17,19 @@ import {
   createProfile,
   DEFAULT_TENANT_ID,
   DEMO_CLIENT_ID,
-  type Emulator,
   ESC,
+  emulatorPerFile,
   expectPrivateTree,
-  removeTlsDir,
   replaceOnce,
   SPINNER_CHARS,
   seedBlock,
   signIn,
-  startEmulator,
   tokenJson,
 } from "./harness.ts";
 
-let emu: Emulator;
-
-beforeAll(async () => {
-  emu = await startEmulator();
-});
-
-afterAll(async () => {
+const emulator = emulatorPerFile((emu) => {
   // No example may have been told to slow down: 1 s polls are on time.
   expect(emu.emulator.requests().filter((entry) => entry.error === "slow_down")).toEqual([]);
-  await emu.stop();
-  removeSandboxes();
-  removeTlsDir();
 });
 
 const bash = (script: string, box: ReturnType<typeof boxFor>, env: Record<string, string> = {}) =>
@@ -48,27 +37,27 @@ const bash = (script: string, box: ReturnType<typeof boxFor>, env: Record<string
 
 describe.concurrent("the seed page's examples, run verbatim", () => {
   it("Quick Start: the URL and code on stderr, then success", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "myapp");
     const script = seedBlock("Quick Start");
     expect(script).toContain("entratool get-token --flow device-code --profile myapp");
     const child = bash(script, box);
-    const userCode = await approveShown(emu, child);
+    const userCode = await approveShown(emulator(), child);
     const result = await child.done;
     expect(result.code).toBe(0);
-    expect(result.stderr).toContain(`${emu.host}/devicelogin`);
+    expect(result.stderr).toContain(`${emulator().host}/devicelogin`);
     expect(result.stderr).toContain(`Enter code: ${userCode}`);
     expect(result.stderr).toContain("Waiting for authentication...");
     expect(result.stdout).toContain("✓ Authentication successful! Token saved to profile 'myapp'");
   });
 
   it("Basic Authentication: default profile, a named profile, a custom scope", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     await createProfile(box, "production");
     const child = bash(seedBlock("Basic Authentication"), box);
-    await approveShown(emu, child, { nth: 1 });
-    await approveShown(emu, child, { nth: 2 });
+    await approveShown(emulator(), child, { nth: 1 });
+    await approveShown(emulator(), child, { nth: 2 });
     const result = await child.done;
     expect(result.code, result.stderr).toBe(0);
     // Two sign-ins; the custom scope is served from the default profile's refresh token.
@@ -87,16 +76,16 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("In Scripts: the token calls the Graph-like /v1.0/me and the script prints the user", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     const script = replaceOnce(
       seedBlock("In Scripts"),
       "https://graph.microsoft.com/v1.0/me",
-      `${emu.host}/v1.0/me`,
+      `${emulator().host}/v1.0/me`,
     );
     // curl trusts the emulator's CA through the environment, so the script text stays as written.
-    const child = bash(script, box, { CURL_CA_BUNDLE: emu.caPath });
-    await approveShown(emu, child);
+    const child = bash(script, box, { CURL_CA_BUNDLE: emulator().caPath });
+    await approveShown(emulator(), child);
     const result = await child.done;
     expect(result.code, result.stderr).toBe(0);
     const [before, json] = result.stdout.split("Fetching user profile...\n");
@@ -109,7 +98,7 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("SSH Sessions: the prompt, spinner and result on the session's terminal", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     // The test is the remote server: "ssh user@server" has already happened, and a session
     // has a terminal, so the example runs on a pseudo-terminal.
@@ -118,7 +107,7 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
     writeFileSync(file, script);
     const child = inTerminal(`bash ${file}`, box);
     await child.waitFor(SPINNER_CHARS, "stdout");
-    await approveShown(emu, child, { stream: "stdout" });
+    await approveShown(emulator(), child, { stream: "stdout" });
     const result = await child.done;
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("(connected to user@server)");
@@ -129,7 +118,7 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("Raspberry Pi: the first run creates the profile and signs in, later runs reuse both", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const dir = join(box.binDir, "..");
     const tokenFile = join(dir, "entratool-cache");
     const app = join(dir, "main.py");
@@ -148,7 +137,7 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
     const env = { TENANT_ID: DEFAULT_TENANT_ID, CLIENT_ID: DEMO_CLIENT_ID };
 
     const first = bash(script, box, env);
-    await approveShown(emu, first);
+    await approveShown(emulator(), first);
     const one = await first.done;
     expect(one.code, one.stderr).toBe(0);
     expect(one.stdout).toContain("Creating profile for Raspberry Pi...");
@@ -164,7 +153,7 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
         tenantId: DEFAULT_TENANT_ID,
         clientId: DEMO_CLIENT_ID,
         scopes: ["https://graph.microsoft.com/User.Read"],
-        authorityHost: emu.host,
+        authorityHost: emulator().host,
         defaultFlow: "device-code",
       },
     ]);
@@ -181,31 +170,31 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   it("IoT Devices: authenticate_device() in Python returns the access token", async () => {
     // A client id of its own: the script captures the prompt, so the test approves by client.
     const clientId = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default", { clientId });
     const block = seedBlock("IoT Devices");
     // The seed's main loop calls functions it never defines; the example's API is the function.
     const functions = block.slice(0, block.indexOf("# Main IoT application"));
     expect(functions).toContain("def authenticate_device():");
     const child = runScript("python3", `${functions}\nprint(authenticate_device())\n`, box);
-    await approveNextCodeFor(emu, clientId);
+    await approveNextCodeFor(emulator(), clientId);
     const result = await child.done;
     expect(result.code, result.stderr).toBe(0);
     const [started, token, rest] = result.stdout.split("\n");
     expect(started).toBe("Starting device authentication...");
     expect(rest).toBe("");
-    expect(emu.emulator.issuedSecrets()).toContain(token);
+    expect(emulator().emulator.issuedSecrets()).toContain(token);
   });
 
   it("Error Handling: authenticate_with_retry retries after a declined sign-in", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "myapp");
     // The seed waits 5 s between attempts; the function stands in for sleep so the test does not.
     const script = `sleep() { :; }\n${seedBlock("Error Handling")}`;
     const child = bash(script, box);
     const first = await child.waitFor(CODE);
-    emu.emulator.decline({ userCode: first[1] ?? "" });
-    const second = await approveShown(emu, child, { nth: 2 });
+    emulator().emulator.decline({ userCode: first[1] ?? "" });
+    const second = await approveShown(emulator(), child, { nth: 2 });
     expect(second).not.toBe(first[1]);
     const result = await child.done;
     expect(result.code).toBe(0);
@@ -225,10 +214,10 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("Custom Timeout: jq '.expires_at' prints an ISO 8601 UTC time", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     const child = bash(seedBlock("Custom Timeout"), box);
-    await approveShown(emu, child);
+    await approveShown(emulator(), child);
     const result = await child.done;
     expect(result.code).toBe(0);
     const printed = result.stdout.trim();
@@ -238,9 +227,9 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("Token Security: TOKEN=$(... | jq -r .access_token) holds the token", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    await signIn(emu, box);
+    await signIn(emulator(), box);
     const block = seedBlock("Token Security");
     // The "Bad" line is a counter-example ending in a literal "...": only the good one is run.
     const good = block.slice(block.indexOf("# ✅ Good"));
@@ -253,14 +242,14 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("Docker Containers: entrypoint.sh signs in, then execs the command", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "container");
     const entrypoint = seedBlock("Docker Containers", 1);
     expect(entrypoint).toContain("# entrypoint.sh");
     const file = join(box.binDir, "..", "entrypoint.sh");
     writeFileSync(file, entrypoint, { mode: 0o755 });
     const child = new Running(file, ["sh", "-c", 'echo "app running: $0"', "with-token"], box.env);
-    await approveShown(emu, child);
+    await approveShown(emulator(), child);
     const result = await child.done;
     expect(result.code).toBe(0);
     const lines = result.stdout.split("\n");
@@ -270,10 +259,10 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("Clear Instructions: the heredoc banner, then the sign-in", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     const child = bash(seedBlock("Clear Instructions"), box);
-    await approveShown(emu, child);
+    await approveShown(emulator(), child);
     const result = await child.done;
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("║             DEVICE AUTHENTICATION                  ║");
@@ -281,11 +270,11 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("User Consent: the first sign-in asks, the next run reuses the saved sign-in", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     const script = seedBlock("User Consent");
     const first = bash(script, box);
-    await approveShown(emu, first);
+    await approveShown(emulator(), first);
     expect((await first.done).code).toBe(0);
     const again = await bash(script, box).done;
     expect(again.code).toBe(0);
@@ -294,7 +283,7 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
   });
 
   it("Progress Feedback: no spinner or escape codes when stderr is not a terminal", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     // A tenant of its own, to count this sign-in's polls among the other tests' requests.
     const tenantId = "progress.example";
     await createProfile(box, "default", { tenantId });
@@ -302,12 +291,12 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
     const userCode = (await child.waitFor(CODE))[1] ?? "";
     // Approve only after a few polls (and so ticks of the once-a-second status timer).
     for (let polls = 0; polls < 2; polls++) {
-      await emu.emulator.waitForRequest(
+      await emulator().emulator.waitForRequest(
         (entry) => entry.path === `/${tenantId}/oauth2/v2.0/token`,
         "answered",
       );
     }
-    emu.emulator.approve({ userCode });
+    emulator().emulator.approve({ userCode });
     const result = await child.done;
     expect(result.code).toBe(0);
     expect(result.stderr).not.toMatch(SPINNER_CHARS);

@@ -6,18 +6,9 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DEFAULT_USER } from "../../scripts/emulator/server.ts";
-import {
-  BINARY,
-  Running,
-  type RunResult,
-  removeSandboxes,
-  run,
-  runScript,
-  type Sandbox,
-  start,
-} from "../support/cli.ts";
+import { BINARY, Running, type RunResult, run, runScript, type Sandbox, start } from "../support/cli.ts";
 import { decodeJwt } from "../support/emulator.ts";
 import {
   approveShown,
@@ -27,14 +18,12 @@ import {
   createProfile,
   DEFAULT_TENANT_ID,
   DEMO_CLIENT_ID,
-  type Emulator,
+  emulatorPerFile,
   expectPrivateTree,
   filesIn,
   logRecords,
   readText,
-  removeTlsDir,
   signIn,
-  startEmulator,
   tokenJson,
   walk,
 } from "./harness.ts";
@@ -43,17 +32,7 @@ const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const SET_ASIDE = /^Unusable token store file set aside/;
 const CORRUPT_FILE = /^default\.cache\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z$/;
 
-let emu: Emulator;
-
-beforeAll(async () => {
-  emu = await startEmulator();
-});
-
-afterAll(async () => {
-  await emu.stop();
-  removeSandboxes();
-  removeTlsDir();
-});
+const emulator = emulatorPerFile();
 
 async function getJson(box: Sandbox, args: readonly string[] = []) {
   const result = await run(["get-token", "--output", "json", ...args], box);
@@ -72,9 +51,9 @@ function copyHome(box: Sandbox, name: string): { home: string; env: Record<strin
 
 describe.concurrent("output formats", () => {
   it("--output json has exactly the documented keys; the next call is served from the cache", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    const first = await signIn(emu, box, ["--output", "json"]);
+    const first = await signIn(emulator(), box, ["--output", "json"]);
     expect(first.stdout.split("\n")).toHaveLength(2);
     const json = tokenJson(first.stdout);
     expect(Object.keys(json).sort()).toEqual(
@@ -114,9 +93,9 @@ describe.concurrent("output formats", () => {
   });
 
   it("the default text output says where the token went and never prints it", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    const first = await signIn(emu, box);
+    const first = await signIn(emulator(), box);
     const second = await run(["get-token"], box);
     const token = (await run(["get-token", "--output", "raw"], box)).stdout.trim();
     expect(first.stdout).toContain("✓ Authentication successful! Token saved to profile 'default'");
@@ -133,13 +112,13 @@ describe.concurrent("output formats", () => {
 
 describe.concurrent("the saved sign-in", () => {
   it("a revoked refresh token: --force-refresh shows a new sign-in prompt and succeeds", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
     const username = "revoked@contoso.example";
-    await signIn(emu, box, [], username);
-    expect(emu.emulator.revokeRefreshTokens({ username })).toEqual({ revoked: 1 });
+    await signIn(emulator(), box, [], username);
+    expect(emulator().emulator.revokeRefreshTokens({ username })).toEqual({ revoked: 1 });
     const child = start(["get-token", "--force-refresh", "--output", "json"], box);
-    await approveShown(emu, child, { username });
+    await approveShown(emulator(), child, { username });
     const result = await child.done;
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain("The saved sign-in for profile 'default' is no longer valid");
@@ -148,7 +127,7 @@ describe.concurrent("the saved sign-in", () => {
   });
 
   it("two get-token at once for one profile: one device code, one prompt, both get the token", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     // A tenant of its own, to count this test's device code requests among the others'.
     const tenantId = "concurrent.example";
     await createProfile(box, "default", { tenantId });
@@ -157,15 +136,15 @@ describe.concurrent("the saved sign-in", () => {
       start(["get-token", "--output", "json"], box),
     ];
     const shown = await Promise.any(children.map((child) => child.waitFor(CODE)));
-    emu.emulator.approve({ userCode: shown[1] ?? "" });
+    emulator().emulator.approve({ userCode: shown[1] ?? "" });
     const results = await Promise.all(children.map((child) => child.done));
     for (const result of results) expect(result.code, result.stderr).toBe(0);
     expect(results.filter((result) => CODE.test(result.stderr))).toHaveLength(1);
     expect(
       results.filter((result) => result.stderr.includes("Another entratool process is signing in")),
     ).toHaveLength(1);
-    const devicecode = emu.emulator
-      .requests()
+    const devicecode = emulator()
+      .emulator.requests()
       .filter((entry) => entry.path === `/${tenantId}/oauth2/v2.0/devicecode`);
     expect(devicecode).toHaveLength(1);
     const tokens = results.map((result) => tokenJson(result.stdout));
@@ -197,12 +176,12 @@ describe.concurrent("the saved sign-in", () => {
   ])(
     "a token store file $damage is set aside with a warning and a new sign-in works",
     async ({ apply, reason }) => {
-      const box = boxFor(emu);
+      const box = boxFor(emulator());
       await createProfile(box, "default");
-      await signIn(emu, box);
+      await signIn(emulator(), box);
       apply(cacheFile(box));
       const child = start(["get-token", "--output", "json"], box);
-      await approveShown(emu, child);
+      await approveShown(emulator(), child);
       const result = await child.done;
       expect(result.code, result.stderr).toBe(0);
       expect(tokenJson(result.stdout).from_cache).toBe(false);
@@ -220,9 +199,9 @@ describe.concurrent("the saved sign-in", () => {
   );
 
   it("a copy of ENTRATOOL_HOME on the same machine is still signed in", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    const token = tokenJson((await signIn(emu, box, ["--output", "json"])).stdout).access_token;
+    const token = tokenJson((await signIn(emulator(), box, ["--output", "json"])).stdout).access_token;
     const copy = copyHome(box, "copied-home");
     const again = await new Running(BINARY, ["get-token", "--output", "json"], copy.env).done;
     expect(again.code, again.stderr).toBe(0);
@@ -244,9 +223,9 @@ describe.concurrent("the saved sign-in", () => {
     },
   ])("a copy of ENTRATOOL_HOME does not decrypt on $machine", async ({ target, fake }) => {
     if (!existsSync(target)) throw new Error(`${target} is missing: this test binds a fake one over it`);
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     await createProfile(box, "default");
-    const token = tokenJson((await signIn(emu, box, ["--output", "json"])).stdout).access_token;
+    const token = tokenJson((await signIn(emulator(), box, ["--output", "json"])).stdout).access_token;
     const copy = copyHome(box, "moved-home");
     const fakeFile = join(box.binDir, "..", "fake-identity");
     writeFileSync(fakeFile, fake);
@@ -270,7 +249,7 @@ describe.concurrent("the saved sign-in", () => {
       ],
       copy.env,
     );
-    await approveShown(emu, child).catch((error: unknown) => {
+    await approveShown(emulator(), child).catch((error: unknown) => {
       throw new Error(
         `could not run the binary in a mount namespace (unshare ${namespace.join(" ")}): ${error}`,
       );
@@ -291,7 +270,7 @@ describe.concurrent("the saved sign-in", () => {
 
 describe.concurrent("files under ENTRATOOL_HOME", () => {
   it("under umask 000, files are 0600 and directories 0700 after sign-in, refresh, logout and a second profile", async () => {
-    const box = boxFor(emu);
+    const box = boxFor(emulator());
     const create = (name: string) =>
       `entratool create-profile --name ${name} --tenant-id ${DEFAULT_TENANT_ID} --client-id ${DEMO_CLIENT_ID}`;
     const script = [
@@ -306,8 +285,8 @@ describe.concurrent("files under ENTRATOOL_HOME", () => {
       "",
     ].join("\n");
     const child = runScript("bash", script, box);
-    await approveShown(emu, child, { nth: 1 });
-    await approveShown(emu, child, { nth: 2 });
+    await approveShown(emulator(), child, { nth: 1 });
+    await approveShown(emulator(), child, { nth: 2 });
     const result = await child.done;
     expect(result.code, result.stderr).toBe(0);
     expect(walk(box.home).map((entry) => entry.path.slice(box.home.length))).toEqual([
@@ -326,11 +305,14 @@ describe.concurrent("files under ENTRATOOL_HOME", () => {
   });
 
   it("no token or device_code in any log line or file, even at trace level", async () => {
-    const box = boxFor(emu, { logLevel: "trace" });
+    const box = boxFor(emulator(), { logLevel: "trace" });
     await createProfile(box, "default");
     const runs: Array<{ result: RunResult; mayShowAccessToken: boolean }> = [];
     const signInAs = async (args: readonly string[]) => {
-      runs.push({ result: await signIn(emu, box, args), mayShowAccessToken: args.includes("--output") });
+      runs.push({
+        result: await signIn(emulator(), box, args),
+        mayShowAccessToken: args.includes("--output"),
+      });
     };
     const call = async (args: readonly string[]) => {
       const result = await run(args, box);
@@ -350,7 +332,7 @@ describe.concurrent("files under ENTRATOOL_HOME", () => {
     expect(logRecords(stderr, /./).length).toBeGreaterThan(20);
     expect(logRecords(stderr).some((record) => record.component === "msal")).toBe(true);
 
-    const secrets = emu.emulator.issuedSecrets();
+    const secrets = emulator().emulator.issuedSecrets();
     const isAccessToken = (secret: string): boolean =>
       /^[\w-]+\.[\w-]+\.[\w-]+$/.test(secret) && decodeJwt(secret).payload.ver === "1.0";
     // Ours: at least the two device codes, three refreshes and two sign-ins' tokens.
