@@ -1,17 +1,20 @@
-import { readFile, rename } from "node:fs/promises";
-import { dirname } from "node:path";
+import type { BigIntStats } from "node:fs";
+import { type FileHandle, open, rename, stat } from "node:fs/promises";
+import { basename, dirname } from "node:path";
 import type { Adapter } from "lowdb";
 import type { Clock } from "../clock.ts";
-import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ensurePrivateDir, writeFileAtomic } from "./atomic.ts";
 import { bytes } from "./bytes.ts";
+import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
 
 /*
  * File format, version 1:
  *   "ETS1" (4 bytes) | nonce (12 random bytes) | AES-256-GCM ciphertext of UTF-8 JSON | tag (16 bytes)
- * The magic is the additional authenticated data, so it cannot be swapped without failing the tag.
+ * The additional authenticated data is the magic followed by the file's base name (UTF-8, e.g.
+ * "work.cache"): neither can be changed without failing the tag, so one profile's file copied over
+ * another's does not decrypt as the other's (it is set aside like any unusable file).
  * A fresh nonce per write; a key encrypts a few writes per hour at most, far from GCM's limits.
  */
 export const MAGIC: Buffer = Buffer.from("ETS1", "ascii");
@@ -38,12 +41,19 @@ export interface EncryptedFileAdapterOptions<T> {
  * fails `validate`). An unusable file is renamed aside to `<path>.corrupt-<time>` and a warning is
  * logged (path and reason only, never content), so null means "signed out" and the next write
  * starts afresh. Only I/O failures (EACCES, EIO, ...) throw, as E_STORE naming the path.
+ *
+ * `read()` is safe without a lock (a lock-free fast path uses it while another process may write):
+ * writers replace the file atomically, and a file is set aside only while the path still names the
+ * very file that was read. If it was replaced (or removed) in between, read() returns null and
+ * leaves the path alone; a caller that must know retries under the lock.
  */
 export class EncryptedFileAdapter<T> implements Adapter<T> {
   readonly #options: EncryptedFileAdapterOptions<T>;
+  readonly #aad: Buffer;
 
   constructor(options: EncryptedFileAdapterOptions<T>) {
     this.#options = options;
+    this.#aad = Buffer.concat([MAGIC, Buffer.from(basename(options.path), "utf8")]);
   }
 
   get path(): string {
@@ -51,23 +61,17 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
   }
 
   async read(): Promise<T | null> {
-    const { path } = this.#options;
-    let raw: Buffer;
-    try {
-      raw = await readFile(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw ioError(path, "read", error);
-    }
+    const file = await readWithIdentity(this.#options.path);
+    if (file === undefined) return null;
     const key = await this.#options.keyProvider.getKey();
     let decoded: Decoded<T>;
     try {
-      decoded = await decodeFile(raw, key, this.#options.validate);
+      decoded = await decodeFile(file.raw, key, this.#aad, this.#options.validate);
     } finally {
       key.fill(0);
     }
     if (!decoded.ok) {
-      await this.#setAside(decoded.reason);
+      await this.#setAside(decoded.reason, file.identity);
       return null;
     }
     return decoded.value;
@@ -82,7 +86,7 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
       const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
       // WebCrypto's AES-GCM output is ciphertext followed by the 16-byte tag: the file layout.
       const sealed = await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: nonce, additionalData: bytes(MAGIC), tagLength: TAG_BYTES * 8 },
+        { name: "AES-GCM", iv: nonce, additionalData: bytes(this.#aad), tagLength: TAG_BYTES * 8 },
         await aesKey(key),
         bytes(plaintext),
       );
@@ -96,12 +100,33 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
       await ensurePrivateDir(dirname(path));
       await writeFileAtomic(path, file, 0o600);
     } catch (error) {
-      throw ioError(path, "write", error);
+      throw storeError(path, "write the token store file", error);
     }
   }
 
-  async #setAside(reason: string): Promise<void> {
+  /**
+   * Renames the unusable file that was read (`read`) aside, unless the path no longer names it: a
+   * writer may have replaced it with a good file meanwhile, which must stay. What remains is the
+   * instant between this stat and the rename, against the whole decryption before; under the
+   * profile's lock (MSAL's path) no writer runs at all.
+   */
+  async #setAside(reason: string, read: FileIdentity): Promise<void> {
     const { path, clock, logger } = this.#options;
+    let current: FileIdentity;
+    try {
+      current = identityOf(await stat(path, { bigint: true }));
+    } catch (error) {
+      // Already gone (another reader set it aside, or a logout): nothing to do.
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw storeError(path, "check the token store file", error);
+    }
+    if (!sameFile(current, read)) {
+      logger.debug(
+        { path, reason },
+        "Unusable token store file was replaced while it was read; left in place",
+      );
+      return;
+    }
     const stamp = new Date(clock.now()).toISOString().replaceAll(":", "-");
     const aside = `${path}.corrupt-${stamp}`;
     try {
@@ -109,12 +134,54 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
     } catch (error) {
       // Someone else (another process reading at the same time) already moved it: nothing to do.
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw ioError(path, "set aside", error);
+      throw storeError(path, "set aside the token store file", error);
     }
     logger.warn(
       { path, movedTo: aside, reason },
       "Unusable token store file set aside; the profile is signed out",
     );
+  }
+}
+
+/**
+ * Which file was read: device and inode, plus size and modification time because an inode number
+ * freed by a replaced file can be reused at once by the next one.
+ */
+interface FileIdentity {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+}
+
+function identityOf(info: BigIntStats): FileIdentity {
+  return { dev: info.dev, ino: info.ino, size: info.size, mtimeNs: info.mtimeNs };
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
+}
+
+/**
+ * The file's bytes and identity, or undefined when there is no file. fstat and read go through one
+ * descriptor, so both describe the same file even if the path is replaced in between.
+ */
+async function readWithIdentity(path: string): Promise<{ raw: Buffer; identity: FileIdentity } | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw storeError(path, "read the token store file", error);
+  }
+  try {
+    const identity = identityOf(await handle.stat({ bigint: true }));
+    return { raw: await handle.readFile(), identity };
+  } catch (error) {
+    throw storeError(path, "read the token store file", error);
+  } finally {
+    // Read-only: a failed close loses nothing, and must not hide the result or the read's error.
+    await handle.close().catch(() => undefined);
   }
 }
 
@@ -132,6 +199,7 @@ function aesKey(key: Buffer): Promise<CryptoKey> {
 async function decodeFile<T>(
   raw: Buffer,
   key: Buffer,
+  aad: Buffer,
   validate: (value: unknown) => value is T,
 ): Promise<Decoded<T>> {
   if (raw.length < HEADER_BYTES + TAG_BYTES) {
@@ -144,7 +212,7 @@ async function decodeFile<T>(
   let plaintext: Buffer;
   try {
     const opened = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: bytes(nonce), additionalData: bytes(MAGIC), tagLength: TAG_BYTES * 8 },
+      { name: "AES-GCM", iv: bytes(nonce), additionalData: bytes(aad), tagLength: TAG_BYTES * 8 },
       await aesKey(key),
       bytes(raw.subarray(HEADER_BYTES)),
     );
@@ -152,7 +220,8 @@ async function decodeFile<T>(
   } catch {
     return {
       ok: false,
-      reason: "authentication failed (another machine's or another key's file, or modified on disk)",
+      reason:
+        "authentication failed (another machine's or another key's file, another profile's file copied here, or modified on disk)",
     };
   }
   let value: unknown;
@@ -165,12 +234,4 @@ async function decodeFile<T>(
   }
   if (!validate(value)) return { ok: false, reason: "decrypted content has an unexpected shape" };
   return { ok: true, value };
-}
-
-function ioError(path: string, action: string, cause: unknown): EntraToolError {
-  const code = (cause as NodeJS.ErrnoException).code ?? "error";
-  return new EntraToolError("E_STORE", {
-    message: `Cannot ${action} the token store file ${path} (${code}). Check that it and its directory belong to the user running entratool and that the disk is not full or read-only.`,
-    cause,
-  });
 }

@@ -4,7 +4,8 @@ import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createFileExclusive, ensurePrivateDir } from "./atomic.ts";
 import { bytes } from "./bytes.ts";
-import type { MachineIdentitySource } from "./machine.ts";
+import { storeError } from "./errors.ts";
+import { type MachineIdentitySource, UNKNOWN_MACHINE } from "./machine.ts";
 
 /** The token store's AES-256 key. */
 export interface KeyProvider {
@@ -50,8 +51,9 @@ export class FileKeyProvider implements KeyProvider {
   }
 
   async #derive(): Promise<Buffer> {
-    const material = (await this.#readCredential()) ?? (await this.#readOrCreateKeyFile());
+    // The identity first: creating a key file is the moment to say that it is not machine-bound.
     const salt = await this.#options.machineIdentity.get();
+    const material = (await this.#readCredential()) ?? (await this.#readOrCreateKeyFile(salt));
     try {
       // WebCrypto rather than node:crypto: same HKDF, and loading node:crypto would cost a
       // cached `get-token` a third of its start-up time.
@@ -87,7 +89,7 @@ export class FileKeyProvider implements KeyProvider {
     return material;
   }
 
-  async #readOrCreateKeyFile(): Promise<Buffer> {
+  async #readOrCreateKeyFile(machine: string): Promise<Buffer> {
     const file = this.#options.keyFile;
     const existing = await readKeyMaterial(file);
     if (existing !== undefined) return this.#checkKeyFile(file, existing);
@@ -96,9 +98,19 @@ export class FileKeyProvider implements KeyProvider {
       const fresh = Buffer.from(crypto.getRandomValues(new Uint8Array(KEY_BYTES)));
       const created = await createFileExclusive(file, fresh, 0o600);
       fresh.fill(0);
-      if (created) this.#options.logger.info({ file }, "Created the token store key");
+      if (created) {
+        this.#options.logger.info({ file }, "Created the token store key");
+        // Said here, once per key file, rather than on every run that finds no identity: the
+        // CLI's default level shows warnings, and containers have no machine id.
+        if (machine === UNKNOWN_MACHINE) {
+          this.#options.logger.warn(
+            { file },
+            "No machine id or board serial found: the new token store key is bound to the key file only, so a copy of the state directory (key file included) would decrypt elsewhere",
+          );
+        }
+      }
     } catch (error) {
-      throw storeError(file, "create", error);
+      throw storeError(file, "create the key file", error);
     }
     // Read back in both cases: when another process won the race, its key is the one on disk.
     const material = await readKeyMaterial(file);
@@ -128,7 +140,7 @@ export class FileKeyProvider implements KeyProvider {
         await chmod(file, 0o600);
       }
     } catch (error) {
-      throw storeError(file, "secure", error);
+      throw storeError(file, "set mode 0600 on the key file", error);
     }
     return material;
   }
@@ -140,14 +152,6 @@ async function readKeyMaterial(file: string): Promise<Buffer | undefined> {
     return await readFile(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw storeError(file, "read", error);
+    throw storeError(file, "read the key file", error);
   }
-}
-
-function storeError(file: string, action: string, cause: unknown): EntraToolError {
-  const code = (cause as NodeJS.ErrnoException).code ?? "error";
-  return new EntraToolError("E_STORE", {
-    message: `Cannot ${action} the key file ${file} (${code}). Check that it and its directory belong to the user running entratool.`,
-    cause,
-  });
 }

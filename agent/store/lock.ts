@@ -5,6 +5,7 @@ import type { Clock } from "../clock.ts";
 import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ensurePrivateDir } from "./atomic.ts";
+import { storeError } from "./errors.ts";
 import { assertValidName } from "./names.ts";
 import type { Lock, LockManager, LockOptions } from "./types.ts";
 
@@ -17,6 +18,12 @@ const LOCK_NB = 4;
 const LOCK_UN = 8;
 const EINTR = 4;
 const EWOULDBLOCK = 11; // == EAGAIN
+/** flock(2)'s other failures, named so that the E_STORE message can say what to do about them. */
+const FLOCK_ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
+  [9, "EBADF"],
+  [22, "EINVAL"],
+  [37, "ENOLCK"],
+]);
 
 /** The two libc calls we need; an interface so that the FFI binding stays in one function. */
 interface Libc {
@@ -70,7 +77,7 @@ export class FlockLockManager implements LockManager {
       // Node and Bun open with O_CLOEXEC, so a child we spawn does not inherit (and keep) the lock.
       fd = await openAsync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     } catch (error) {
-      throw lockError(path, (error as NodeJS.ErrnoException).code ?? "error", error);
+      throw storeError(path, "open the lock file", error);
     }
     let waited = false;
     try {
@@ -81,7 +88,8 @@ export class FlockLockManager implements LockManager {
         if (errno === EINTR) continue;
         // Unknown errno (undefined) counts as busy: that is the only failure a valid fd can have.
         if (errno !== undefined && errno !== EWOULDBLOCK) {
-          throw lockError(path, `errno ${errno}`);
+          const code = FLOCK_ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+          throw storeError(path, "lock", Object.assign(new Error(`flock failed: ${code}`), { code }));
         }
         if (!waited) {
           waited = true;
@@ -148,11 +156,4 @@ async function openLibc(path: string): Promise<Libc> {
       return pointer === null ? undefined : read.i32(pointer, 0);
     },
   };
-}
-
-function lockError(path: string, reason: string, cause?: unknown): EntraToolError {
-  return new EntraToolError("E_STORE", {
-    message: `Cannot lock ${path} (${reason}). Check that the lock directory belongs to the user running entratool.`,
-    cause,
-  });
 }

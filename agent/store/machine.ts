@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { storeError } from "./errors.ts";
 
 /** What the key derivation binds the token store to. */
 export interface MachineIdentitySource {
@@ -29,7 +29,7 @@ export const DEFAULT_CPUINFO_FILE = "/proc/cpuinfo";
  * The machine's identity: `/etc/machine-id` (systemd; generated on first boot) plus the board
  * serial when there is one. The serial matters because SD card images are cloned with their
  * machine-id; the machine-id matters because x86 and VMs have no serial. The result is memoised
- * per instance, so the files are read (and the "no identity" warning is logged) once.
+ * per instance, so the files are read (and the "no identity" note is logged) once.
  *
  * Contract: the string must not change while the machine keeps its tokens, or every profile is
  * signed out. So values are normalised (trimmed, lower-cased; the serial without leading zeros,
@@ -62,7 +62,9 @@ export class MachineIdentity implements MachineIdentitySource {
     const machineId = await this.#machineId();
     const serial = await this.#serial();
     if (machineId === undefined && serial === undefined) {
-      this.#logger.warn(
+      // Info, not warn: this runs on every invocation, and in a container it is the normal case.
+      // FileKeyProvider warns once, when it creates a key file that this leaves unbound.
+      this.#logger.info(
         { files: [...this.#machineIdFiles, this.#serialNumberFile, this.#cpuinfoFile] },
         "No machine id or board serial found: the token store key is bound only to the key file, so a copy of the state directory would decrypt elsewhere",
       );
@@ -100,9 +102,6 @@ async function readOptional(file: string): Promise<string | undefined> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw new EntraToolError("E_STORE", {
-      message: `Cannot read ${file} (${code ?? "error"}), which identifies this machine for the token store. Check its permissions.`,
-      cause: error,
-    });
+    throw storeError(file, "read the machine identity file", error);
   }
 }

@@ -8,6 +8,12 @@ import { EntraToolError } from "../errors.ts";
  */
 export const NAME_PATTERN: RegExp = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/**
+ * A GUID in its usual 8-4-4-4-12 hex form, any case: what Entra ID uses for tenant and client ids.
+ * Without the g or y flag, so `test` keeps no state (lastIndex) and the one instance can be shared.
+ */
+export const GUID: RegExp = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const NAME_RULE =
   "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. 'work' or 'lab-pi')";
 

@@ -3,7 +3,8 @@ import { dirname } from "node:path";
 import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ensurePrivateDir, writeFileAtomic } from "./atomic.ts";
-import { isValidName, NAME_RULE } from "./names.ts";
+import { storeError } from "./errors.ts";
+import { GUID, isValidName, NAME_RULE } from "./names.ts";
 import type { Profile, ProfileStore } from "./types.ts";
 
 export type ProfileValidation =
@@ -11,7 +12,6 @@ export type ProfileValidation =
   | { readonly ok: false; readonly errors: readonly string[] };
 
 const PROFILE_FIELDS = new Set(["name", "tenantId", "clientId", "scopes", "authorityHost", "defaultFlow"]);
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A DNS name with at least two labels and an alphabetic TLD, e.g. contoso.onmicrosoft.com. */
 const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 const TENANT_ALIASES = new Set(["organizations", "common", "consumers"]);
@@ -184,7 +184,7 @@ export class JsonProfileStore implements ProfileStore {
       text = await readFile(this.#file, "utf8");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw this.#ioError("read", error);
+      throw storeError(this.#file, "read the profiles file", error);
     }
     let parsed: unknown;
     try {
@@ -211,16 +211,8 @@ export class JsonProfileStore implements ProfileStore {
       await ensurePrivateDir(dirname(this.#file));
       await writeFileAtomic(this.#file, `${JSON.stringify(document, null, 2)}\n`, 0o600);
     } catch (error) {
-      throw this.#ioError("write", error);
+      throw storeError(this.#file, "write the profiles file", error);
     }
-  }
-
-  #ioError(action: string, cause: unknown): EntraToolError {
-    const code = (cause as NodeJS.ErrnoException).code ?? "error";
-    return new EntraToolError("E_STORE", {
-      message: `Cannot ${action} the profiles file ${this.#file} (${code}). Check that it and its directory belong to the user running entratool.`,
-      cause,
-    });
   }
 }
 

@@ -2,10 +2,10 @@ import { readdir, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import type { Clock } from "../clock.ts";
-import { EntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { fsyncDir, isTempFileOf } from "./atomic.ts";
 import { EncryptedFileAdapter } from "./encrypted-adapter.ts";
+import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
 import { assertValidName } from "./names.ts";
 import type { TokenStore } from "./types.ts";
@@ -105,7 +105,7 @@ export class FileTokenStore implements TokenStore {
       entries = await readdir(tokensDir);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-      throw removeError(tokensDir, error);
+      throw storeError(tokensDir, "read the token directory", error);
     }
     const name = basename(path);
     const corrupt = new RegExp(
@@ -121,14 +121,14 @@ export class FileTokenStore implements TokenStore {
         removed = true;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ENOENT")
-          throw removeError(join(tokensDir, entry), error);
+          throw storeError(join(tokensDir, entry), "remove the token file", error);
       }
     }
     if (removed) {
       try {
         await fsyncDir(tokensDir);
       } catch (error) {
-        throw removeError(tokensDir, error);
+        throw storeError(tokensDir, "sync the token directory", error);
       }
       this.#options.logger.info({ profile }, "Tokens removed from disk");
     }
@@ -153,12 +153,4 @@ export class FileTokenStore implements TokenStore {
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-function removeError(path: string, cause: unknown): EntraToolError {
-  const code = (cause as NodeJS.ErrnoException).code ?? "error";
-  return new EntraToolError("E_STORE", {
-    message: `Cannot remove tokens at ${path} (${code}). Check that it belongs to the user running entratool.`,
-    cause,
-  });
 }

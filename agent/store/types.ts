@@ -34,7 +34,9 @@ export interface TokenStore {
   cachePlugin(profile: string): ICachePlugin;
   /**
    * MSAL's serialized cache of `profile` as it is on disk, for read-only use; undefined when there
-   * is none (or it was unusable and has been set aside). Needs no lock: files are replaced atomically.
+   * is none, or it was unusable (set aside, unless a writer replaced it during the read: then it is
+   * left alone). Needs no lock: files are replaced atomically. An undefined here is not proof of
+   * "signed out"; the authoritative answer is MSAL's read through `cachePlugin` under the lock.
    */
   readCache(profile: string): Promise<string | undefined>;
   /** Removes every token of `profile` from disk (logout, delete-profile). true when something was removed. */

@@ -8,12 +8,10 @@ import { SignInService, type SignInServiceDeps, type SignInState } from "../../a
 import { EntraToolError } from "../../agent/errors.ts";
 import type { Env } from "../../agent/paths.ts";
 import { createLogger } from "../../agent/pino-logger.ts";
-import {
-  FileKeyProvider,
-  FileTokenStore,
-  FlockLockManager,
-  MachineIdentity,
-} from "../../agent/store/index.ts";
+import { FileKeyProvider } from "../../agent/store/key.ts";
+import { FlockLockManager } from "../../agent/store/lock.ts";
+import { MachineIdentity } from "../../agent/store/machine.ts";
+import { FileTokenStore } from "../../agent/store/token-store.ts";
 import type { Profile } from "../../agent/store/types.ts";
 import {
   DEFAULT_TENANT_ID,

@@ -1,6 +1,6 @@
 import { createCipheriv, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { copyFile, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EncryptedFileAdapter } from "../../agent/store/encrypted-adapter.ts";
 import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
@@ -18,6 +18,34 @@ const isDoc = (value: unknown): value is Doc =>
   typeof (value as { secret?: unknown }).secret === "string";
 
 const MARKER = "PLAINTEXT-MARKER-7f3a";
+
+/**
+ * A KeyProvider that runs `during` once, inside its first getKey. read() asks for the key after it
+ * has read the file and before it decides what to do with it: the window in which another process
+ * can replace or remove the file. Using the adapter's own dependency as the seam needs no test-only
+ * hook in production code, and `ran()` lets a test check that the race was really staged.
+ */
+function keysThatRace(inner: KeyProvider, during: () => Promise<void>): KeyProvider & { ran(): boolean } {
+  let pending: (() => Promise<void>) | undefined = during;
+  return {
+    getKey: async () => {
+      const run = pending;
+      pending = undefined;
+      await run?.();
+      return inner.getKey();
+    },
+    ran: () => pending === undefined,
+  };
+}
+
+/** A file in the documented format, sealed by node:crypto (not the code under test). */
+function sealByHand(key: Buffer, aad: string, plaintext: string): Buffer {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", key, nonce);
+  cipher.setAAD(Buffer.from(aad, "utf8"));
+  const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
+  return Buffer.concat([Buffer.from("ETS1"), nonce, body, cipher.getAuthTag()]);
+}
 
 describe("EncryptedFileAdapter", () => {
   let dir: string;
@@ -40,8 +68,8 @@ describe("EncryptedFileAdapter", () => {
       machineIdentity: fixedIdentity(identity),
       logger: log.logger,
     });
-  const adapter = (keyProvider: KeyProvider = keys()) =>
-    new EncryptedFileAdapter<Doc>({ path, keyProvider, logger: log.logger, clock, validate: isDoc });
+  const adapter = (keyProvider: KeyProvider = keys(), at = path) =>
+    new EncryptedFileAdapter<Doc>({ path: at, keyProvider, logger: log.logger, clock, validate: isDoc });
   const asideFiles = async () =>
     (await readdir(join(dir, "tokens"))).filter((name) => name.includes(".corrupt-"));
   const warnings = () => log.records.filter((record) => record.level === "warn");
@@ -120,15 +148,62 @@ describe("EncryptedFileAdapter", () => {
     expect(warnings()[0]?.reason).toMatch(/unexpected shape/);
   });
 
+  it("reads a file built by hand in the documented format (AAD = magic + file name)", async () => {
+    await mkdir(join(dir, "tokens"), { recursive: true });
+    await writeFile(
+      path,
+      sealByHand(await keys().getKey(), "ETS1work.cache", JSON.stringify({ version: 1, secret: "s" })),
+    );
+    expect(await adapter().read()).toEqual({ version: 1, secret: "s" });
+  });
+
+  it("does not decrypt a file copied to another profile's name; the same name decrypts anywhere", async () => {
+    await adapter().write({ version: 1, secret: MARKER });
+    const lab = join(dir, "tokens", "lab.cache");
+    await copyFile(path, lab);
+    expect(await adapter(keys(), lab).read()).toBeNull();
+    expect(await asideFiles()).toEqual(["lab.cache.corrupt-2026-11-27T12-34-56.789Z"]);
+    expect(warnings()[0]).toMatchObject({
+      path: lab,
+      reason: expect.stringMatching(/authentication failed/),
+    });
+
+    // A backup restored under its own name (even in another directory) is still the profile's.
+    const backup = join(dir, "backup", "work.cache");
+    await mkdir(dirname(backup));
+    await copyFile(path, backup);
+    expect(await adapter(keys(), backup).read()).toEqual({ version: 1, secret: MARKER });
+    expect(await adapter().read()).toEqual({ version: 1, secret: MARKER });
+  });
+
+  it("leaves a good file in place when a writer replaced the corrupt one between read and set-aside", async () => {
+    await adapter().write({ version: 1, secret: "old" });
+    await writeFile(path, Buffer.from("garbage that a crash could have left"));
+    const racing = keysThatRace(keys(), () => adapter().write({ version: 1, secret: "new" }));
+
+    // It decrypted what it read (the garbage), so it reports nothing usable, but moves nothing.
+    expect(await adapter(racing).read()).toBeNull();
+    expect(racing.ran()).toBe(true);
+    expect(await asideFiles()).toEqual([]);
+    expect(warnings()).toHaveLength(0);
+    expect(await adapter().read()).toEqual({ version: 1, secret: "new" });
+  });
+
+  it("does nothing when the corrupt file was removed between read and set-aside", async () => {
+    await mkdir(join(dir, "tokens"), { recursive: true });
+    await writeFile(path, Buffer.from("garbage that a crash could have left"));
+    const racing = keysThatRace(keys(), () => unlink(path));
+
+    expect(await adapter(racing).read()).toBeNull();
+    expect(racing.ran()).toBe(true);
+    expect(await readdir(join(dir, "tokens"))).toEqual([]);
+    expect(warnings()).toHaveLength(0);
+  });
+
   it("sets aside a file whose decrypted content is not JSON", async () => {
     // Built by hand in the documented format, with the right key, so only the JSON is wrong.
-    const key = await keys().getKey();
-    const nonce = randomBytes(12);
-    const cipher = createCipheriv("aes-256-gcm", key, nonce);
-    cipher.setAAD(Buffer.from("ETS1"));
-    const body = Buffer.concat([cipher.update(`{"secret": "${MARKER}"`), cipher.final()]);
     await mkdir(join(dir, "tokens"), { recursive: true });
-    await writeFile(path, Buffer.concat([Buffer.from("ETS1"), nonce, body, cipher.getAuthTag()]));
+    await writeFile(path, sealByHand(await keys().getKey(), "ETS1work.cache", `{"secret": "${MARKER}"`));
 
     expect(await adapter().read()).toBeNull();
     expect(await asideFiles()).toHaveLength(1);
@@ -147,7 +222,10 @@ describe("EncryptedFileAdapter", () => {
     });
     await expect(blocked.read()).rejects.toMatchObject({
       code: "E_STORE",
-      message: expect.stringContaining(dir),
+      message: expect.stringMatching(
+        /^Cannot read the token store file .* \(EISDIR\)\. A directory is in the way/,
+      ),
     });
+    await expect(blocked.read()).rejects.toMatchObject({ message: expect.stringContaining(dir) });
   });
 });

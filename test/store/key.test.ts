@@ -1,8 +1,10 @@
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Logger } from "../../agent/log.ts";
 import { FileKeyProvider } from "../../agent/store/key.ts";
-import { captureLogger, fixedIdentity, makeTempDir } from "./helpers.ts";
+import { UNKNOWN_MACHINE } from "../../agent/store/machine.ts";
+import { captureLogger, fixedIdentity, type LogRecord, makeTempDir } from "./helpers.ts";
 
 const modeOf = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 
@@ -16,13 +18,17 @@ describe("FileKeyProvider", () => {
   });
   afterEach(() => cleanup());
 
-  const provider = (options: { identity?: string; credentialKeyFile?: string; file?: string } = {}) =>
+  const provider = (
+    options: { identity?: string; credentialKeyFile?: string; file?: string; logger?: Logger } = {},
+  ) =>
     new FileKeyProvider({
       keyFile: options.file ?? keyFile,
       credentialKeyFile: options.credentialKeyFile,
       machineIdentity: fixedIdentity(options.identity ?? "machine-a"),
-      logger: captureLogger().logger,
+      logger: options.logger ?? captureLogger().logger,
     });
+  const unboundWarnings = (records: readonly LogRecord[]) =>
+    records.filter((record) => record.level === "warn" && /bound to the key file only/.test(record.msg));
 
   it("creates a 32-byte key file 0600 in a 0700 directory and reuses it", async () => {
     const key = await provider().getKey();
@@ -89,6 +95,50 @@ describe("FileKeyProvider", () => {
     const here = await provider({ identity: "machine-a" }).getKey();
     const there = await provider({ identity: "machine-b" }).getKey();
     expect(here.equals(there)).toBe(false);
+  });
+
+  it("warns once, when it creates the key file on an unidentified machine, that the key is bound to the file only", async () => {
+    const { logger, records } = captureLogger();
+    const first = provider({ identity: UNKNOWN_MACHINE, logger });
+    const key = await first.getKey();
+    expect(unboundWarnings(records)).toEqual([expect.objectContaining({ file: keyFile })]);
+
+    // Later runs find the key file: no warning however often they start.
+    await first.getKey();
+    expect((await provider({ identity: UNKNOWN_MACHINE, logger }).getKey()).equals(key)).toBe(true);
+    expect(unboundWarnings(records)).toHaveLength(1);
+  });
+
+  it("does not warn about binding on an identified machine, nor with a systemd credential", async () => {
+    const { logger, records } = captureLogger();
+    await provider({ logger }).getKey();
+    const credentialKeyFile = join(dir, "entratool.key");
+    await writeFile(credentialKeyFile, Buffer.alloc(32, 9));
+    await provider({
+      identity: UNKNOWN_MACHINE,
+      credentialKeyFile,
+      file: join(dir, "other.key"),
+      logger,
+    }).getKey();
+    await expect(stat(join(dir, "other.key"))).rejects.toMatchObject({ code: "ENOENT" });
+    expect(records.filter((record) => record.level === "warn")).toEqual([]);
+  });
+
+  it("warns once when two providers on an unidentified machine race to create the key file", async () => {
+    const { logger, records } = captureLogger();
+    await Promise.all([
+      provider({ identity: UNKNOWN_MACHINE, logger }).getKey(),
+      provider({ identity: UNKNOWN_MACHINE, logger }).getKey(),
+    ]);
+    expect(unboundWarnings(records)).toHaveLength(1);
+  });
+
+  it("reports a key file it cannot read as E_STORE naming the file, the errno and the fix", async () => {
+    await writeFile(join(dir, "state"), "a file where the state directory should be");
+    await expect(provider().getKey()).rejects.toMatchObject({
+      code: "E_STORE",
+      message: `Cannot read the key file ${keyFile} (ENOTDIR). A file is in the way where a directory should be: move it aside.`,
+    });
   });
 
   it("ends with one key file when two providers race on a fresh directory", async () => {

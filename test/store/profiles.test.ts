@@ -2,6 +2,7 @@ import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isEntraToolError } from "../../agent/errors.ts";
+import { GUID } from "../../agent/store/names.ts";
 import { JsonProfileStore, validateProfile } from "../../agent/store/profiles.ts";
 import type { Profile } from "../../agent/store/types.ts";
 import { captureLogger, makeTempDir } from "./helpers.ts";
@@ -20,6 +21,31 @@ function errorsOf(input: unknown): readonly string[] {
   if (result.ok) throw new Error("expected validation to fail");
   return result.errors;
 }
+
+describe("GUID", () => {
+  it("matches a GUID in either case, every time (no lastIndex state), and nothing else", () => {
+    for (let round = 0; round < 2; round++) {
+      expect(GUID.test("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")).toBe(true);
+      expect(GUID.test("AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE")).toBe(true);
+    }
+    for (const text of [
+      "{aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee}",
+      "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee ",
+      "aaaaaaaabbbbccccddddeeeeeeeeeeee",
+      "gaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+      "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeee",
+    ]) {
+      expect(GUID.test(text)).toBe(false);
+    }
+  });
+
+  it("is what validateProfile checks client ids with", () => {
+    expect(validateProfile({ ...valid, clientId: valid.clientId.toUpperCase() }).ok).toBe(true);
+    expect(errorsOf({ ...valid, clientId: `{${valid.clientId}}` })).toEqual([
+      expect.stringMatching(/^clientId: /),
+    ]);
+  });
+});
 
 describe("validateProfile", () => {
   it("accepts a valid profile and strips a trailing slash from the authority host", () => {

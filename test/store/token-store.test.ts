@@ -1,4 +1,4 @@
-import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PublicClientApplication, TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -144,6 +144,18 @@ describe("FileTokenStore", () => {
     expect(await app().getTokenCache().getAllAccounts()).toEqual([]);
     expect((await readdir(tokensDir)).some((name) => name.startsWith("work.cache.corrupt-"))).toBe(true);
     expect(log.records.some((record) => record.level === "warn")).toBe(true);
+  });
+
+  it("does not accept one profile's cache file copied over another's", async () => {
+    await save(app("work"), "work", msalCacheWith("RT-WORK"));
+    await save(app("lab"), "lab", msalCacheWith("RT-LAB"));
+    await copyFile(join(tokensDir, "work.cache"), join(tokensDir, "lab.cache"));
+
+    expect(await store().readCache("lab")).toBeUndefined();
+    expect((await readdir(tokensDir)).filter((name) => name.startsWith("lab.cache.corrupt-"))).toHaveLength(
+      1,
+    );
+    expect(await store().readCache("work")).toContain("RT-WORK");
   });
 
   it.each(["../escape", "a/b", "", ".hidden", "x".repeat(65), "white space"])(
