@@ -105,10 +105,6 @@ export const ERRORS = {
     exit: ExitCode.store,
     message: "Cannot read or write the token store. Check the permissions of the state directory.",
   },
-  E_LOCKED: {
-    exit: ExitCode.store,
-    message: "Another entratool process holds the profile's lock. Wait for it to finish, then try again.",
-  },
   E_CANCELLED: { exit: ExitCode.cancelled, message: "Authentication cancelled by user" },
   E_INTERNAL: {
     exit: ExitCode.internal,

@@ -1,3 +1,5 @@
+import { GUID } from "../store/names.ts";
+
 /**
  * A read-only look into MSAL's serialized token cache for an access token that MSAL itself would
  * hand out without a network request. It lets a cached `get-token` answer without loading
@@ -12,9 +14,8 @@
 /** MSAL renews an access token this long before it expires (`tokenRenewalOffsetSeconds`). */
 export const RENEWAL_OFFSET_SECONDS = 300;
 
-/** Scopes MSAL adds to every request and leaves out of cache matching. */
-const OIDC_SCOPES = new Set(["openid", "profile", "offline_access", "email"]);
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Scopes of the sign-in itself: MSAL adds them to every request and leaves them out of cache matching. */
+export const OIDC_SCOPES: ReadonlySet<string> = new Set(["openid", "profile", "offline_access", "email"]);
 
 export interface CachedTokenQuery {
   readonly clientId: string;

@@ -51,7 +51,7 @@ export interface MsalClientDeps {
   readonly logger: Logger;
 }
 
-/** Builds the MSAL client for one profile; injected into SignInService so tests can replace it. */
+/** Builds the MSAL client for one profile (a fresh one per operation; see FileTokenStore). */
 export type MsalClientFactory = (profile: Profile, deps: MsalClientDeps) => PublicClientApplication;
 
 export const createPublicClient: MsalClientFactory = (profile, { cachePlugin, networkClient, logger }) => {

@@ -133,10 +133,13 @@ export class EntraNetworkClient implements INetworkModule {
     options?: NetworkRequestOptions,
     timeout?: number,
   ): Promise<NetworkResponse<T>> {
+    this.#failure = undefined;
     return (await this.#withRetry(url, "GET", options, timeout)) as NetworkResponse<T>;
   }
 
   async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    // What a failure means belongs to the request that failed; an earlier one MSAL got over is stale.
+    this.#failure = undefined;
     const grantType = formField(options?.body, "grant_type");
     const deviceCode = formField(options?.body, "device_code");
     if (isDeviceCodeGrant(grantType) && deviceCode) {

@@ -4,7 +4,7 @@ import { EntraToolError, isAbortError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Env } from "../paths.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
-import { findCachedAccessToken } from "./cached-token.ts";
+import { findCachedAccessToken, OIDC_SCOPES } from "./cached-token.ts";
 import type { MsalModule } from "./msal.ts";
 import { EntraNetworkClient, type FetchLike, type PollEvent } from "./network.ts";
 
@@ -194,9 +194,13 @@ export class SignInService {
         signal,
         (late) => late.release(),
       );
+      const msalCalls: Promise<unknown>[] = [];
       try {
-        return signedIn(await this.#underLock(profile, request, signal, emit));
+        return signedIn(await this.#underLock(profile, request, signal, emit, msalCalls));
       } finally {
+        // A cancelled MSAL call may still be about to write the cache; it must finish while we hold
+        // the lock. Its requests were aborted with the signal, so it settles at once.
+        await Promise.allSettled(msalCalls);
         await lock.release();
       }
     } catch (thrown) {
@@ -241,8 +245,14 @@ export class SignInService {
     request: TokenRequest,
     signal: AbortSignal,
     emit: (state: SignInState) => void,
+    msalCalls: Promise<unknown>[],
   ): Promise<TokenResult> {
     const { logger } = this.#deps;
+    /** Waits for an MSAL call until the signal aborts, and remembers it for the lock's release. */
+    const call = <T>(promise: Promise<T>): Promise<T> => {
+      msalCalls.push(promise);
+      return untilAborted(promise, signal);
+    };
     const msal = await this.#deps.loadMsal();
     let code: CodeDetails | undefined;
     const network = new EntraNetworkClient({
@@ -263,12 +273,11 @@ export class SignInService {
     });
     const scopes = scopesFor(profile, request);
 
-    const account = await untilAborted(this.#account(client), signal);
+    const account = await call(this.#account(client));
     if (account) {
       try {
-        const result = await untilAborted(
+        const result = await call(
           client.acquireTokenSilent({ account, scopes, forceRefresh: request.forceRefresh ?? false }),
-          signal,
         );
         return toTokenResult(profile.name, result);
       } catch (thrown) {
@@ -281,7 +290,7 @@ export class SignInService {
     if (request.allowDeviceCode === false) throw new EntraToolError("E_SIGN_IN_REQUIRED");
 
     try {
-      const result = await untilAborted(
+      const result = await call(
         client.acquireTokenByDeviceCode({
           scopes,
           deviceCodeCallback: (response) => {
@@ -300,7 +309,6 @@ export class SignInService {
             emit({ kind: "code-issued", profile: profile.name, ...code });
           },
         }),
-        signal,
       );
       if (!result) throw new EntraToolError("E_IDP", { message: "The identity provider returned no token." });
       await this.#keepOnlyAccount(client, result.account);
@@ -360,9 +368,6 @@ function terminalState(profile: string, error: EntraToolError): SignInState {
       return { kind: "error", profile, error };
   }
 }
-
-/** Scopes of the sign-in itself (msal-node adds them to every request), not of the resource. */
-const OIDC_SCOPES = new Set(["openid", "profile", "offline_access", "email"]);
 
 function toTokenResult(profile: string, result: AuthenticationResult): TokenResult {
   return {
