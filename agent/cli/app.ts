@@ -40,9 +40,14 @@ const COMMANDS: Readonly<Record<string, Command>> = {
  */
 export async function runCli(ctx: CliContext, argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined) {
+    // No command is a usage error: the usage goes where errors go.
+    ctx.io.stderr.write(USAGE);
+    return 2;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
     ctx.io.stdout.write(USAGE);
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   if (name === "--version" || name === "-V" || name === "version") {
     ctx.io.stdout.write(`entratool ${ctx.version}\n`);

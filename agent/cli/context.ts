@@ -2,7 +2,7 @@ import type { SignInService } from "../auth/signin.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import type { Env, Paths } from "../paths.ts";
-import type { ProfileStore, TokenStore } from "../store/types.ts";
+import type { LockManager, ProfileStore, TokenStore } from "../store/types.ts";
 
 /** A stream a command writes to. `isTTY` decides spinners, colour and box redraws. */
 export interface Output {
@@ -19,6 +19,11 @@ export interface CliIO {
   readonly interactive: boolean;
   /** Asks one question on the terminal; undefined at end of input. */
   ask(question: string): Promise<string | undefined>;
+  /**
+   * Another place to show the device code prompt: the controlling terminal when stderr is captured
+   * by a script. undefined when there is none.
+   */
+  readonly promptMirror?: Output | undefined;
 }
 
 /** Everything a command may use, built once by the composition root (agent/main.ts). */
@@ -30,6 +35,8 @@ export interface CliContext {
   readonly clock: Clock;
   readonly profiles: ProfileStore;
   readonly tokens: TokenStore;
+  /** Per-profile locks: anything that changes a profile's tokens holds its lock. */
+  readonly locks: LockManager;
   readonly signIn: SignInService;
   /** Aborted on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;

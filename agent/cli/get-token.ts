@@ -1,7 +1,7 @@
 import type { SignInState, TokenResult } from "../auth/signin.ts";
 import { EntraToolError } from "../errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
-import type { CliContext } from "./context.ts";
+import type { CliContext, Output } from "./context.ts";
 import { requireProfile } from "./profiles.ts";
 import { DeviceCodePrompt } from "./prompt.ts";
 
@@ -58,20 +58,23 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
   }
   const profile = await requireProfile(ctx, stringOption(parsed, "profile") ?? "default");
 
-  // The prompt and its ticker start with the first state worth showing: a cached token needs
-  // neither (and asking whether stderr is a terminal costs start-up time).
-  let prompt: DeviceCodePrompt | undefined;
-  let ticker: ReturnType<typeof setInterval> | undefined;
+  // The prompts and their tickers start with the first state worth showing: a cached token needs
+  // none (and asking whether stderr is a terminal costs start-up time). Besides stderr, the code
+  // goes to the controlling terminal when a script captures stderr.
+  let prompts: DeviceCodePrompt[] | undefined;
+  const tickers: ReturnType<typeof setInterval>[] = [];
   const onState = (state: SignInState): void => {
-    if (!prompt) {
+    if (!prompts) {
       if (state.kind === "starting" || state.kind === "signed-in") return;
-      const { stderr } = ctx.io;
-      const color = stderr.isTTY && !ctx.env.NO_COLOR && ctx.env.TERM !== "dumb";
-      prompt = new DeviceCodePrompt(stderr, ctx.clock, { color });
-      const current = prompt;
-      ticker = setInterval(() => current.tick(), stderr.isTTY ? 100 : 1000);
+      const outputs = [ctx.io.stderr, ctx.io.promptMirror].filter((out): out is Output => out !== undefined);
+      prompts = outputs.map((out) => {
+        const color = out.isTTY && !ctx.env.NO_COLOR && ctx.env.TERM !== "dumb";
+        const prompt = new DeviceCodePrompt(out, ctx.clock, { color });
+        tickers.push(setInterval(() => prompt.tick(), out.isTTY ? 100 : 1000));
+        return prompt;
+      });
     }
-    prompt.onState(state);
+    for (const prompt of prompts) prompt.onState(state);
   };
   let result: TokenResult;
   try {
@@ -83,7 +86,7 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
       onState,
     });
   } finally {
-    clearInterval(ticker);
+    for (const ticker of tickers) clearInterval(ticker);
   }
   ctx.io.stdout.write(formatToken(result, format, ctx.clock.now()));
   return 0;

@@ -1,6 +1,6 @@
 import { EntraToolError } from "../errors.ts";
 import { validateProfile } from "../store/profiles.ts";
-import type { Profile } from "../store/types.ts";
+import type { Lock, Profile } from "../store/types.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
 
@@ -35,6 +35,31 @@ export const LOGOUT_HELP = `Usage: entratool logout [--profile P]
 
 Removes the tokens saved for the profile (default: "default"); the profile itself stays.
 `;
+
+/**
+ * Runs `change` holding the profile's lock, so that it cannot interleave with a sign-in or a
+ * refresh in another process (which would write the removed tokens back when it finishes).
+ */
+async function underLock<T>(ctx: CliContext, profile: string, change: () => Promise<T>): Promise<T> {
+  let lock: Lock;
+  try {
+    lock = await ctx.locks.acquire(profile, {
+      signal: ctx.signal,
+      onWait: () =>
+        ctx.io.stderr.write(
+          `Another entratool process is using profile '${profile}'; waiting for it to finish...\n`,
+        ),
+    });
+  } catch (error) {
+    if (ctx.signal.aborted) throw new EntraToolError("E_CANCELLED", { message: "Cancelled by user." });
+    throw error;
+  }
+  try {
+    return await change();
+  } finally {
+    await lock.release();
+  }
+}
 
 /** The profile named, or a usage error that says how to create it. */
 export async function requireProfile(ctx: CliContext, name: string): Promise<Profile> {
@@ -189,8 +214,10 @@ export async function deleteProfileCommand(ctx: CliContext, argv: readonly strin
   if (name === undefined)
     throw new EntraToolError("E_USAGE", { message: "Missing --name of the profile to delete." });
   await requireProfile(ctx, name);
-  await ctx.tokens.remove(name);
-  await ctx.profiles.delete(name);
+  await underLock(ctx, name, async () => {
+    await ctx.tokens.remove(name);
+    await ctx.profiles.delete(name);
+  });
   ctx.io.stdout.write(`Profile '${name}' deleted, with its saved tokens.\n`);
   return 0;
 }
@@ -206,7 +233,7 @@ export async function logoutCommand(ctx: CliContext, argv: readonly string[]): P
   }
   const name = stringOption(parsed, "profile") ?? "default";
   await requireProfile(ctx, name);
-  const removed = await ctx.tokens.remove(name);
+  const removed = await underLock(ctx, name, () => ctx.tokens.remove(name));
   ctx.io.stdout.write(
     removed
       ? `Signed out: tokens of profile '${name}' removed.\n`

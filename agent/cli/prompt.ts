@@ -71,7 +71,7 @@ export class DeviceCodePrompt {
         break;
       case "sign-in-required":
         this.#out.write(
-          `The saved sign-in for profile '${state.profile}' is no longer valid: ${state.reason.message}\n`,
+          `The saved sign-in for profile '${state.profile}' is no longer valid; a new sign-in is needed.\n`,
         );
         break;
       case "code-issued":

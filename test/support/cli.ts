@@ -61,7 +61,9 @@ export class Running {
    * (a person at a terminal types when asked, not before).
    */
   constructor(command: string, args: readonly string[], env: Record<string, string>, input?: string | null) {
-    this.child = spawn(command, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+    // detached: a session of its own, without the controlling terminal of whoever runs the tests,
+    // as under systemd or CI. (`inTerminal` gives a command a terminal on purpose.)
+    this.child = spawn(command, [...args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
       this.stdout += chunk;
       this.#wake();
