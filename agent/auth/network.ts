@@ -214,7 +214,6 @@ export class EntraNetworkClient implements INetworkModule {
         return { status: 400, headers: {}, body };
       }
       await this.#sleepUntil(nextAt);
-      const startedAt = clock.now();
       try {
         const response = await this.#exchange(url, "POST", options);
         failures = 0;
@@ -234,7 +233,9 @@ export class EntraNetworkClient implements INetworkModule {
           this.#flows.delete(deviceCode);
           return response;
         }
-        nextAt = startedAt + flow.intervalMs;
+        // Counted from the answer, not the request: the server sees polls at least `interval` apart
+        // however long the last one took on the wire.
+        nextAt = clock.now() + flow.intervalMs;
       } catch (error) {
         if (!(error instanceof TransientFailure)) throw this.#fail(error);
         failures += 1;

@@ -217,8 +217,9 @@ describe("device code sign-in against the emulator", () => {
   });
 
   it("fails with E_EXPIRED when the server says the code expired", async () => {
-    // Each poll takes 3 s (virtual) to reach the server, so the server sees the code expire first.
-    const w = await start({ expiresIn: 12 });
+    // Each poll takes 3 s (virtual) to reach the server. The client polls at 5 s (answered at 8 s),
+    // then at 13 s, inside the code's 15 s; that poll arrives at 16 s, and the server says expired.
+    const w = await start({ expiresIn: 15 });
     w.beforeFetch = (call) => {
       if (call.grantType === "device_code") w.clock.advance(3 * SECOND);
     };
