@@ -301,3 +301,29 @@ export function replaceOnce(text: string, from: string, to: string): string {
   expect(text).toContain(from);
   return text.replace(from, to);
 }
+
+/** The warning logged when an unusable token file is moved aside. */
+export const SET_ASIDE = /^Unusable token store file set aside/;
+/** A token file moved aside: `<profile>.cache.corrupt-<ISO time with '-' for ':'>`. */
+export const CORRUPT_FILE = /^default\.cache\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z$/;
+
+/**
+ * `get-token --output json` when the profile's token file is unusable: it is set aside with one
+ * warning whose reason matches `reason`, and a new sign-in (approved here) gives a fresh token.
+ */
+export async function signInAgainAfterSetAside(
+  emu: Emulator,
+  box: Sandbox,
+  reason: RegExp,
+): Promise<RunResult> {
+  const child = start(["get-token", "--output", "json"], box);
+  await approveShown(emu, child);
+  const result = await child.done;
+  expect(result.code, result.stderr).toBe(0);
+  expect(tokenJson(result.stdout).from_cache).toBe(false);
+  const warnings = logRecords(result.stderr, SET_ASIDE);
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatchObject({ level: "warn" });
+  expect(String(warnings[0]?.reason)).toMatch(reason);
+  return result;
+}

@@ -9,12 +9,12 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ERRORS } from "../../agent/errors.ts";
-import { run, type Sandbox, start } from "../support/cli.ts";
+import { run, type Sandbox } from "../support/cli.ts";
 import { ConnectProxy } from "../support/proxy.ts";
 import {
-  approveShown,
   boxFor,
   CODE,
+  CORRUPT_FILE,
   closedPort,
   createProfile,
   type Emulator,
@@ -22,14 +22,11 @@ import {
   expectOneSentence,
   expectPrivateTree,
   filesIn,
-  logRecords,
   signIn,
+  signInAgainAfterSetAside,
   tokenJson,
   walk,
 } from "./harness.ts";
-
-const SET_ASIDE = /^Unusable token store file set aside/;
-const CORRUPT_FILE = /^default\.cache\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z$/;
 
 const emulator = emulatorPerFile();
 
@@ -89,15 +86,7 @@ describe.concurrent("where files go without ENTRATOOL_HOME", () => {
     // Without the credential the key is another one: the cache does not decrypt, is set aside,
     // and the next get-token asks for a new sign-in.
     rmSync(credential);
-    const child = start(["get-token", "--output", "json"], box);
-    await approveShown(emulator(), child);
-    const result = await child.done;
-    expect(result.code, result.stderr).toBe(0);
-    expect(tokenJson(result.stdout).from_cache).toBe(false);
-    const warnings = logRecords(result.stderr, SET_ASIDE);
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ level: "warn" });
-    expect(String(warnings[0]?.reason)).toMatch(/^authentication failed/);
+    await signInAgainAfterSetAside(emulator(), box, /^authentication failed/);
     const files = filesIn(join(state, "tokens"));
     expect(files).toHaveLength(2);
     expect(files[0]).toBe("default.cache");

@@ -14,6 +14,7 @@ import {
   approveShown,
   boxFor,
   CODE,
+  CORRUPT_FILE,
   cacheFile,
   createProfile,
   DEFAULT_TENANT_ID,
@@ -23,14 +24,14 @@ import {
   filesIn,
   logRecords,
   readText,
+  SET_ASIDE,
   signIn,
+  signInAgainAfterSetAside,
   tokenJson,
   walk,
 } from "./harness.ts";
 
 const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-const SET_ASIDE = /^Unusable token store file set aside/;
-const CORRUPT_FILE = /^default\.cache\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z$/;
 
 const emulator = emulatorPerFile();
 
@@ -180,15 +181,7 @@ describe.concurrent("the saved sign-in", () => {
       await createProfile(box, "default");
       await signIn(emulator(), box);
       apply(cacheFile(box));
-      const child = start(["get-token", "--output", "json"], box);
-      await approveShown(emulator(), child);
-      const result = await child.done;
-      expect(result.code, result.stderr).toBe(0);
-      expect(tokenJson(result.stdout).from_cache).toBe(false);
-      const warnings = logRecords(result.stderr, SET_ASIDE);
-      expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatchObject({ level: "warn" });
-      expect(String(warnings[0]?.reason)).toMatch(reason);
+      await signInAgainAfterSetAside(emulator(), box, reason);
       const files = filesIn(join(box.home, "state", "tokens"));
       expect(files).toHaveLength(2);
       expect(files[0]).toBe("default.cache");
