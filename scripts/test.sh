@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 # jq, curl and python3 run the README's script examples verbatim; util-linux gives `script` (a
 # pseudo-terminal for prompts) and `unshare`; qemu-user-static with libc6:arm64 runs the
-# linux-arm64 binary on an x86_64 machine.
-DEB_PACKAGES=(jq curl python3 ca-certificates util-linux qemu-user-static libc6:arm64)
+# linux-arm64 binary on an x86_64 machine; xfonts-base holds the public-domain misc-fixed fonts
+# that scripts/gen-font.ts converts (its test regenerates them and compares).
+DEB_PACKAGES=(jq curl python3 ca-certificates util-linux qemu-user-static libc6:arm64 xfonts-base)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
