@@ -1,3 +1,4 @@
+import { remaining } from "../../display/text.ts";
 import type { CodeDetails, SignInState } from "../auth/signin.ts";
 import type { Clock } from "../clock.ts";
 import type { Output } from "./context.ts";
@@ -7,14 +8,6 @@ const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", 
 export interface PromptOptions {
   /** ANSI bold for the code; off for NO_COLOR, TERM=dumb and non-terminals. */
   readonly color: boolean;
-}
-
-/** "14:59" from milliseconds (rounded up, so 0:00 only when the time is really up). */
-export function formatCountdown(ms: number): string {
-  const total = Math.max(0, Math.ceil(ms / 1000));
-  const minutes = Math.floor(total / 60);
-  const seconds = total % 60;
-  return `${minutes}:${String(seconds).padStart(2, "0")}`;
 }
 
 /** "15 min", "1 min", "45 s". */
@@ -106,16 +99,16 @@ export class DeviceCodePrompt {
   tick(): void {
     const code = this.#code;
     if (!code) return;
-    const left = code.expiresAt - this.#clock.now();
+    const now = this.#clock.now();
     if (this.#out.isTTY) {
       const spinner = SPINNER[this.#frame++ % SPINNER.length];
       const note = this.#note ? ` (${this.#note})` : "";
       this.#out.write(
-        `\r\x1b[2K${spinner} Waiting for authentication... ${formatCountdown(left)} left${note}`,
+        `\r\x1b[2K${spinner} Waiting for authentication... ${remaining(code.expiresAt, now)} left${note}`,
       );
       return;
     }
-    const minutes = Math.ceil(left / 60_000);
+    const minutes = Math.ceil((code.expiresAt - now) / 60_000);
     if (minutes !== this.#lastMinuteShown && minutes > 0) {
       if (this.#lastMinuteShown !== -1)
         this.#out.write(`Still waiting for authentication... ${minutes} min left\n`);

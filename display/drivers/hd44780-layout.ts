@@ -1,4 +1,5 @@
 import type { Screen } from "../screens.ts";
+import { displayUrl, remaining } from "../text.ts";
 
 /**
  * What a character LCD shows for each screen: rows of exactly `columns` characters, all from the
@@ -83,24 +84,6 @@ function words(
       return { title: "Error", body: `${screen.code} ${screen.message}` };
     }
   }
-}
-
-/**
- * The URL as a person types it: without "https://", which every current browser assumes for a
- * typed address, so "microsoft.com/devicelogin" fits two 16-column chunks instead of three.
- * Anything else (another scheme) is kept as sent.
- */
-export function displayUrl(url: string): string {
-  return url.replace(/^https:\/\//i, "");
-}
-
-/** "14:59" (or "1:02:03"): whole seconds left, rounded up so "0:00" only shows once expired. */
-export function remaining(expiresAt: number, now: number): string {
-  const seconds = Math.ceil(Math.max(0, expiresAt - now) / 1000);
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = String(seconds % 60).padStart(2, "0");
-  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
 
 /**

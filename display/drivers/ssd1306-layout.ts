@@ -5,6 +5,7 @@ import { font6x10 } from "../render/fonts/6x10.ts";
 import { font10x20 } from "../render/fonts/10x20.ts";
 import { drawQr, qrMatrix } from "../render/qr.ts";
 import type { Screen } from "../screens.ts";
+import { displayUrl, remaining } from "../text.ts";
 
 /**
  * What a 128x64 OLED shows for each screen, as a Bitmap (on = lit). Pure, so that the driver, the
@@ -272,20 +273,6 @@ function words(screen: Exclude<Screen, CodeScreen>): { title: string; body: stri
       // The code first, on its own line: it is what support asks for.
       return { title: "Error", body: `${screen.code}\n${screen.message}` };
   }
-}
-
-/** The URL as a person types it: browsers assume https://, and dropping it saves 8 columns. */
-export function displayUrl(url: string): string {
-  return url.replace(/^https:\/\//i, "");
-}
-
-/** "14:59" (or "1:02:03"): whole seconds left, rounded up so that "0:00" only shows once expired. */
-export function remaining(expiresAt: number, now: number): string {
-  const seconds = Math.ceil(Math.max(0, expiresAt - now) / 1000);
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = String(seconds % 60).padStart(2, "0");
-  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import type { CodeDetails, SignInState } from "../../agent/auth/signin.ts";
 import type { Output } from "../../agent/cli/context.ts";
-import { DeviceCodePrompt, formatCountdown } from "../../agent/cli/prompt.ts";
+import { DeviceCodePrompt } from "../../agent/cli/prompt.ts";
 import { EntraToolError } from "../../agent/errors.ts";
 import { ManualClock } from "../support/manual-clock.ts";
 
@@ -115,11 +115,5 @@ describe("device code prompt", () => {
     });
     expect(screen.text).toContain("Another entratool process is signing in profile 'p'");
     expect(screen.text).toContain("The saved sign-in for profile 'p' is no longer valid");
-  });
-
-  test("formatCountdown rounds up and never goes negative", () => {
-    expect(formatCountdown(899_001)).toBe("15:00");
-    expect(formatCountdown(59_000)).toBe("0:59");
-    expect(formatCountdown(-5)).toBe("0:00");
   });
 });
