@@ -17,3 +17,14 @@ export function remaining(expiresAt: number, now: number): string {
   const s = String(seconds % 60).padStart(2, "0");
   return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
+
+/**
+ * Text as the bundled pixel fonts draw it (printable ASCII, "·" and "…"): accents dropped
+ * (é → e), white space as spaces; anything else falls back to the fonts' "?".
+ */
+export function pixelFontText(text: string): string {
+  return text
+    .normalize("NFKD")
+    .replace(/\p{M}/gu, "")
+    .replace(/[^\S\n]/gu, " ");
+}

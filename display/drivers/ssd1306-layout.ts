@@ -5,7 +5,7 @@ import { font6x10 } from "../render/fonts/6x10.ts";
 import { font10x20 } from "../render/fonts/10x20.ts";
 import { drawQr, qrMatrix } from "../render/qr.ts";
 import type { Screen } from "../screens.ts";
-import { displayUrl, remaining } from "../text.ts";
+import { displayUrl, pixelFontText, remaining } from "../text.ts";
 
 /**
  * What a 128x64 OLED shows for each screen, as a Bitmap (on = lit). Pure, so that the driver, the
@@ -111,7 +111,7 @@ export function oledFrame(screen: Screen, now: number, timing: OledTiming = {}):
 export function codePagePlacement(screen: CodeScreen): CodePlacement {
   const top = urlBlock(screen.verificationUri).height;
   const room = BOTTOM_Y - top - 2;
-  const text = oledText(screen.userCode);
+  const text = pixelFontText(screen.userCode);
   for (const [font, scales] of [
     [font10x20, [3, 2, 1]],
     [font6x10, [1]],
@@ -143,7 +143,7 @@ export function codePagePlacement(screen: CodeScreen): CodePlacement {
 
 /** Where the QR page puts the user code (small, right column); undefined if no font fits. */
 export function qrPagePlacement(screen: CodeScreen): CodePlacement | undefined {
-  const text = oledText(screen.userCode);
+  const text = pixelFontText(screen.userCode);
   for (const font of [font10x20, font6x10, font5x7]) {
     const { width, height } = measureText(font, text);
     if (width <= QR_TEXT_WIDTH) {
@@ -160,8 +160,9 @@ function drawCodePage(frame: Bitmap, screen: CodeScreen, now: number): void {
     const x = Math.floor((OLED_WIDTH - measureText(url.font, line).width) / 2);
     drawText(frame, url.font, line, Math.max(0, x), i * url.font.height);
   });
-  drawCode(frame, oledText(screen.userCode), codePagePlacement(screen));
-  const note = screen.kind === "waiting" && screen.note !== undefined ? oledText(screen.note) : "Expires in";
+  drawCode(frame, pixelFontText(screen.userCode), codePagePlacement(screen));
+  const note =
+    screen.kind === "waiting" && screen.note !== undefined ? pixelFontText(screen.note) : "Expires in";
   drawBottomLine(frame, note, remaining(screen.expiresAt, now), MARGIN, OLED_WIDTH - 2 * MARGIN);
 }
 
@@ -182,7 +183,7 @@ function drawQrPage(frame: Bitmap, screen: CodeScreen, now: number): void {
   center("Scan, then", 2);
   center("enter code", 12);
   const code = qrPagePlacement(screen);
-  if (code !== undefined) drawCode(frame, oledText(screen.userCode), code);
+  if (code !== undefined) drawCode(frame, pixelFontText(screen.userCode), code);
   drawBottomLine(frame, "", remaining(screen.expiresAt, now), QR_TEXT_X, QR_TEXT_WIDTH);
 }
 
@@ -203,7 +204,7 @@ function drawBottomLine(frame: Bitmap, left: string, right: string, x: number, w
 
 /** The URL as typed (no "https://") in 6x10 on at most two lines, else 5x7 on at most three. */
 function urlBlock(uri: string): { font: BitmapFont; lines: string[]; height: number } {
-  const text = oledText(displayUrl(uri));
+  const text = pixelFontText(displayUrl(uri));
   const small = wrapText(font6x10, text, OLED_WIDTH);
   if (small.length <= 2) return { font: font6x10, lines: small, height: small.length * font6x10.height };
   const tiny = wrapText(font5x7, text, OLED_WIDTH, { maxLines: 3 });
@@ -242,7 +243,7 @@ function drawTextScreen(frame: Bitmap, title: string, body: string, now: number,
   frame.fillRect(0, rule, OLED_WIDTH, 1, true);
   const top = rule + 3;
   const perPage = Math.floor((OLED_HEIGHT - top) / font6x10.height);
-  const lines = wrapText(font6x10, oledText(body), OLED_WIDTH - 2 * MARGIN);
+  const lines = wrapText(font6x10, pixelFontText(body), OLED_WIDTH - 2 * MARGIN);
   const pages = Math.max(1, Math.ceil(lines.length / perPage));
   const page = mod(Math.floor(now / pageMs), pages);
   lines.slice(page * perPage, (page + 1) * perPage).forEach((line, i) => {
@@ -273,17 +274,6 @@ function words(screen: Exclude<Screen, CodeScreen>): { title: string; body: stri
       // The code first, on its own line: it is what support asks for.
       return { title: "Error", body: `${screen.code}\n${screen.message}` };
   }
-}
-
-/**
- * Text the generated fonts draw as written (they hold printable ASCII, "·" and "…"): accents
- * dropped (é → e), white space as spaces; anything else falls back to the fonts' "?".
- */
-export function oledText(text: string): string {
-  return text
-    .normalize("NFKD")
-    .replace(/\p{M}/gu, "")
-    .replace(/[^\S\n]/gu, " ");
 }
 
 function mod(value: number, modulus: number): number {
