@@ -24,12 +24,15 @@ export type Edge = "rising" | "falling";
 
 /** One GPIO line, requested as an output or an input. */
 export interface GpioLine {
-  /** 0 or 1: the physical level, after any active-low inversion the request asked for. */
+  /**
+   * 0 or 1: the logical value. With a line requested active-low the kernel inverts it, so `set(1)`
+   * drives the pin low; drivers write what they mean ("on") and never invert themselves.
+   */
   set(value: 0 | 1): Promise<void>;
   get(): Promise<0 | 1>;
   /**
    * Calls `listener` for each edge (inputs requested with edge detection); returns a function that
-   * stops listening. `at` is the kernel's timestamp in ms.
+   * stops listening. `at` is the kernel's timestamp in ms (monotonic clock, not wall time).
    */
   watch(listener: (edge: Edge, at: number) => void): () => void;
   close(): Promise<void>;
