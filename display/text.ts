@@ -1,4 +1,5 @@
 /** Text helpers every display shares (the terminal prompt, the LCD, the pixel panels). */
+import type { Screen } from "./screens.ts";
 
 /**
  * The URL as a person types it: without "https://", which every current browser assumes for a
@@ -27,4 +28,32 @@ export function pixelFontText(text: string): string {
     .normalize("NFKD")
     .replace(/\p{M}/gu, "")
     .replace(/[^\S\n]/gu, " ");
+}
+
+/** The title and body a pixel panel shows for each screen that does not carry the code. */
+export function screenWords(screen: Exclude<Screen, { kind: "code" | "waiting" }>): {
+  title: string;
+  body: string;
+} {
+  switch (screen.kind) {
+    case "starting":
+      return { title: "Starting", body: "entratool is starting." };
+    case "waiting-for-time":
+      return { title: "Please wait", body: "Waiting for the network time before signing in." };
+    case "signed-in":
+      return { title: "Signed in", body: screen.username };
+    case "sign-in-needed":
+      return { title: "Sign in again", body: screen.reason };
+    case "blocked":
+      return { title: "Blocked", body: screen.message };
+    case "offline":
+      return { title: "Offline", body: screen.message };
+    case "expired":
+      return { title: "Code expired", body: "The sign-in code expired. Sign in again for a new one." };
+    case "cancelled":
+      return { title: "Cancelled", body: "Sign-in was stopped." };
+    case "error":
+      // The error code first, on its own line: it is what support asks for.
+      return { title: "Error", body: `${screen.code}\n${screen.message}` };
+  }
 }

@@ -5,7 +5,7 @@ import { font6x10 } from "../render/fonts/6x10.ts";
 import { font10x20 } from "../render/fonts/10x20.ts";
 import { drawQr, qrMatrix } from "../render/qr.ts";
 import type { Screen } from "../screens.ts";
-import { displayUrl, pixelFontText, remaining } from "../text.ts";
+import { displayUrl, pixelFontText, remaining, screenWords } from "../text.ts";
 
 /**
  * What a 128x64 OLED shows for each screen, as a Bitmap (on = lit). Pure, so that the driver, the
@@ -102,7 +102,7 @@ export function oledFrame(screen: Screen, now: number, timing: OledTiming = {}):
     else drawCodePage(frame, screen, now);
     return frame;
   }
-  const { title, body } = words(screen);
+  const { title, body } = screenWords(screen);
   drawTextScreen(frame, title, body, now, timing.textPageMs ?? DEFAULT_TEXT_PAGE_MS);
   return frame;
 }
@@ -249,31 +249,6 @@ function drawTextScreen(frame: Bitmap, title: string, body: string, now: number,
   lines.slice(page * perPage, (page + 1) * perPage).forEach((line, i) => {
     drawText(frame, font6x10, line, MARGIN, top + i * font6x10.height);
   });
-}
-
-/** The title and body of every screen that does not show the code. */
-function words(screen: Exclude<Screen, CodeScreen>): { title: string; body: string } {
-  switch (screen.kind) {
-    case "starting":
-      return { title: "Starting", body: "entratool is starting." };
-    case "waiting-for-time":
-      return { title: "Please wait", body: "Waiting for the network time before signing in." };
-    case "signed-in":
-      return { title: "Signed in", body: screen.username };
-    case "sign-in-needed":
-      return { title: "Sign in again", body: screen.reason };
-    case "blocked":
-      return { title: "Blocked", body: screen.message };
-    case "offline":
-      return { title: "Offline", body: screen.message };
-    case "expired":
-      return { title: "Code expired", body: "The sign-in code expired. Sign in again for a new one." };
-    case "cancelled":
-      return { title: "Cancelled", body: "Sign-in was stopped." };
-    case "error":
-      // The code first, on its own line: it is what support asks for.
-      return { title: "Error", body: `${screen.code}\n${screen.message}` };
-  }
 }
 
 function mod(value: number, modulus: number): number {

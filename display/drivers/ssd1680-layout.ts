@@ -4,7 +4,7 @@ import { font6x10 } from "../render/fonts/6x10.ts";
 import { font10x20 } from "../render/fonts/10x20.ts";
 import { drawQr, qrFit } from "../render/qr.ts";
 import type { Screen } from "../screens.ts";
-import { displayUrl, pixelFontText } from "../text.ts";
+import { displayUrl, pixelFontText, screenWords } from "../text.ts";
 
 /**
  * What a 250x122 e-ink panel (SSD1680, landscape) shows for each screen, as a Bitmap (on = ink).
@@ -70,7 +70,7 @@ export function einkCountdown(expiresAt: number, now: number): string {
 export function einkFrame(screen: Screen, now: number): Bitmap {
   const frame = new Bitmap(EINK_WIDTH, EINK_HEIGHT);
   if (screen.kind === "code" || screen.kind === "waiting") drawCodeScreen(frame, screen, now);
-  else drawTextScreen(frame, words(screen));
+  else drawTextScreen(frame, screenWords(screen));
   return frame;
 }
 
@@ -140,28 +140,4 @@ function drawTextScreen(frame: Bitmap, { title, body }: { title: string; body: s
   wrapText(font6x10, pixelFontText(body), inner, { maxLines }).forEach((line, i) => {
     drawText(frame, font6x10, line, MARGIN, top + i * font6x10.height);
   });
-}
-
-/** The title and body of every screen that does not show the code. */
-function words(screen: Exclude<Screen, CodeScreen>): { title: string; body: string } {
-  switch (screen.kind) {
-    case "starting":
-      return { title: "Starting", body: "entratool is starting." };
-    case "waiting-for-time":
-      return { title: "Please wait", body: "Waiting for the network time before signing in." };
-    case "signed-in":
-      return { title: "Signed in", body: screen.username };
-    case "sign-in-needed":
-      return { title: "Sign in again", body: screen.reason };
-    case "blocked":
-      return { title: "Blocked", body: screen.message };
-    case "offline":
-      return { title: "Offline", body: screen.message };
-    case "expired":
-      return { title: "Code expired", body: "The sign-in code expired. Sign in again for a new one." };
-    case "cancelled":
-      return { title: "Cancelled", body: "Sign-in was stopped." };
-    case "error":
-      return { title: "Error", body: `${screen.code}\n${screen.message}` };
-  }
 }

@@ -9,43 +9,9 @@ import {
 } from "../../../display/drivers/framebuffer.ts";
 import { framebufferFrame, type Region } from "../../../display/drivers/framebuffer-layout.ts";
 import { encodeRgbPng } from "../../../display/render/png.ts";
-import { SCREEN_KINDS, type Screen, type ScreenKind } from "../../../display/screens.ts";
+import { SCREEN_KINDS } from "../../../display/screens.ts";
 import { FramebufferSimulator, type FramebufferSimulatorOptions } from "../../../display/sim/framebuffer.ts";
-
-const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
-const URL = "https://microsoft.com/devicelogin";
-const CODE = "FZ2X8LQ3N";
-const codeScreen: Extract<Screen, { kind: "code" }> = {
-  kind: "code",
-  userCode: CODE,
-  verificationUri: URL,
-  expiresAt: T0 + 15 * 60_000,
-  qrPayload: URL,
-};
-
-function sample(kind: ScreenKind): Screen {
-  switch (kind) {
-    case "starting":
-    case "waiting-for-time":
-    case "expired":
-    case "cancelled":
-      return { kind };
-    case "code":
-      return codeScreen;
-    case "waiting":
-      return { ...codeScreen, kind: "waiting", note: "retrying" };
-    case "signed-in":
-      return { kind, username: "ada.lovelace@contoso.onmicrosoft.com", expiresAt: T0 + 3_600_000 };
-    case "sign-in-needed":
-      return { kind, reason: "The refresh token expired (AADSTS700082)." };
-    case "blocked":
-      return { kind, message: "Sign-in is blocked by your organisation's policy (AADSTS53003)." };
-    case "offline":
-      return { kind, message: "Cannot reach Microsoft Entra ID." };
-    case "error":
-      return { kind, code: "E_IDP", message: "Microsoft Entra ID returned an unexpected error." };
-  }
-}
+import { codeScreen, sample, T0, URL } from "../samples.ts";
 
 const sims: FramebufferSimulator[] = [];
 const displays: FramebufferDisplay[] = [];

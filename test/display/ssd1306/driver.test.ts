@@ -13,50 +13,14 @@ import { Bitmap } from "../../../display/render/bitmap.ts";
 import { drawText } from "../../../display/render/font.ts";
 import { font6x10 } from "../../../display/render/fonts/6x10.ts";
 import { font10x20 } from "../../../display/render/fonts/10x20.ts";
-import { SCREEN_KINDS, type Screen, type ScreenKind } from "../../../display/screens.ts";
+import { SCREEN_KINDS } from "../../../display/screens.ts";
 import { Ssd1306Simulator, Ssd1306SimulatorError } from "../../../display/sim/ssd1306.ts";
 import { ManualClock } from "../../support/manual-clock.ts";
 import { toRgba } from "../render/rgba.ts";
+import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 
-const URL = "https://microsoft.com/devicelogin";
-const CODE = "FZ2X8LQ3N";
-/** 0 mod 10 s: the start of a code page (6 s code, then 4 s QR). */
-const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
 /** What a full frame costs on the bus: 0x00 + a 6-byte window, then 0x40 + 1024 bytes. */
 const FULL_FRAME_BYTES = 7 + 1 + 1024;
-
-const codeScreen: Extract<Screen, { kind: "code" }> = {
-  kind: "code",
-  userCode: CODE,
-  verificationUri: URL,
-  expiresAt: T0 + 15 * 60_000,
-  qrPayload: URL,
-};
-
-/** One screen of each kind; the code-bearing ones carry `CODE`. */
-function sample(kind: ScreenKind): Screen {
-  switch (kind) {
-    case "starting":
-    case "waiting-for-time":
-    case "expired":
-    case "cancelled":
-      return { kind };
-    case "code":
-      return codeScreen;
-    case "waiting":
-      return { ...codeScreen, kind: "waiting", note: "retrying" };
-    case "signed-in":
-      return { kind, username: "ada.lovelace@contoso.onmicrosoft.com", expiresAt: T0 + 3_600_000 };
-    case "sign-in-needed":
-      return { kind, reason: "The refresh token expired (AADSTS700082)." };
-    case "blocked":
-      return { kind, message: "Sign-in is blocked by your organisation's policy (AADSTS53003)." };
-    case "offline":
-      return { kind, message: "Cannot reach Microsoft Entra ID." };
-    case "error":
-      return { kind, code: "E_IDP", message: "Microsoft Entra ID returned an unexpected error." };
-  }
-}
 
 function rig(options: { rotate180?: boolean; address?: 0x3c | 0x3d } = {}) {
   const clock = new ManualClock(T0);
