@@ -12,6 +12,7 @@ import { systemClock } from "./clock.ts";
 import { deferredLogger, humanDestination, parseLevel } from "./log.ts";
 import { resolvePaths } from "./paths.ts";
 import type * as PinoModule from "./pino-logger.ts";
+import type * as QrModule from "./qr.ts";
 import { FileKeyProvider } from "./store/key.ts";
 import { FlockLockManager } from "./store/lock.ts";
 import { MachineIdentity } from "./store/machine.ts";
@@ -21,11 +22,14 @@ import { FileTokenStore } from "./store/token-store.ts";
 /**
  * Specifiers the bundler cannot follow. In the compiled binary these modules are entrypoints of
  * their own (scripts/build.ts), loaded only when needed: msal-node when a request to Entra is
- * needed, pino when a line is logged. Together they would otherwise double every start.
- * Run from source, they resolve next to this file.
+ * needed, pino when a line is logged, the QR encoder when a code is shown. Together they would
+ * otherwise double every start.
+ * Run from source, they resolve next to this file; compiled, every one of them must sit in agent/
+ * with this file (the embedded files' paths are relative to the entrypoints' common directory).
  */
 const MSAL_MODULE = "./auth/msal.ts";
 const PINO_MODULE = "./pino-logger.ts";
+const QR_MODULE = "./qr.ts";
 
 export async function main(argv: readonly string[]): Promise<number> {
   const env = process.env;
@@ -93,6 +97,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       tokens,
       locks,
       signIn,
+      qr: (text) => (require(QR_MODULE) as typeof QrModule).qrMatrix(text),
       signal: controller.signal,
       version: pkg.version,
     },

@@ -12,8 +12,15 @@ import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const entry = join(root, "agent", "main.ts");
-/** Embedded as entrypoints of their own and loaded at run time only when needed (see agent/main.ts). */
-const lazyEntries = [join(root, "agent", "auth", "msal.ts"), join(root, "agent", "pino-logger.ts")];
+/**
+ * Embedded as entrypoints of their own and loaded at run time only when needed (see agent/main.ts).
+ * All in agent/, beside main.ts: the embedded paths are relative to the entrypoints' common directory.
+ */
+const lazyEntries = [
+  join(root, "agent", "auth", "msal.ts"),
+  join(root, "agent", "pino-logger.ts"),
+  join(root, "agent", "qr.ts"),
+];
 const dist = join(root, "dist");
 
 interface Target {

@@ -1,3 +1,4 @@
+import type { QrMatrix } from "../../display/render/qr.ts";
 import type { SignInService } from "../auth/signin.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
@@ -10,6 +11,8 @@ export interface Output {
   readonly isTTY: boolean;
   /** Terminal width when known. */
   readonly columns?: number | undefined;
+  /** Terminal height when known. */
+  readonly rows?: number | undefined;
 }
 
 export interface CliIO {
@@ -38,6 +41,8 @@ export interface CliContext {
   /** Per-profile locks: anything that changes a profile's tokens holds its lock. */
   readonly locks: LockManager;
   readonly signIn: SignInService;
+  /** The QR encoder, loaded on first use (the device code prompt shows the URL as a QR code). */
+  readonly qr?: ((text: string) => QrMatrix) | undefined;
   /** Aborted on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
   readonly version: string;

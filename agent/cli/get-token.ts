@@ -69,7 +69,7 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
       const outputs = [ctx.io.stderr, ctx.io.promptMirror].filter((out): out is Output => out !== undefined);
       prompts = outputs.map((out) => {
         const color = out.isTTY && !ctx.env.NO_COLOR && ctx.env.TERM !== "dumb";
-        const prompt = new DeviceCodePrompt(out, ctx.clock, { color });
+        const prompt = new DeviceCodePrompt(out, ctx.clock, { color, ...(ctx.qr ? { qr: ctx.qr } : {}) });
         tickers.push(setInterval(() => prompt.tick(), out.isTTY ? 100 : 1000));
         return prompt;
       });

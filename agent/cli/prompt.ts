@@ -1,3 +1,5 @@
+import { qrHalfBlocks } from "../../display/drivers/terminal-qr.ts";
+import type { QrMatrix } from "../../display/render/qr.ts";
 import { remaining } from "../../display/text.ts";
 import type { CodeDetails, SignInState } from "../auth/signin.ts";
 import type { Clock } from "../clock.ts";
@@ -8,6 +10,19 @@ const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", 
 export interface PromptOptions {
   /** ANSI bold for the code; off for NO_COLOR, TERM=dumb and non-terminals. */
   readonly color: boolean;
+  /**
+   * Builds the QR code of the verification URL, shown under the box on a terminal with room for it.
+   * Injected so that the QR encoder is loaded only when a code is shown (agent/main.ts).
+   */
+  readonly qr?: (text: string) => QrMatrix;
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escape sequences is the point.
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+/** Terminal rows a line takes at `columns` wide (escape sequences take none). */
+function rowsOf(line: string, columns: number): number {
+  return Math.max(1, Math.ceil([...line.replace(ANSI, "")].length / columns));
 }
 
 /** "15 min", "1 min", "45 s". */
@@ -130,12 +145,27 @@ export class DeviceCodePrompt {
       "Press Ctrl+C to cancel",
     ]).map((line) => line.replace(code.userCode, bold(code.userCode)));
     const text = [code.message, ...lines].filter((line) => line.length > 0);
-    this.#out.write(`${text.join("\n")}\n`);
     // 0 is what a terminal of unknown size reports (a pty nobody sized, a serial console).
     const columns = this.#out.columns || 80;
-    this.#rows = text.reduce((rows, line) => rows + Math.max(1, Math.ceil([...line].length / columns)), 0);
+    text.push(...this.#qrLines(code, text.length, columns));
+    this.#out.write(`${text.join("\n")}\n`);
+    this.#rows = text.reduce((rows, line) => rows + rowsOf(line, columns), 0);
     this.#lastMinuteShown = Math.ceil((code.expiresAt - this.#clock.now()) / 60_000);
     this.tick();
+  }
+
+  /**
+   * The QR code's lines, on a terminal that shows it whole: wide enough, and tall enough for the
+   * box, the code and the status line (scrolled off the top, it could not be wiped afterwards).
+   */
+  #qrLines(code: CodeDetails, textRows: number, columns: number): string[] {
+    const { qr, color } = this.#options;
+    const rows = this.#out.rows;
+    if (!qr || !this.#out.isTTY || !rows) return [];
+    const lines = qrHalfBlocks(qr(code.qrPayload), { color });
+    const width = [...(lines[0] ?? "").replace(ANSI, "")].length;
+    if (width > columns || textRows + lines.length + 2 > rows) return [];
+    return ["Or scan:", ...lines];
   }
 
   #clearCode(): void {

@@ -34,6 +34,10 @@ export class FdOutput implements Output {
     return this.isTTY ? this.#stream?.().columns : undefined;
   }
 
+  get rows(): number | undefined {
+    return this.isTTY ? this.#stream?.().rows : undefined;
+  }
+
   write(text: string): void {
     if (this.#viaStream && this.#stream) {
       this.#stream().write(text);

@@ -1,8 +1,12 @@
+import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
 import type { CodeDetails, SignInState } from "../../agent/auth/signin.ts";
 import type { Output } from "../../agent/cli/context.ts";
 import { DeviceCodePrompt } from "../../agent/cli/prompt.ts";
 import { EntraToolError } from "../../agent/errors.ts";
+import { Bitmap } from "../../display/render/bitmap.ts";
+import { qrMatrix } from "../../display/render/qr.ts";
+import { toRgba } from "../display/render/rgba.ts";
 import { ManualClock } from "../support/manual-clock.ts";
 
 const ESC = "\x1b";
@@ -12,6 +16,7 @@ class Screen implements Output {
   constructor(
     readonly isTTY: boolean,
     readonly columns = 100,
+    readonly rows = 60,
   ) {}
   write(text: string): void {
     this.text += text;
@@ -115,5 +120,60 @@ describe("device code prompt", () => {
     });
     expect(screen.text).toContain("Another entratool process is signing in profile 'p'");
     expect(screen.text).toContain("The saved sign-in for profile 'p' is no longer valid");
+  });
+});
+
+/** The QR code drawn in half blocks, read back into modules (ink = dark with colour, light without). */
+function qrFromText(text: string, color: boolean): Bitmap {
+  const start = text.indexOf("Or scan:\n");
+  const body = text.slice(start + "Or scan:\n".length).split("\n");
+  const lines = body
+    .filter((line) => /[█▀▄]/.test(line))
+    .map((line) => line.replace(new RegExp(`${ESC}\\[[0-9;]*m`, "g"), ""));
+  const width = [...(lines[0] ?? "")].length;
+  const bitmap = new Bitmap(width, lines.length * 2);
+  lines.forEach((line, row) => {
+    [...line].forEach((char, x) => {
+      const top = char === "█" || char === "▀";
+      const bottom = char === "█" || char === "▄";
+      // With colour the blocks are the dark modules; without, the light ones.
+      bitmap.set(x, row * 2, color ? top : !top);
+      bitmap.set(x, row * 2 + 1, color ? bottom : !bottom);
+    });
+  });
+  return bitmap;
+}
+
+describe("the QR code under the prompt", () => {
+  test.each([true, false])("on a terminal with room, it decodes to the URL (colour %s)", (color) => {
+    const clock = new ManualClock();
+    const screen = new Screen(true, 100, 60);
+    const c = code(clock);
+    new DeviceCodePrompt(screen, clock, { color, qr: (text) => qrMatrix(text) }).onState(issued(c));
+    expect(screen.text).toContain("Or scan:");
+    const rgba = toRgba(qrFromText(screen.text, color), { scale: 4, border: 16, on: "black" });
+    expect(jsQR(rgba.data, rgba.width, rgba.height)?.data).toBe(c.qrPayload);
+  });
+
+  test("not without a terminal, nor on one too narrow or too short to show it whole", () => {
+    for (const screen of [new Screen(false), new Screen(true, 30, 60), new Screen(true, 100, 20)]) {
+      const clock = new ManualClock();
+      new DeviceCodePrompt(screen, clock, { color: false, qr: (text) => qrMatrix(text) }).onState(
+        issued(code(clock)),
+      );
+      expect(screen.text).not.toContain("Or scan:");
+    }
+  });
+
+  test("it is wiped with the box: the cursor goes up over every row printed", () => {
+    const clock = new ManualClock();
+    // 200 columns: no line wraps, so each printed line is one row.
+    const screen = new Screen(true, 200, 60);
+    const prompt = new DeviceCodePrompt(screen, clock, { color: true, qr: (text) => qrMatrix(text) });
+    prompt.onState(issued(code(clock)));
+    const printed = screen.text.split("\n").length - 1;
+    prompt.onState({ kind: "expired", profile: "default" });
+    // Message, box, "Or scan:" and the QR: one row each, escape sequences not counted as width.
+    expect(screen.text).toMatch(new RegExp(`${ESC}\\[${printed}A${ESC}\\[0J$`));
   });
 });
