@@ -122,7 +122,15 @@ export interface EntraToolErrorOptions {
   readonly details?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Marks our errors. A registered symbol, not the class: the compiled binary loads some modules as
+ * separate entrypoints (msal-node's wrapper, the display commands), each with its own copy of this
+ * class, so `instanceof` would miss an error made in another one.
+ */
+const BRAND = Symbol.for("entratool.EntraToolError");
+
 export class EntraToolError extends Error {
+  readonly [BRAND] = true;
   override readonly name = "EntraToolError";
   readonly code: ErrorCode;
   readonly exitCode: ExitCode;
@@ -140,12 +148,17 @@ export class EntraToolError extends Error {
 }
 
 export function isEntraToolError(value: unknown, code?: ErrorCode): value is EntraToolError {
-  return value instanceof EntraToolError && (code === undefined || value.code === code);
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { [BRAND]?: unknown })[BRAND] === true &&
+    (code === undefined || (value as EntraToolError).code === code)
+  );
 }
 
 /** Anything thrown, as an EntraToolError (unknown errors become E_INTERNAL, keeping the cause). */
 export function toEntraToolError(value: unknown): EntraToolError {
-  if (value instanceof EntraToolError) return value;
+  if (isEntraToolError(value)) return value;
   return new EntraToolError("E_INTERNAL", { cause: value });
 }
 

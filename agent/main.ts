@@ -9,6 +9,7 @@ import { SignInService } from "./auth/signin.ts";
 import { runCli } from "./cli/app.ts";
 import { Terminal } from "./cli/terminal.ts";
 import { systemClock } from "./clock.ts";
+import type * as DisplayCli from "./display-cli.ts";
 import { deferredLogger, humanDestination, parseLevel } from "./log.ts";
 import { resolvePaths } from "./paths.ts";
 import type * as PinoModule from "./pino-logger.ts";
@@ -22,7 +23,8 @@ import { FileTokenStore } from "./store/token-store.ts";
 /**
  * Specifiers the bundler cannot follow. In the compiled binary these modules are entrypoints of
  * their own (scripts/build.ts), loaded only when needed: msal-node when a request to Entra is
- * needed, pino when a line is logged, the QR encoder when a code is shown. Together they would
+ * needed, pino when a line is logged, the QR encoder when a code is shown, the display drivers
+ * for `display` and `get-token --config`. Together they would
  * otherwise double every start.
  * Run from source, they resolve next to this file; compiled, every one of them must sit in agent/
  * with this file (the embedded files' paths are relative to the entrypoints' common directory).
@@ -30,6 +32,7 @@ import { FileTokenStore } from "./store/token-store.ts";
 const MSAL_MODULE = "./auth/msal.ts";
 const PINO_MODULE = "./pino-logger.ts";
 const QR_MODULE = "./qr.ts";
+const DISPLAY_MODULE = "./display-cli.ts";
 
 export async function main(argv: readonly string[]): Promise<number> {
   const env = process.env;
@@ -97,6 +100,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       tokens,
       locks,
       signIn,
+      loadDisplays: () => import(DISPLAY_MODULE) as Promise<typeof DisplayCli>,
       qr: (text) => (require(QR_MODULE) as typeof QrModule).qrMatrix(text),
       signal: controller.signal,
       version: pkg.version,

@@ -20,6 +20,7 @@ const lazyEntries = [
   join(root, "agent", "auth", "msal.ts"),
   join(root, "agent", "pino-logger.ts"),
   join(root, "agent", "qr.ts"),
+  join(root, "agent", "display-cli.ts"),
 ];
 const dist = join(root, "dist");
 

@@ -1,6 +1,6 @@
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
 import type { Clock } from "../clock.ts";
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError, isEntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Env } from "../paths.ts";
 import {
@@ -369,7 +369,7 @@ export class EntraNetworkClient implements INetworkModule {
 
   /** Records an error as the failure behind MSAL's next exception and returns it for throwing. */
   #fail(error: unknown): unknown {
-    if (error instanceof EntraToolError) this.#failure = error;
+    if (isEntraToolError(error)) this.#failure = error;
     return error;
   }
 }

@@ -1,6 +1,6 @@
 import type { AccountInfo, AuthenticationResult, PublicClientApplication } from "@azure/msal-node";
 import type { Clock } from "../clock.ts";
-import { EntraToolError, isAbortError } from "../errors.ts";
+import { EntraToolError, isAbortError, isEntraToolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Env } from "../paths.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
@@ -340,11 +340,11 @@ export class SignInService {
     msal?: MsalModule,
   ): EntraToolError {
     if (signal.aborted) {
-      return signal.reason instanceof EntraToolError ? signal.reason : new EntraToolError("E_CANCELLED");
+      return isEntraToolError(signal.reason) ? signal.reason : new EntraToolError("E_CANCELLED");
     }
     const seen = network?.takeFailure();
     if (seen) return seen;
-    if (thrown instanceof EntraToolError) return thrown;
+    if (isEntraToolError(thrown)) return thrown;
     if (isAbortError(thrown)) return new EntraToolError("E_CANCELLED");
     return msal?.explainMsalError(thrown) ?? new EntraToolError("E_INTERNAL", { cause: thrown });
   }

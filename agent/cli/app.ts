@@ -18,6 +18,7 @@ Commands:
   list-profiles   list profile names
   delete-profile  delete a profile and its tokens
   logout          remove a profile's saved tokens
+  display         test, preview or detect the displays that show the code (LCD, OLED, e-ink, HDMI, LEDs)
 
 Run 'entratool <command> --help' for a command's options.
 Environment: ENTRATOOL_HOME (config and state), ENTRATOOL_LOG_LEVEL (default warn),
@@ -32,6 +33,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   "list-profiles": listProfilesCommand,
   "delete-profile": deleteProfileCommand,
   logout: logoutCommand,
+  display: async (ctx, argv) => (await ctx.loadDisplays()).displayCommand(ctx, argv),
 };
 
 /**

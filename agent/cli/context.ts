@@ -1,6 +1,7 @@
 import type { QrMatrix } from "../../display/render/qr.ts";
 import type { SignInService } from "../auth/signin.ts";
 import type { Clock } from "../clock.ts";
+import type * as DisplayCli from "../display-cli.ts";
 import type { Logger } from "../log.ts";
 import type { Env, Paths } from "../paths.ts";
 import type { LockManager, ProfileStore, TokenStore } from "../store/types.ts";
@@ -41,6 +42,8 @@ export interface CliContext {
   /** Per-profile locks: anything that changes a profile's tokens holds its lock. */
   readonly locks: LockManager;
   readonly signIn: SignInService;
+  /** `display …` commands and the displays of `get-token --config`, loaded only when used. */
+  readonly loadDisplays: () => Promise<typeof DisplayCli>;
   /** The QR encoder, loaded on first use (the device code prompt shows the URL as a QR code). */
   readonly qr?: ((text: string) => QrMatrix) | undefined;
   /** Aborted on SIGINT/SIGTERM. */

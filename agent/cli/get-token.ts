@@ -18,6 +18,7 @@ in on another device.
   --output json|raw    json: one JSON object; raw: the access token alone (default: a summary)
   --force-refresh      ignore the cached access token and redeem the refresh token
   --timeout SECONDS    give up after this long (default: until the code expires)
+  --config FILE        also show the code on the displays configured in FILE ("displays" array)
 `;
 
 const OPTIONS: OptionSpec = {
@@ -27,6 +28,7 @@ const OPTIONS: OptionSpec = {
   output: { type: "string" },
   "force-refresh": { type: "boolean" },
   timeout: { type: "string" },
+  config: { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -75,7 +77,13 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
       });
     }
     for (const prompt of prompts) prompt.onState(state);
+    displays?.onState(state);
   };
+  const configFile = stringOption(parsed, "config");
+  const displays =
+    configFile === undefined
+      ? undefined
+      : await (await ctx.loadDisplays()).displaysForSignIn(ctx, configFile);
   let result: TokenResult;
   try {
     result = await ctx.signIn.getToken(profile, {
@@ -87,6 +95,7 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
     });
   } finally {
     for (const ticker of tickers) clearInterval(ticker);
+    await displays?.close();
   }
   ctx.io.stdout.write(formatToken(result, format, ctx.clock.now()));
   return 0;

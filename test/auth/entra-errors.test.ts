@@ -84,3 +84,21 @@ describe("parseRetryAfter", () => {
     expect(parseRetryAfter("soon", now)).toBeUndefined();
   });
 });
+
+describe("recognising our errors", () => {
+  test("by their brand, so that an error made in another embedded entrypoint still counts", async () => {
+    const { isEntraToolError, toEntraToolError, EntraToolError } = await import("../../agent/errors.ts");
+    // What a second copy of the class (another bundle) produces: same registered brand, other class.
+    const foreign = Object.assign(new Error("Bad flag."), {
+      [Symbol.for("entratool.EntraToolError")]: true,
+      code: "E_USAGE",
+      exitCode: 2,
+    });
+    expect(foreign instanceof EntraToolError).toBe(false);
+    expect(isEntraToolError(foreign)).toBe(true);
+    expect(isEntraToolError(foreign, "E_USAGE")).toBe(true);
+    expect(toEntraToolError(foreign)).toBe(foreign);
+    expect(isEntraToolError(new Error("plain"))).toBe(false);
+    expect(toEntraToolError(new Error("plain")).code).toBe("E_INTERNAL");
+  });
+});
