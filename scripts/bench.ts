@@ -266,7 +266,17 @@ async function main(): Promise<void> {
       peakRssBytes: rss,
       goals,
     };
-    writeFileSync(join(root, "bench", "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+    // Keep the display bench's figures (scripts/bench-display.ts writes the "displays" key).
+    const file = join(root, "bench", "results.json");
+    const previous: unknown = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
+    const displays =
+      typeof previous === "object" && previous !== null && "displays" in previous
+        ? previous.displays
+        : undefined;
+    writeFileSync(
+      file,
+      `${JSON.stringify(displays === undefined ? results : { ...results, displays }, null, 2)}\n`,
+    );
     process.stdout.write("\nwrote bench/results.json\n");
   } finally {
     await emulator.stop();
