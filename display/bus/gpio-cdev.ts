@@ -290,7 +290,7 @@ export class CdevGpioLine implements GpioLine {
     return (decodeLineValues(values).bits & 1n) === 1n ? 1 : 0;
   }
 
-  /** `at` is the kernel's CLOCK_MONOTONIC timestamp in ms (not wall time): compare, don't display. */
+  /** `at` is the kernel's timestamp of the edge, epoch ms (requested on CLOCK_REALTIME). */
   watch(listener: (edge: Edge, at: number) => void): () => void {
     this.#requireFd();
     if (!this.#init.watchable) {
@@ -422,6 +422,9 @@ export function requestFlags(options: GpioLineRequestOptions): number {
   if (options.bias === "disabled") flags |= GpioLineFlag.BIAS_DISABLED;
   if (options.edges === "rising" || options.edges === "both") flags |= GpioLineFlag.EDGE_RISING;
   if (options.edges === "falling" || options.edges === "both") flags |= GpioLineFlag.EDGE_FALLING;
+  // Edge timestamps on the realtime clock (Linux ≥ 5.11), so that they compare with Clock.now():
+  // the button's debounce waits until `at + debounceMs` on the injected clock.
+  if (options.edges !== undefined) flags |= GpioLineFlag.EVENT_CLOCK_REALTIME;
   return flags;
 }
 

@@ -32,7 +32,8 @@ export interface GpioLine {
   get(): Promise<0 | 1>;
   /**
    * Calls `listener` for each edge (inputs requested with edge detection); returns a function that
-   * stops listening. `at` is the kernel's timestamp in ms (monotonic clock, not wall time).
+   * stops listening. `at` is the edge's time in epoch ms (the kernel's timestamp, on its realtime
+   * clock), comparable with Clock.now().
    */
   watch(listener: (edge: Edge, at: number) => void): () => void;
   close(): Promise<void>;

@@ -228,8 +228,13 @@ describe("GpioCdev against a fake GPIO character device", () => {
       { direction: "input", bias: "pull-up", edges: "both", debounceMs: 5 },
     );
     const request = kernel.requests[0];
+    // Edges timestamped on the realtime clock, comparable with Clock.now() (the button's debounce).
     expect(request?.flags).toBe(
-      GpioLineFlag.INPUT | GpioLineFlag.BIAS_PULL_UP | GpioLineFlag.EDGE_RISING | GpioLineFlag.EDGE_FALLING,
+      GpioLineFlag.INPUT |
+        GpioLineFlag.BIAS_PULL_UP |
+        GpioLineFlag.EDGE_RISING |
+        GpioLineFlag.EDGE_FALLING |
+        GpioLineFlag.EVENT_CLOCK_REALTIME,
     );
     expect(request?.attrs).toEqual([{ id: GpioLineAttrId.DEBOUNCE, value: 5000n, mask: 1n }]);
     expect(request?.eventBufferSize).toBe(64);
