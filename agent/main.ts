@@ -6,6 +6,7 @@
 import pkg from "../package.json" with { type: "json" };
 import type { MsalModule } from "./auth/msal.ts";
 import { SignInService } from "./auth/signin.ts";
+import { SystemTimeSync } from "./auth/time-sync.ts";
 import { runCli } from "./cli/app.ts";
 import { Terminal } from "./cli/terminal.ts";
 import { systemClock } from "./clock.ts";
@@ -79,6 +80,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   });
   const locks = new FlockLockManager({ locksDir: paths.locksDir, clock, logger });
   const signIn = new SignInService({
+    // A Pi has no real-time clock: until network time, TLS and token expiry cannot be trusted.
+    timeSync: new SystemTimeSync({ clock }),
     tokenStore: tokens,
     locks,
     clock,

@@ -19,6 +19,10 @@ import { formatI2CAddress } from "./bus/errors.ts";
 export const DISPLAY_TYPES = ["hd44780", "ssd1306", "ssd1680", "framebuffer", "leds", "terminal"] as const;
 export type DisplayType = (typeof DISPLAY_TYPES)[number];
 
+/** The pixel displays a `png` sink can picture (what `display preview` draws for them). */
+export const PNG_SINK_SOURCES = ["ssd1306", "ssd1680", "framebuffer", "hd44780"] as const;
+export type PngSinkSource = (typeof PNG_SINK_SOURCES)[number];
+
 /** A header GPIO line name as the kernel reports it (`gpioinfo`): GPIO0 to GPIO27 on every Pi. */
 export type GpioName = `GPIO${number}`;
 
@@ -64,6 +68,19 @@ export interface LedsConfig {
   readonly button?: GpioName;
 }
 
+/**
+ * Not hardware: writes what the display `as` would show to `file` as a PNG (for support, docs and
+ * remote screens), atomically and only when the picture changed.
+ */
+export interface PngConfig {
+  readonly type: "png";
+  /** Absolute path ending in .png; its directory must exist. */
+  readonly file: string;
+  readonly as: PngSinkSource;
+  /** Pixel multiplier 1-8; absent: the preview's default for `as`. */
+  readonly scale?: number;
+}
+
 export interface TerminalConfig {
   readonly type: "terminal";
 }
@@ -74,6 +91,7 @@ export type DisplayConfig =
   | Ssd1680Config
   | FramebufferConfig
   | LedsConfig
+  | PngConfig
   | TerminalConfig;
 
 export interface AgentConfig {
@@ -326,6 +344,31 @@ function leds(fields: Fields): LedsConfig | undefined {
   };
 }
 
+function png(fields: Fields): PngConfig | undefined {
+  const file = fields.get("file");
+  const fileOk = typeof file === "string" && file.startsWith("/") && /[^/]\.png$/i.test(file);
+  if (!fileOk) {
+    fields.error(
+      "file",
+      file === undefined
+        ? 'is required (an absolute path ending in .png, e.g. "/var/lib/entratool/screen.png")'
+        : `must be an absolute path ending in .png, e.g. "/var/lib/entratool/screen.png" (found ${show(file)})`,
+    );
+  }
+  const as = fields.get("as") ?? "ssd1680";
+  const asOk = (PNG_SINK_SOURCES as readonly unknown[]).includes(as);
+  if (!asOk) fields.error("as", `must be one of ${PNG_SINK_SOURCES.join(", ")} (found ${show(as)})`);
+  const scaleGiven = fields.get("scale") !== undefined;
+  const scale = scaleGiven ? fields.integer("scale", 1, 8, undefined) : undefined;
+  if (!fileOk || !asOk || (scaleGiven && scale === undefined)) return undefined;
+  return {
+    type: "png",
+    file: file as string,
+    as: as as PngSinkSource,
+    ...(scale === undefined ? {} : { scale }),
+  };
+}
+
 function display(value: unknown, path: string, errors: string[]): DisplayConfig | undefined {
   if (!isObject(value)) {
     errors.push(`${path}: must be an object with a "type" (found ${show(value)})`);
@@ -350,12 +393,15 @@ function display(value: unknown, path: string, errors: string[]): DisplayConfig 
     case "leds":
       config = leds(fields);
       break;
+    case "png":
+      config = png(fields);
+      break;
     case "terminal":
       config = { type: "terminal" };
       break;
     default:
       // Without a known type the other fields mean nothing: report only the type.
-      fields.error("type", `must be one of ${DISPLAY_TYPES.join(", ")} (found ${show(type)})`);
+      fields.error("type", `must be one of ${[...DISPLAY_TYPES, "png"].join(", ")} (found ${show(type)})`);
       return undefined;
   }
   fields.done();
@@ -381,6 +427,8 @@ function claims(config: DisplayConfig, path: string): Array<[resource: string, f
       ];
     case "framebuffer":
       return [[config.device, `${path}.device`]];
+    case "png":
+      return [[`file ${config.file}`, `${path}.file`]];
     case "terminal":
       return [["terminal", path]];
   }

@@ -66,6 +66,8 @@ export function screenFor(state: SignInState): Screen | undefined {
   switch (state.kind) {
     case "starting":
       return { kind: "starting" };
+    case "waiting-for-time":
+      return { kind: "waiting-for-time" };
     case "waiting-for-lock":
       return undefined;
     case "sign-in-required":

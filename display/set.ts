@@ -18,6 +18,7 @@ import type {
 import { FramebufferDisplay } from "./drivers/framebuffer.ts";
 import { Hd44780Display } from "./drivers/hd44780.ts";
 import { StatusLeds } from "./drivers/leds.ts";
+import { PngSink } from "./drivers/png-sink.ts";
 import { Ssd1306Display } from "./drivers/ssd1306.ts";
 import { Ssd1680Display } from "./drivers/ssd1680.ts";
 import { type Screen, showsCode } from "./screens.ts";
@@ -374,6 +375,8 @@ export function displayName(config: DisplayConfig, index: number): string {
         return ` on ${config.device}`;
       case "leds":
         return ` on ${[config.pins.status, config.pins.error, config.buzzer].filter((p) => p !== undefined).join(", ")}`;
+      case "png":
+        return ` as ${config.as} to ${config.file}`;
       case "terminal":
         return "";
     }
@@ -407,6 +410,18 @@ function opener(config: Exclude<DisplayConfig, { type: "terminal" }>, hw: Hardwa
       };
     case "leds":
       return (fail) => openLeds(config, hw, clock, fail);
+    case "png":
+      // A file, not hardware: the same on the kernel's devices and in simulation.
+      return async (_fail) => {
+        const { file, as, scale } = config;
+        const driver = new PngSink({
+          file,
+          as,
+          ...(scale === undefined ? {} : { scale }),
+          now: () => clock.now(),
+        });
+        return { driver, release: async () => undefined };
+      };
   }
 }
 
@@ -623,6 +638,8 @@ async function simulatedHardware(
     framebuffer: none("framebuffer"),
   };
   switch (entry.type) {
+    case "png":
+      return base;
     case "hd44780": {
       const { address, columns, rows } = entry;
       const sim = new Hd44780Simulator({ address, columns, rows, clock });

@@ -7,6 +7,10 @@ import type { LockManager, Profile, TokenStore } from "../store/types.ts";
 import { findCachedAccessToken, OIDC_SCOPES } from "./cached-token.ts";
 import type { MsalModule } from "./msal.ts";
 import { EntraNetworkClient, type FetchLike, type PollEvent } from "./network.ts";
+import type { TimeSync } from "./time-sync.ts";
+
+/** How often the sign-in asks whether the clock can be trusted yet, ms (on the injected clock). */
+export const TIME_SYNC_POLL_MS = 2000;
 
 /** Used when neither `--scope` nor the profile names any: whatever the app registration was granted. */
 export const DEFAULT_SCOPES: readonly string[] = ["https://graph.microsoft.com/.default"];
@@ -37,6 +41,8 @@ export interface CodeDetails {
  */
 export type SignInState =
   | { readonly kind: "starting"; readonly profile: string }
+  /** The system clock cannot be trusted yet (no RTC, NTP not synchronised): nothing is sent until it can. */
+  | { readonly kind: "waiting-for-time"; readonly profile: string }
   | { readonly kind: "waiting-for-lock"; readonly profile: string }
   | { readonly kind: "sign-in-required"; readonly profile: string; readonly reason: EntraToolError }
   | ({ readonly kind: "code-issued"; readonly profile: string } & CodeDetails)
@@ -95,6 +101,11 @@ export interface SignInServiceDeps {
   readonly loadMsal: () => Promise<MsalModule>;
   /** Per-request timeout for the identity provider, ms. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Whether the system clock can be trusted (./time-sync.ts has the real one). Absent: it always
+   * can. When it cannot, `getToken` waits before the cache check and before any request.
+   */
+  readonly timeSync?: TimeSync;
 }
 
 /**
@@ -183,6 +194,9 @@ export class SignInService {
       return result;
     };
     try {
+      // Before the cache too: with a clock at 1970 every cached token looks valid, so the cache
+      // check would hand out expired tokens; and TLS and Entra fail with a wrong clock anyway.
+      await this.#untilTimeIsTrusted(profile, signal, emit);
       // No lock for a read: token files are replaced atomically, and MSAL stays the only writer.
       const cached = request.forceRefresh ? undefined : await this.#fromCache(profile, request);
       if (cached) return signedIn(cached);
@@ -212,6 +226,31 @@ export class SignInService {
       // Ends the timeout timer; nothing else listens any more.
       if (!signal.aborted) controller.abort(new EntraToolError("E_CANCELLED"));
     }
+  }
+
+  /**
+   * Returns once the clock can be trusted, asking every TIME_SYNC_POLL_MS; emits `waiting-for-time`
+   * once if it has to wait. Rejects with the signal's reason (cancel, timeout) as soon as it aborts.
+   */
+  async #untilTimeIsTrusted(
+    profile: Profile,
+    signal: AbortSignal,
+    emit: (state: SignInState) => void,
+  ): Promise<void> {
+    const { timeSync, clock, logger } = this.#deps;
+    if (!timeSync) return;
+    const synchronised = (): Promise<boolean> => untilAborted(timeSync.isSynchronised(), signal);
+    if (await synchronised()) return;
+    const since = clock.now();
+    logger.info({ profile: profile.name, clock: new Date(since).toISOString() }, "waiting for network time");
+    emit({ kind: "waiting-for-time", profile: profile.name });
+    do {
+      await clock.sleep(TIME_SYNC_POLL_MS, signal);
+    } while (!(await synchronised()));
+    logger.info(
+      { profile: profile.name, clock: new Date(clock.now()).toISOString() },
+      "system clock synchronised",
+    );
   }
 
   /**

@@ -77,6 +77,9 @@ export class DeviceCodePrompt {
           `Another entratool process is signing in profile '${state.profile}'; waiting for it to finish...\n`,
         );
         break;
+      case "waiting-for-time":
+        this.#out.write("Waiting for the system clock to be set (network time) before signing in...\n");
+        break;
       case "sign-in-required":
         this.#out.write(
           `The saved sign-in for profile '${state.profile}' is no longer valid; a new sign-in is needed.\n`,

@@ -113,12 +113,16 @@ describe("device code prompt", () => {
     const screen = new Screen(false);
     const prompt = new DeviceCodePrompt(screen, new ManualClock(), { color: false });
     prompt.onState({ kind: "waiting-for-lock", profile: "p" });
+    prompt.onState({ kind: "waiting-for-time", profile: "p" });
     prompt.onState({
       kind: "sign-in-required",
       profile: "p",
       reason: new EntraToolError("E_SIGN_IN_REQUIRED"),
     });
     expect(screen.text).toContain("Another entratool process is signing in profile 'p'");
+    expect(screen.text).toContain(
+      "Waiting for the system clock to be set (network time) before signing in...",
+    );
     expect(screen.text).toContain("The saved sign-in for profile 'p' is no longer valid");
   });
 });

@@ -123,7 +123,7 @@ describe("validateConfig", () => {
       'displays[4].pins.status: must be a header GPIO line name GPIO0-GPIO27, e.g. "GPIO17" (the BCM number, not the pin number) (found "GPIO40")',
       'displays[4].buzzer: must be a header GPIO line name GPIO0-GPIO27, e.g. "GPIO17" (the BCM number, not the pin number) (found 18)',
       "displays[4].activeLow: must be true or false (found 1)",
-      'displays[5].type: must be one of hd44780, ssd1306, ssd1680, framebuffer, leds, terminal (found "oled")',
+      'displays[5].type: must be one of hd44780, ssd1306, ssd1680, framebuffer, leds, terminal, png (found "oled")',
       'displays[6]: must be an object with a "type" (found "lcd")',
     ]);
   });
