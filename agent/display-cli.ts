@@ -5,8 +5,16 @@
  */
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { GpioCdev } from "../display/bus/gpio-cdev.ts";
 import { LinuxI2CBus } from "../display/bus/linux-i2c.ts";
-import { DISPLAY_TYPES, type DisplayType, loadConfig } from "../display/config.ts";
+import {
+  type AgentConfig,
+  DISPLAY_TYPES,
+  type DisplayType,
+  type LedsConfig,
+  loadConfig,
+} from "../display/config.ts";
+import { type ButtonAction, SignInButton } from "../display/drivers/button.ts";
 import { renderPreview } from "../display/preview.ts";
 import { SCREEN_KINDS, type Screen, type ScreenKind, screenFor } from "../display/screens.ts";
 import { createDisplays, type DisplaySet } from "../display/set.ts";
@@ -225,13 +233,18 @@ async function detect(ctx: CliContext, argv: readonly string[]): Promise<number>
  * The configured displays for `get-token --config`: each sign-in state goes to every display as a
  * screen, and the code is taken off them when the command ends.
  */
-export async function displaysForSignIn(
-  ctx: CliContext,
-  file: string | undefined,
-): Promise<{ onState: (state: SignInState) => void; close: () => Promise<void> }> {
+export interface SignInDisplays {
+  readonly onState: (state: SignInState) => void;
+  /** Calls `listener` on each press of the configured button (none configured: never). */
+  readonly onButton: (listener: (action: ButtonAction) => void) => void;
+  readonly close: () => Promise<void>;
+}
+
+export async function displaysForSignIn(ctx: CliContext, file: string | undefined): Promise<SignInDisplays> {
   const config = await loadConfig(configFile(ctx, file));
   const { set }: { set: DisplaySet } = createDisplays(config, { clock: ctx.clock, logger: ctx.logger });
   await set.init();
+  const button = await openButton(ctx, config);
   let last: Screen | undefined;
   const ticker = setInterval(() => {
     // The countdown moves even when no state changes; drivers send only what changed.
@@ -244,9 +257,33 @@ export async function displaysForSignIn(
       last = screen;
       void set.show(screen, ctx.clock.now());
     },
+    onButton: (listener) => {
+      button?.on((event) => listener(event.action));
+    },
     close: async () => {
       clearInterval(ticker);
+      button?.close();
       await set.close(last && last.kind !== "code" && last.kind !== "waiting" ? last : { kind: "cancelled" });
     },
   };
+}
+
+/**
+ * The sign-in button of the `leds` display, if one is configured: a push button from the pin to
+ * ground, so the line is requested active-low with the pull-up (pressed = logical 1). A button that
+ * cannot be opened is reported once and the sign-in goes on without it.
+ */
+async function openButton(ctx: CliContext, config: AgentConfig): Promise<SignInButton | undefined> {
+  const pin = config.displays.find((d): d is LedsConfig => d.type === "leds")?.button;
+  if (pin === undefined) return undefined;
+  try {
+    const line = await new GpioCdev({ clock: ctx.clock }).requestLine(
+      { name: pin },
+      { direction: "input", bias: "pull-up", activeLow: true, edges: "both" },
+    );
+    return new SignInButton({ line, clock: ctx.clock });
+  } catch (error) {
+    ctx.logger.warn({ err: error, pin }, "the sign-in button is not available; signing in without it");
+    return undefined;
+  }
 }

@@ -1,8 +1,9 @@
+import type { ButtonAction } from "../../display/drivers/button.ts";
 import type { SignInState, TokenResult } from "../auth/signin.ts";
 import { EntraToolError } from "../errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext, Output } from "./context.ts";
-import { requireProfile } from "./profiles.ts";
+import { removeTokens, requireProfile } from "./profiles.ts";
 import { DeviceCodePrompt } from "./prompt.ts";
 
 export const GET_TOKEN_HELP = `Usage: entratool get-token [--flow device-code] [--profile P] [--scope S]... [--output json|raw]
@@ -84,15 +85,44 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
     configFile === undefined
       ? undefined
       : await (await ctx.loadDisplays()).displaysForSignIn(ctx, configFile);
-  let result: TokenResult;
+  // The button of `--config` (if any): a short press asks for a new code, a long press signs out.
+  // Either ends the attempt in progress, which takes its code off every screen.
+  let pressed: ButtonAction | undefined;
+  let attempt: AbortController | undefined;
+  displays?.onButton((action) => {
+    pressed = action;
+    attempt?.abort();
+  });
+  let result: TokenResult | undefined;
   try {
-    result = await ctx.signIn.getToken(profile, {
-      scopes: stringsOption(parsed, "scope"),
-      forceRefresh: flag(parsed, "force-refresh"),
-      signal: ctx.signal,
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      onState,
-    });
+    while (result === undefined) {
+      const current = new AbortController();
+      attempt = current;
+      pressed = undefined;
+      const stop = (): void => current.abort();
+      if (ctx.signal.aborted) stop();
+      ctx.signal.addEventListener("abort", stop, { once: true });
+      try {
+        result = await ctx.signIn.getToken(profile, {
+          scopes: stringsOption(parsed, "scope"),
+          forceRefresh: flag(parsed, "force-refresh"),
+          signal: current.signal,
+          ...(timeoutMs === undefined ? {} : { timeoutMs }),
+          onState,
+        });
+      } catch (error) {
+        if (ctx.signal.aborted || pressed === undefined) throw error;
+        if (pressed === "sign-out") {
+          await removeTokens(ctx, profile.name);
+          throw new EntraToolError("E_SIGN_IN_REQUIRED", {
+            message: `Signed out with the button (the tokens of profile '${profile.name}' are removed); run the command again to sign in.`,
+          });
+        }
+        ctx.io.stderr.write("A new code was asked for with the button.\n");
+      } finally {
+        ctx.signal.removeEventListener("abort", stop);
+      }
+    }
   } finally {
     for (const ticker of tickers) clearInterval(ticker);
     await displays?.close();

@@ -61,6 +61,11 @@ async function underLock<T>(ctx: CliContext, profile: string, change: () => Prom
   }
 }
 
+/** Signs the profile out: its tokens removed under its lock. true when there were any. */
+export function removeTokens(ctx: CliContext, profile: string): Promise<boolean> {
+  return underLock(ctx, profile, () => ctx.tokens.remove(profile));
+}
+
 /** The profile named, or a usage error that says how to create it. */
 export async function requireProfile(ctx: CliContext, name: string): Promise<Profile> {
   const profile = await ctx.profiles.get(name);
@@ -233,7 +238,7 @@ export async function logoutCommand(ctx: CliContext, argv: readonly string[]): P
   }
   const name = stringOption(parsed, "profile") ?? "default";
   await requireProfile(ctx, name);
-  const removed = await underLock(ctx, name, () => ctx.tokens.remove(name));
+  const removed = await removeTokens(ctx, name);
   ctx.io.stdout.write(
     removed
       ? `Signed out: tokens of profile '${name}' removed.\n`

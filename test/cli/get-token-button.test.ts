@@ -1,0 +1,109 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { SignInState } from "../../agent/auth/signin.ts";
+import type { CliContext, Output } from "../../agent/cli/context.ts";
+import { getTokenCommand } from "../../agent/cli/get-token.ts";
+import type * as DisplayCli from "../../agent/display-cli.ts";
+import { EntraToolError } from "../../agent/errors.ts";
+import { resolvePaths } from "../../agent/paths.ts";
+import { FlockLockManager } from "../../agent/store/lock.ts";
+import { JsonProfileStore } from "../../agent/store/profiles.ts";
+import type { ButtonAction } from "../../display/drivers/button.ts";
+import { type World, worldPerTest } from "../auth/world.ts";
+
+const start = worldPerTest();
+
+class Capture implements Output {
+  text = "";
+  readonly isTTY = false;
+  write(text: string): void {
+    this.text += text;
+  }
+}
+
+/**
+ * get-token --config with a button, in-process: the display module is replaced by one whose button
+ * is pressed by `react` when a state arrives; the sign-in itself is real, against the emulator.
+ */
+async function withButton(
+  w: World,
+  react: (state: SignInState, press: (action: ButtonAction) => void) => void,
+) {
+  const profiles = new JsonProfileStore({ file: join(w.dir, "config", "profiles.json"), logger: w.logger });
+  await profiles.create(w.profile());
+  let listener: ((action: ButtonAction) => void) | undefined;
+  const press = (action: ButtonAction): void => queueMicrotask(() => listener?.(action));
+  const displays = {
+    displaysForSignIn: async () => ({
+      onState: (state: SignInState) => react(state, press),
+      onButton: (l: (action: ButtonAction) => void) => {
+        listener = l;
+      },
+      close: async () => undefined,
+    }),
+  };
+  const stdout = new Capture();
+  const stderr = new Capture();
+  const tokens = w.tokenStore();
+  const ctx: CliContext = {
+    io: { stdout, stderr, interactive: false, ask: async () => undefined },
+    env: {},
+    paths: resolvePaths({ ENTRATOOL_HOME: w.dir }, w.dir),
+    logger: w.logger,
+    clock: w.clock,
+    profiles,
+    tokens,
+    locks: new FlockLockManager({ locksDir: join(w.stateDir, "locks"), clock: w.clock, logger: w.logger }),
+    signIn: w.service(),
+    signal: new AbortController().signal,
+    version: "test",
+    // Only displaysForSignIn is used by get-token; the rest of the module is not needed here.
+    loadDisplays: async () => displays as unknown as typeof DisplayCli,
+  };
+  const run = getTokenCommand(ctx, ["--config", join(w.dir, "config.json"), "--output", "json"]);
+  return { run, stdout, stderr, tokens };
+}
+
+describe("the sign-in button during get-token --config", () => {
+  it("a short press takes the code away and shows a new one; the new one signs in", async () => {
+    const w = await start();
+    const codes: string[] = [];
+    const { run, stdout, stderr } = await withButton(w, (state, press) => {
+      if (state.kind !== "code-issued") return;
+      codes.push(state.userCode);
+      if (codes.length === 1) press("new-code");
+      else w.emulator.approve({ userCode: state.userCode });
+    });
+    expect(await run).toBe(0);
+    expect(codes).toHaveLength(2);
+    expect(codes[0]).not.toBe(codes[1]);
+    expect(w.requestKinds().filter((kind) => kind === "devicecode")).toHaveLength(2);
+    expect(stderr.text).toContain("A new code was asked for with the button.");
+    expect(JSON.parse(stdout.text)).toMatchObject({ from_cache: false, profile: "default" });
+  });
+
+  it("a long press signs out: the attempt ends, the tokens are removed, and it says so", async () => {
+    const w = await start();
+    // Signed in first, then a forced refresh that the emulator refuses: a code is shown, and held.
+    await w.service().getToken(w.profile(), {
+      onState: (state) => {
+        if (state.kind === "code-issued") w.emulator.approve({ userCode: state.userCode });
+      },
+    });
+    w.emulator.revokeRefreshTokens();
+    w.clock.advance(3600 * 1000);
+    const { run, tokens } = await withButton(w, (state, press) => {
+      if (state.kind === "code-issued") press("sign-out");
+    });
+    const error = await run.then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    expect(error).toBeInstanceOf(EntraToolError);
+    expect((error as EntraToolError).code).toBe("E_SIGN_IN_REQUIRED");
+    expect((error as EntraToolError).message).toBe(
+      "Signed out with the button (the tokens of profile 'default' are removed); run the command again to sign in.",
+    );
+    expect(await tokens.readCache("default")).toBeUndefined();
+  });
+});
