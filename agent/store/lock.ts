@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Clock } from "../clock.ts";
 import { EntraToolError } from "../errors.ts";
+import { type Libc as FullLibc, openLibc } from "../libc.ts";
 import type { Logger } from "../log.ts";
 import { ensurePrivateDir } from "./atomic.ts";
 import { storeError } from "./errors.ts";
@@ -25,12 +26,8 @@ const FLOCK_ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
   [37, "ENOLCK"],
 ]);
 
-/** The two libc calls we need; an interface so that the FFI binding stays in one function. */
-interface Libc {
-  flock(fd: number, operation: number): number;
-  /** errno of the calling thread, read right after a failed call; undefined when it cannot be read. */
-  errno(): number | undefined;
-}
+/** The two libc calls the lock needs, of the shared binding. */
+type Libc = Pick<FullLibc, "flock" | "errno">;
 
 export interface FlockLockManagerOptions {
   /** paths.locksDir; created 0700. Lock files are never deleted (unlinking races with flock). */
@@ -141,19 +138,4 @@ class FlockLock implements Lock {
     await closeAsync(fd);
     this.#logger.debug({ lock: this.#name }, "Lock released");
   }
-}
-
-async function openLibc(path: string): Promise<Libc> {
-  const { dlopen, FFIType, read } = await import("bun:ffi");
-  const { symbols } = dlopen(path, {
-    flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
-  return {
-    flock: (fd, operation) => symbols.flock(fd, operation),
-    errno: () => {
-      const pointer = symbols.__errno_location();
-      return pointer === null ? undefined : read.i32(pointer, 0);
-    },
-  };
 }

@@ -1,31 +1,11 @@
 /**
- * The libc calls the kernel buses need, through bun:ffi (no native addons: Bun refuses the NAN
- * addons onoff/i2c-bus/spi-device, see FACTS.md "Bun and the hardware"). An interface, so that
- * each bus receives it and tests can hand in a fake that plays the kernel's part.
- *
- * Every call returns what the C function returns (-1 on failure); `errno()` is read right after,
- * on the same thread, before any other call can change it (as agent/store/lock.ts does).
+ * libc for the kernel buses: the shared binding (agent/libc.ts), the flag values they pass, and a
+ * loader that turns a missing libc into a BusError.
  */
+import { type Libc, openLibc } from "../../agent/libc.ts";
 import { BusError } from "./errors.ts";
 
-export interface Libc {
-  /** open(2) without O_CREAT (device nodes only). Returns the fd or -1. */
-  open(path: string, flags: number): number;
-  close(fd: number): number;
-  /** read(2) into the whole of `buffer`. Returns the byte count or -1. */
-  read(fd: number, buffer: Uint8Array): number;
-  /** write(2) of the whole of `data`. Returns the byte count or -1. */
-  write(fd: number, data: Uint8Array): number;
-  /**
-   * ioctl(2). `arg` is a pointer to the struct (a Uint8Array, passed by address) or an integer
-   * passed by value (I2C_SLAVE takes the address itself).
-   */
-  ioctl(fd: number, request: number, arg: Uint8Array | number): number;
-  /** fcntl(2) with an int argument (F_GETFL/F_SETFL). */
-  fcntl(fd: number, command: number, arg: number): number;
-  /** errno of the calling thread; undefined when it cannot be read. */
-  errno(): number | undefined;
-}
+export type { Libc };
 
 // <asm-generic/fcntl.h>: the same values on x86_64 and arm64 (not on 32-bit ARM, which Bun lacks).
 export const O_RDONLY = 0;
@@ -35,36 +15,6 @@ export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
-
-/** Binds libc with bun:ffi. ioctl and fcntl are variadic in C; on Linux x86_64 and arm64 an
- * integer or pointer variadic argument travels in the same register as a fixed one, so binding
- * them with a fixed third argument is sound there. */
-export async function openLibc(path = "libc.so.6"): Promise<Libc> {
-  const { dlopen, FFIType, read } = await import("bun:ffi");
-  const { symbols } = dlopen(path, {
-    open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-    fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
-  const encoder = new TextEncoder();
-  return {
-    open: (file, flags) => symbols.open(encoder.encode(`${file}\0`), flags),
-    close: (fd) => symbols.close(fd),
-    // A zero-length TypedArray has no backing store to point at; the kernel never reads it then.
-    read: (fd, buffer) => Number(symbols.read(fd, buffer.length === 0 ? null : buffer, buffer.length)),
-    write: (fd, data) => Number(symbols.write(fd, data.length === 0 ? null : data, data.length)),
-    ioctl: (fd, request, arg) => symbols.ioctl(fd, request, arg),
-    fcntl: (fd, command, arg) => symbols.fcntl(fd, command, arg),
-    errno: () => {
-      const pointer = symbols.__errno_location();
-      return pointer === null ? undefined : read.i32(pointer, 0);
-    },
-  };
-}
 
 /**
  * Loads libc on first use, once per owner (no module-level state), so that importing a bus costs

@@ -12,7 +12,7 @@ export interface FakeDevice {
 
 export interface FakeCall {
   readonly fd: number;
-  readonly call: "ioctl" | "write" | "read" | "fcntl" | "close";
+  readonly call: "ioctl" | "write" | "read" | "fcntl" | "flock" | "close";
   readonly request?: number;
   /** A copy of the bytes written, or the integer ioctl argument. */
   readonly arg?: Uint8Array | number;
@@ -87,6 +87,12 @@ export class FakeLibc implements Libc {
       return 0;
     }
     return this.#fail(22);
+  }
+
+  /** The buses never lock files; a call here is recorded and fails as an unsupported one (ENOSYS). */
+  flock(fd: number, operation: number): number {
+    this.calls.push({ fd, call: "flock", arg: operation });
+    return this.#fail(38);
   }
 
   errno(): number | undefined {
