@@ -523,11 +523,20 @@ export function createDisplays(config: AgentConfig, deps: DisplayDeps): CreatedD
     if (entry.type === "terminal") return;
     displays.push(new DriverDisplay(displayName(entry, index), opener(entry, hw, clock)));
   });
+  return created(config, displays, deps);
+}
+
+/** The set of `displays`, and whether the configuration also lists the terminal (kept by the CLI). */
+function created(
+  config: AgentConfig,
+  displays: Display[],
+  deps: { readonly clock: Clock; readonly logger: Logger; readonly retry?: Partial<RetryPolicy> },
+): CreatedDisplays {
   return {
     set: new DisplaySet({
       displays,
       logger: deps.logger,
-      clock,
+      clock: deps.clock,
       ...(deps.retry ? { retry: deps.retry } : {}),
     }),
     terminal: config.displays.some((entry) => entry.type === "terminal"),
@@ -606,13 +615,7 @@ export async function createSimulatedDisplays(
     throw error;
   }
   return {
-    set: new DisplaySet({
-      displays,
-      logger: deps.logger,
-      clock,
-      ...(deps.retry ? { retry: deps.retry } : {}),
-    }),
-    terminal: config.displays.some((entry) => entry.type === "terminal"),
+    ...created(config, displays, deps),
     hardware,
     dispose: async () => {
       await Promise.all(framebuffers.map((fb) => fb.dispose()));
