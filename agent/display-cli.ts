@@ -21,7 +21,7 @@ import { createDisplays, type DisplaySet } from "../display/set.ts";
 import type { SignInState } from "./auth/signin.ts";
 import { flag, parse, stringOption } from "./cli/args.ts";
 import type { CliContext } from "./cli/context.ts";
-import { EntraToolError } from "./errors.ts";
+import { EntraToolError } from "./core/errors.ts";
 
 export const DISPLAY_HELP = `Usage: entratool display <test|preview|detect> [options]
 

@@ -3,7 +3,7 @@
  * out of its start-up bundle and load this module only when a line is written (agent/main.ts).
  */
 import pino from "pino";
-import type { Logger, LoggerOptions } from "./log.ts";
+import type { Logger, LoggerOptions } from "./core/log.ts";
 
 /**
  * Keys whose values never reach a log line, at any depth. Tokens and the device_code are secrets;

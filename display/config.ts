@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { EntraToolError } from "../agent/errors.ts";
+import { EntraToolError } from "../agent/core/errors.ts";
 import { formatI2CAddress } from "./bus/errors.ts";
 
 /**

@@ -1,8 +1,8 @@
 import type { SignInState } from "../agent/auth/signin.ts";
 import { DeviceCodePrompt } from "../agent/cli/prompt.ts";
-import { deferredLogger, type Logger } from "../agent/log.ts";
+import { deferredLogger, type Logger } from "../agent/core/log.ts";
+import { VirtualClock } from "../agent/core/virtual-clock.ts";
 import { type AgentConfig, type DisplayType, validateConfig } from "./config.ts";
-import { VirtualClock } from "./preview-clock.ts";
 import { Bitmap } from "./render/bitmap.ts";
 import { drawText } from "./render/font.ts";
 import { font6x10 } from "./render/fonts/6x10.ts";

@@ -1,8 +1,8 @@
-import type { Clock } from "../agent/clock.ts";
-import type { Logger } from "../agent/log.ts";
+import type { Clock } from "../agent/core/clock.ts";
+import type { Logger } from "../agent/core/log.ts";
+import type { Libc } from "../agent/linux/libc.ts";
 import { formatI2CAddress } from "./bus/errors.ts";
 import { GpioCdev } from "./bus/gpio-cdev.ts";
-import type { Libc } from "./bus/libc.ts";
 import { LinuxI2CBus } from "./bus/linux-i2c.ts";
 import { LinuxSpiBus } from "./bus/linux-spi.ts";
 import type { GpioLine, I2CBus, SpiBus } from "./bus/types.ts";

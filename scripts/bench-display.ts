@@ -20,11 +20,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { arch, cpus, type } from "node:os";
 import { join } from "node:path";
+import { deferredLogger, type Logger } from "../agent/core/log.ts";
+import { VirtualClock } from "../agent/core/virtual-clock.ts";
 import { sampleScreen } from "../agent/display-cli.ts";
-import { deferredLogger, type Logger } from "../agent/log.ts";
 import { type AgentConfig, validateConfig } from "../display/config.ts";
 import { FramebufferDisplay } from "../display/drivers/framebuffer.ts";
-import { VirtualClock } from "../display/preview-clock.ts";
 import type { Screen } from "../display/screens.ts";
 import { createSimulatedDisplays, type Display, type SimulatedHardware } from "../display/set.ts";
 import { FramebufferSimulator } from "../display/sim/framebuffer.ts";

@@ -8,10 +8,10 @@ import {
   PublicClientApplication,
 } from "@azure/msal-node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { VirtualClock } from "../agent/core/virtual-clock.ts";
 import { DEFAULT_TENANT_ID, DEFAULT_USER, type EmulatorSettings } from "../scripts/emulator/server.ts";
 import { ensureTls } from "../scripts/emulator/tls.ts";
 import { decodeJwt, EmulatorHarness, str, verifyJwt } from "./support/emulator.ts";
-import { ManualClock } from "./support/manual-clock.ts";
 
 const CLIENT = "11111111-2222-3333-4444-555555555555";
 const TENANT = DEFAULT_TENANT_ID;
@@ -605,7 +605,7 @@ describe("emulator lifecycle", () => {
       const first = await ensureTls(dir);
       expect(await readFile(first.caPath, "utf8")).toBe(first.caPem);
       expect((await ensureTls(dir)).certPem).toBe(first.certPem);
-      const late = new ManualClock(Date.now() + 29.5 * 24 * 3600 * SECOND);
+      const late = new VirtualClock(Date.now() + 29.5 * 24 * 3600 * SECOND);
       expect((await ensureTls(dir, { clock: late })).certPem).not.toBe(first.certPem);
     } finally {
       await rm(dir, { recursive: true, force: true });

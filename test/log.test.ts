@@ -1,6 +1,6 @@
 import type { DestinationStream } from "pino";
 import { describe, expect, test } from "vitest";
-import { deferredLogger, humanDestination, type LoggerOptions, parseLevel } from "../agent/log.ts";
+import { deferredLogger, humanDestination, type LoggerOptions, parseLevel } from "../agent/core/log.ts";
 import { createLogger } from "../agent/pino-logger.ts";
 
 const deferred = (options: LoggerOptions) => deferredLogger(options, createLogger);

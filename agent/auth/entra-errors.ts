@@ -1,4 +1,4 @@
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError } from "../core/errors.ts";
 
 /**
  * An OAuth error body as Entra sends it. We branch on `error`, `error_codes` and `suberror`,

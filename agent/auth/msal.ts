@@ -13,8 +13,8 @@ import {
   PublicClientApplication,
   ServerError,
 } from "@azure/msal-node";
-import { EntraToolError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { EntraToolError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import type { Profile } from "../store/types.ts";
 import { classifyTokenError } from "./entra-errors.ts";
 

@@ -1,8 +1,8 @@
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
-import type { Clock } from "../clock.ts";
-import { EntraToolError, isEntraToolError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import type { Env } from "../paths.ts";
+import type { Clock } from "../core/clock.ts";
+import { EntraToolError, isEntraToolError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import type { Env } from "../core/paths.ts";
 import {
   classifyTokenError,
   isOAuthErrorBody,

@@ -1,4 +1,4 @@
-import type { Env } from "../paths.ts";
+import type { Env } from "../core/paths.ts";
 
 /**
  * The proxy to use for `url`, from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (either case), unless

@@ -1,8 +1,8 @@
 import type { AccountInfo, AuthenticationResult, PublicClientApplication } from "@azure/msal-node";
-import type { Clock } from "../clock.ts";
-import { EntraToolError, isAbortError, isEntraToolError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import type { Env } from "../paths.ts";
+import type { Clock } from "../core/clock.ts";
+import { EntraToolError, isAbortError, isEntraToolError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import type { Env } from "../core/paths.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
 import { findCachedAccessToken, OIDC_SCOPES } from "./cached-token.ts";
 import type { MsalModule } from "./msal.ts";

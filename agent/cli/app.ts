@@ -1,4 +1,4 @@
-import { EntraToolError, toEntraToolError } from "../errors.ts";
+import { EntraToolError, toEntraToolError } from "../core/errors.ts";
 import type { CliContext } from "./context.ts";
 import { getTokenCommand } from "./get-token.ts";
 import {

@@ -1,4 +1,4 @@
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError } from "../core/errors.ts";
 
 /**
  * The options a command takes, in the shape of node:util's parseArgs. We parse them ourselves:

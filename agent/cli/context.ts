@@ -1,9 +1,9 @@
 import type { QrMatrix } from "../../display/render/qr.ts";
 import type { SignInService } from "../auth/signin.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Env, Paths } from "../core/paths.ts";
 import type * as DisplayCli from "../display-cli.ts";
-import type { Logger } from "../log.ts";
-import type { Env, Paths } from "../paths.ts";
 import type { LockManager, ProfileStore, TokenStore } from "../store/types.ts";
 
 /** A stream a command writes to. `isTTY` decides spinners, colour and box redraws. */

@@ -1,6 +1,6 @@
 import type { ButtonAction } from "../../display/drivers/button.ts";
 import type { SignInState, TokenResult } from "../auth/signin.ts";
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError } from "../core/errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext, Output } from "./context.ts";
 import { removeTokens, requireProfile } from "./profiles.ts";

@@ -1,4 +1,4 @@
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError } from "../core/errors.ts";
 import { validateProfile } from "../store/profiles.ts";
 import type { Lock, Profile } from "../store/types.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";

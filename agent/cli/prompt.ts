@@ -2,7 +2,7 @@ import { qrHalfBlocks } from "../../display/drivers/terminal-qr.ts";
 import type { QrMatrix } from "../../display/render/qr.ts";
 import { remaining } from "../../display/text.ts";
 import type { CodeDetails, SignInState } from "../auth/signin.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Output } from "./context.ts";
 
 const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];

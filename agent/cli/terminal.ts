@@ -1,6 +1,6 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { Interface } from "node:readline";
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError } from "../core/errors.ts";
 import type { CliIO, Output } from "./context.ts";
 
 /**

@@ -2,10 +2,10 @@ import type { BigIntStats } from "node:fs";
 import { type FileHandle, open, rename, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Adapter } from "lowdb";
-import type { Clock } from "../clock.ts";
-import type { Logger } from "../log.ts";
-import { ensurePrivateDir, writeFileAtomic } from "./atomic.ts";
-import { bytes } from "./bytes.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
+import { bytes } from "../core/bytes.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
 

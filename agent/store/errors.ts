@@ -1,4 +1,4 @@
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError } from "../core/errors.ts";
 
 /** Also said for system files (/etc/machine-id), which the user only needs to be able to read. */
 const PERMISSION_FIX =

@@ -1,9 +1,9 @@
 import { chmod, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
-import { EntraToolError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import { createFileExclusive, ensurePrivateDir } from "./atomic.ts";
-import { bytes } from "./bytes.ts";
+import { createFileExclusive, ensurePrivateDir } from "../core/atomic.ts";
+import { bytes } from "../core/bytes.ts";
+import { EntraToolError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import { storeError } from "./errors.ts";
 import { type MachineIdentitySource, UNKNOWN_MACHINE } from "./machine.ts";
 

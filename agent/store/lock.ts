@@ -1,11 +1,12 @@
 import { close, constants, open } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { Clock } from "../clock.ts";
-import { EntraToolError } from "../errors.ts";
-import { type Libc as FullLibc, openLibc } from "../libc.ts";
-import type { Logger } from "../log.ts";
-import { ensurePrivateDir } from "./atomic.ts";
+import { ensurePrivateDir } from "../core/atomic.ts";
+import type { Clock } from "../core/clock.ts";
+import { EntraToolError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import { Errno, EWOULDBLOCK, errnoName } from "../linux/errno.ts";
+import { LazyLibc } from "../linux/libc.ts";
 import { storeError } from "./errors.ts";
 import { assertValidName } from "./names.ts";
 import type { Lock, LockManager, LockOptions } from "./types.ts";
@@ -13,21 +14,13 @@ import type { Lock, LockManager, LockOptions } from "./types.ts";
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
 
-// <sys/file.h> and <errno.h> on Linux (all architectures we build for).
+// <sys/file.h> on Linux (all architectures we build for).
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
-const EINTR = 4;
-const EWOULDBLOCK = 11; // == EAGAIN
-/** flock(2)'s other failures, named so that the E_STORE message can say what to do about them. */
-const FLOCK_ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
-  [9, "EBADF"],
-  [22, "EINVAL"],
-  [37, "ENOLCK"],
-]);
 
 /** The two libc calls the lock needs, of the shared binding. */
-type Libc = Pick<FullLibc, "flock" | "errno">;
+type Libc = { flock(fd: number, operation: number): number; errno(): number | undefined };
 
 export interface FlockLockManagerOptions {
   /** paths.locksDir; created 0700. Lock files are never deleted (unlinking races with flock). */
@@ -52,18 +45,26 @@ export interface FlockLockManagerOptions {
 export class FlockLockManager implements LockManager {
   readonly #options: FlockLockManagerOptions;
   readonly #pollMs: number;
-  #libc: Promise<Libc> | undefined;
+  readonly #libc: LazyLibc;
 
   constructor(options: FlockLockManagerOptions) {
     this.#options = options;
     this.#pollMs = options.pollMs ?? 100;
+    this.#libc = new LazyLibc({
+      path: options.libcPath,
+      unavailable: (cause) =>
+        new EntraToolError("E_STORE", {
+          message: `Cannot load the C library for file locking (${String(cause)}). entratool needs Bun on Linux with glibc.`,
+          cause,
+        }),
+    });
   }
 
   async acquire(name: string, options: LockOptions = {}): Promise<Lock> {
     assertValidName(name, "lock name");
     const { signal, onWait } = options;
     signal?.throwIfAborted();
-    const libc = await this.#loadLibc();
+    const libc: Libc = await this.#libc.get();
     const { locksDir, clock, logger } = this.#options;
     const path = join(locksDir, `${name}.lock`);
     let fd: number;
@@ -82,10 +83,10 @@ export class FlockLockManager implements LockManager {
         signal?.throwIfAborted();
         if (libc.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
         const errno = libc.errno();
-        if (errno === EINTR) continue;
+        if (errno === Errno.EINTR) continue;
         // Unknown errno (undefined) counts as busy: that is the only failure a valid fd can have.
         if (errno !== undefined && errno !== EWOULDBLOCK) {
-          const code = FLOCK_ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+          const code = errnoName(errno);
           throw storeError(path, "lock", Object.assign(new Error(`flock failed: ${code}`), { code }));
         }
         if (!waited) {
@@ -101,17 +102,6 @@ export class FlockLockManager implements LockManager {
     }
     logger.debug({ lock: name }, "Lock acquired");
     return new FlockLock(fd, libc, logger, name);
-  }
-
-  #loadLibc(): Promise<Libc> {
-    this.#libc ??= openLibc(this.#options.libcPath ?? "libc.so.6").catch((error: unknown) => {
-      this.#libc = undefined;
-      throw new EntraToolError("E_STORE", {
-        message: `Cannot load the C library for file locking (${String(error)}). entratool needs Bun on Linux with glibc.`,
-        cause: error,
-      });
-    });
-    return this.#libc;
   }
 }
 

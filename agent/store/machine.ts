@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 import { storeError } from "./errors.ts";
 
 /** What the key derivation binds the token store to. */

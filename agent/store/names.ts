@@ -1,4 +1,4 @@
-import { EntraToolError } from "../errors.ts";
+import { EntraToolError } from "../core/errors.ts";
 
 /**
  * Profile (and lock) names become file names (`<name>.cache`, `<name>.lock`), so they are checked

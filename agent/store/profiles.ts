@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { EntraToolError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import { ensurePrivateDir, writeFileAtomic } from "./atomic.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
+import { EntraToolError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import { SerialQueue } from "../core/serial.ts";
 import { storeError } from "./errors.ts";
 import { GUID, isValidName, NAME_RULE } from "./names.ts";
 import type { Profile, ProfileStore } from "./types.ts";
@@ -126,7 +127,7 @@ export class JsonProfileStore implements ProfileStore {
   readonly #file: string;
   readonly #logger: Logger;
   /** Serialises read-modify-write operations of this instance. */
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
 
   constructor(options: JsonProfileStoreOptions) {
     this.#file = options.file;
@@ -134,15 +135,15 @@ export class JsonProfileStore implements ProfileStore {
   }
 
   list(): Promise<Profile[]> {
-    return this.#serialised(async () => [...(await this.#read())]);
+    return this.#queue.run(async () => [...(await this.#read())]);
   }
 
   get(name: string): Promise<Profile | undefined> {
-    return this.#serialised(async () => (await this.#read()).find((profile) => profile.name === name));
+    return this.#queue.run(async () => (await this.#read()).find((profile) => profile.name === name));
   }
 
   create(profile: Profile): Promise<void> {
-    return this.#serialised(async () => {
+    return this.#queue.run(async () => {
       const checked = validateProfile(profile);
       if (!checked.ok) {
         throw new EntraToolError("E_CONFIG", {
@@ -162,7 +163,7 @@ export class JsonProfileStore implements ProfileStore {
   }
 
   delete(name: string): Promise<boolean> {
-    return this.#serialised(async () => {
+    return this.#queue.run(async () => {
       const profiles = await this.#read();
       const remaining = profiles.filter((profile) => profile.name !== name);
       if (remaining.length === profiles.length) return false;
@@ -170,12 +171,6 @@ export class JsonProfileStore implements ProfileStore {
       this.#logger.info({ profile: name }, "Profile deleted");
       return true;
     });
-  }
-
-  #serialised<R>(operation: () => Promise<R>): Promise<R> {
-    const result = this.#queue.then(operation);
-    this.#queue = result.catch(() => undefined);
-    return result;
   }
 
   async #read(): Promise<Profile[]> {

@@ -1,9 +1,9 @@
 import { readdir, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
-import type { Clock } from "../clock.ts";
-import type { Logger } from "../log.ts";
-import { fsyncDir, isTempFileOf } from "./atomic.ts";
+import { fsyncDir, isTempFileOf } from "../core/atomic.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
 import { EncryptedFileAdapter } from "./encrypted-adapter.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";

@@ -1,7 +1,17 @@
 import { readdir } from "node:fs/promises";
-import type { Clock } from "../../agent/clock.ts";
-import { isAbortError } from "../../agent/errors.ts";
-import { BusError, Errno, errnoName, isUnsupportedErrno, openError } from "./errors.ts";
+import type { Clock } from "../../agent/core/clock.ts";
+import { isAbortError } from "../../agent/core/errors.ts";
+import { Errno, errnoName } from "../../agent/linux/errno.ts";
+import {
+  F_GETFL,
+  F_SETFL,
+  type LazyLibc,
+  type Libc,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDWR,
+} from "../../agent/linux/libc.ts";
+import { BusError, isUnsupportedErrno, openError } from "./errors.ts";
 import {
   decodeChipInfo,
   decodeLineEvent,
@@ -27,7 +37,7 @@ import {
   GPIO_V2_LINE_GET_VALUES_IOCTL,
   GPIO_V2_LINE_SET_VALUES_IOCTL,
 } from "./ioctl.ts";
-import { F_GETFL, F_SETFL, LazyLibc, type Libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "./libc.ts";
+import { busLibc } from "./libc.ts";
 import type { Edge, GpioLine } from "./types.ts";
 
 export interface GpioCdevOptions {
@@ -94,7 +104,7 @@ export class GpioCdev {
 
   constructor(options: GpioCdevOptions) {
     this.#options = options;
-    this.#libc = new LazyLibc(options.libc, options.libcPath);
+    this.#libc = busLibc(options.libc, options.libcPath);
   }
 
   /**

@@ -1,6 +1,8 @@
-import { BusError, Errno, errnoName, formatI2CAddress, openError } from "./errors.ts";
+import { Errno, errnoName } from "../../agent/linux/errno.ts";
+import { type Libc, O_CLOEXEC, O_RDWR } from "../../agent/linux/libc.ts";
+import { BusError, formatI2CAddress, openError } from "./errors.ts";
 import { I2C_FUNC_SMBUS_QUICK, I2C_FUNCS, I2C_SLAVE, I2C_SMBUS, I2C_SMBUS_IOCTL_DATA_SIZE } from "./ioctl.ts";
-import { LazyLibc, type Libc, O_CLOEXEC, O_RDWR } from "./libc.ts";
+import { busLibc } from "./libc.ts";
 import type { I2CBus } from "./types.ts";
 
 export interface LinuxI2CBusOptions {
@@ -47,7 +49,7 @@ export class LinuxI2CBus implements I2CBus {
         message: `Invalid I2C bus number ${busNumber}: use 1 for the header pins.`,
       });
     }
-    const libc = await new LazyLibc(options.libc, options.libcPath).get();
+    const libc = await busLibc(options.libc, options.libcPath).get();
     const path = `${options.devDir ?? "/dev"}/i2c-${busNumber}`;
     const fd = libc.open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) throw openError("i2c", path, libc.errno());

@@ -1,6 +1,8 @@
-import { BusError, errnoName, openError } from "./errors.ts";
+import { errnoName } from "../../agent/linux/errno.ts";
+import { type Libc, O_CLOEXEC, O_RDWR } from "../../agent/linux/libc.ts";
+import { BusError, openError } from "./errors.ts";
 import { SPI_IOC_WR_MAX_SPEED_HZ, SPI_IOC_WR_MODE } from "./ioctl.ts";
-import { LazyLibc, type Libc, O_CLOEXEC, O_RDWR } from "./libc.ts";
+import { busLibc } from "./libc.ts";
 import type { SpiBus } from "./types.ts";
 
 /**
@@ -62,7 +64,7 @@ export class LinuxSpiBus implements SpiBus {
         message: `Invalid SPI chunk size ${chunkBytes}: use spidev's bufsiz (4096).`,
       });
     }
-    const libc = await new LazyLibc(options.libc, options.libcPath).get();
+    const libc = await busLibc(options.libc, options.libcPath).get();
     const path = `${options.devDir ?? "/dev"}/spidev${bus}.${chipSelect}`;
     const fd = libc.open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) throw openError("spi", path, libc.errno());

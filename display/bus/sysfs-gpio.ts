@@ -1,5 +1,5 @@
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
-import type { Clock } from "../../agent/clock.ts";
+import type { Clock } from "../../agent/core/clock.ts";
 import { BusError } from "./errors.ts";
 import type { GpioLine } from "./types.ts";
 

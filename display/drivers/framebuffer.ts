@@ -1,5 +1,6 @@
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { SerialQueue } from "../../agent/core/serial.ts";
 import type { Screen } from "../screens.ts";
 import { type FramebufferFrame, framebufferFrame } from "./framebuffer-layout.ts";
 
@@ -216,7 +217,7 @@ export class FramebufferDisplay {
   #frame: FramebufferFrame;
   #writes = 0;
   #bytes = 0;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
 
   private constructor(geometry: FramebufferGeometry, devicePath: string, file: FileHandle) {
     this.geometry = geometry;
@@ -255,14 +256,14 @@ export class FramebufferDisplay {
 
   /** Draws `screen` as it should look at `now` (epoch ms), writing only the rows that changed. */
   show(screen: Screen, now: number): Promise<void> {
-    return this.#serially(() =>
+    return this.#queue.run(() =>
       this.#draw(framebufferFrame(screen, now, this.geometry.width, this.geometry.height)),
     );
   }
 
   /** Black, everywhere we draw. */
   clear(): Promise<void> {
-    return this.#serially(() =>
+    return this.#queue.run(() =>
       this.#draw({
         ...this.#frame,
         rgb: new Uint8Array(this.#frame.rgb.length),
@@ -293,7 +294,7 @@ export class FramebufferDisplay {
   }
 
   async close(): Promise<void> {
-    await this.#queue;
+    await this.#queue.idle();
     await this.#file.close();
   }
 
@@ -321,11 +322,5 @@ export class FramebufferDisplay {
       );
     }
     this.#shown = next;
-  }
-
-  #serially<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task, task);
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 }

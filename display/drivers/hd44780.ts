@@ -1,4 +1,5 @@
-import type { Clock } from "../../agent/clock.ts";
+import type { Clock } from "../../agent/core/clock.ts";
+import { SerialQueue } from "../../agent/core/serial.ts";
 import type { I2CBus } from "../bus/types.ts";
 import type { Screen } from "../screens.ts";
 import { DEFAULT_PAGE_MS, lcdFrame } from "./hd44780-layout.ts";
@@ -84,7 +85,7 @@ export class Hd44780Display {
   /** The rows we know are on the glass; undefined when unknown, which forces init and a full draw. */
   #shown: string[] | undefined;
   /** Calls run one at a time, in order: a slow bus must not interleave two frames. */
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
 
   constructor(options: Hd44780DisplayOptions) {
     if (!Number.isInteger(options.address) || options.address < 0x03 || options.address > 0x77) {
@@ -116,12 +117,12 @@ export class Hd44780Display {
    * before the 0x2 that selects 4 bits.
    */
   init(): Promise<void> {
-    return this.#serially(() => this.#init());
+    return this.#queue.run(() => this.#init());
   }
 
   /** Draws `screen` as it should look at `now` (epoch ms), writing only the cells that changed. */
   show(screen: Screen, now: number): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       if (this.#shown === undefined) await this.#init();
       await this.#draw(lcdFrame(screen, now, { columns: this.#columns, rows: this.#rows }, this.#pageMs));
     });
@@ -129,7 +130,7 @@ export class Hd44780Display {
 
   /** Blanks the glass (Clear Display). */
   clear(): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       if (this.#shown === undefined) {
         await this.#init();
         return;
@@ -140,7 +141,7 @@ export class Hd44780Display {
 
   /** Switches the backlight (PCF8574 P3) without touching the controller. */
   setBacklight(on: boolean): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       this.#backlight = on ? BACKLIGHT : 0;
       // E stays low, so the HD44780 ignores this byte; RS keeps its level.
       await this.#send([this.#backlight | (this.#rs === 1 ? RS : 0)]);
@@ -242,12 +243,6 @@ export class Hd44780Display {
         error,
       );
     }
-  }
-
-  #serially<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task, task);
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 }
 

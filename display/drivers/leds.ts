@@ -1,4 +1,5 @@
-import type { Clock } from "../../agent/clock.ts";
+import type { Clock } from "../../agent/core/clock.ts";
+import { SerialQueue } from "../../agent/core/serial.ts";
 import type { GpioLine } from "../bus/types.ts";
 import type { Screen, ScreenKind } from "../screens.ts";
 
@@ -151,7 +152,7 @@ export class StatusLeds {
   /** The user code last shown, so a countdown tick with the same code does not beep again. */
   #lastCode: string | undefined;
   #lastKind: ScreenKind | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
   #closed = false;
 
   constructor(options: StatusLedsOptions) {
@@ -174,7 +175,7 @@ export class StatusLeds {
    * levels are written; the pattern goes on in the background until the next call or `close()`.
    */
   show(screen: Screen): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       if (this.#closed) return;
       const pattern = LED_PATTERNS[screen.kind];
       const code = screen.kind === "code" || screen.kind === "waiting" ? screen.userCode : undefined;
@@ -205,7 +206,7 @@ export class StatusLeds {
 
   /** Stops the pattern and turns every LED and the buzzer off (the lines stay requested). */
   off(): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       await this.#stop();
       this.#lastCode = undefined;
       this.#lastKind = undefined;
@@ -215,7 +216,7 @@ export class StatusLeds {
 
   /** Everything off, then the lines are released. Later `show()` calls do nothing. */
   close(): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       await this.#stop();
       this.#closed = true;
       for (const name of this.#lines.keys()) await this.#write(name, 0);
@@ -274,12 +275,6 @@ export class StatusLeds {
       throw new LedError(name, error);
     }
     this.#written.set(name, level);
-  }
-
-  #serially<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task, task);
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 }
 

@@ -1,4 +1,4 @@
-import { writeFileAtomic } from "../../agent/store/atomic.ts";
+import { writeFileAtomic } from "../../agent/core/atomic.ts";
 import type { PngSinkSource } from "../config.ts";
 import type { Screen } from "../screens.ts";
 

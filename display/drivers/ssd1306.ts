@@ -1,4 +1,5 @@
-import type { Clock } from "../../agent/clock.ts";
+import type { Clock } from "../../agent/core/clock.ts";
+import { SerialQueue } from "../../agent/core/serial.ts";
 import type { I2CBus } from "../bus/types.ts";
 import { Bitmap } from "../render/bitmap.ts";
 import type { Screen } from "../screens.ts";
@@ -78,7 +79,7 @@ export class Ssd1306Display {
   /** The last frame rendered (what the glass shows once sent). */
   #frame = new Bitmap(OLED_WIDTH, OLED_HEIGHT);
   /** Calls run one at a time, in order: a slow bus must not interleave two frames. */
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
 
   constructor(options: Ssd1306DisplayOptions) {
     const address = options.address ?? 0x3c;
@@ -110,17 +111,17 @@ export class Ssd1306Display {
    * Resolves once the panel is lit. `show()` initialises by itself when needed, with its own frame.
    */
   init(): Promise<void> {
-    return this.#serially(() => this.#init(new Bitmap(OLED_WIDTH, OLED_HEIGHT)));
+    return this.#queue.run(() => this.#init(new Bitmap(OLED_WIDTH, OLED_HEIGHT)));
   }
 
   /** Draws `screen` as it should look at `now` (epoch ms), sending only the pages and columns that changed. */
   show(screen: Screen, now: number): Promise<void> {
-    return this.#serially(() => this.#draw(oledFrame(screen, now, this.#timing)));
+    return this.#queue.run(() => this.#draw(oledFrame(screen, now, this.#timing)));
   }
 
   /** Blanks the glass (GDDRAM to 0; the display stays on, so the next screen needs no init). */
   clear(): Promise<void> {
-    return this.#serially(() => this.#draw(new Bitmap(OLED_WIDTH, OLED_HEIGHT)));
+    return this.#queue.run(() => this.#draw(new Bitmap(OLED_WIDTH, OLED_HEIGHT)));
   }
 
   /** A copy of the last frame rendered, on = lit, as a person sees the glass (for PNG previews). */
@@ -208,12 +209,6 @@ export class Ssd1306Display {
         error,
       );
     }
-  }
-
-  #serially<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task, task);
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 }
 

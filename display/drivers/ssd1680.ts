@@ -1,4 +1,5 @@
-import type { Clock } from "../../agent/clock.ts";
+import type { Clock } from "../../agent/core/clock.ts";
+import { SerialQueue } from "../../agent/core/serial.ts";
 import type { GpioLine, SpiBus } from "../bus/types.ts";
 import { Bitmap } from "../render/bitmap.ts";
 import { type Screen, showsCode } from "../screens.ts";
@@ -87,7 +88,7 @@ export class Ssd1680Display {
   #lastRefreshAt = Number.NEGATIVE_INFINITY;
   #frame = new Bitmap(EINK_WIDTH, EINK_HEIGHT);
   /** Calls run one at a time: two refreshes must never interleave on the bus. */
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
 
   constructor(options: Ssd1680DisplayOptions) {
     const timeout = options.busyTimeoutMs ?? 10_000;
@@ -111,7 +112,7 @@ export class Ssd1680Display {
    * leaving the glass as it was: a check of the wiring that costs no refresh.
    */
   init(): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       await this.#guard(async () => {
         await this.#wake();
         await this.#command(0x10, [0x01]);
@@ -121,7 +122,7 @@ export class Ssd1680Display {
 
   /** Draws `screen` as it should look at `now` (epoch ms), under the refresh policy above. */
   show(screen: Screen, now: number): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       const frame = einkFrame(screen, now);
       this.#frame = frame;
       const family = showsCode(screen) ? `code:${screen.userCode}` : screen.kind;
@@ -135,7 +136,7 @@ export class Ssd1680Display {
 
   /** Whites the whole glass with a full refresh. */
   clear(): Promise<void> {
-    return this.#serially(async () => {
+    return this.#queue.run(async () => {
       const white = new Bitmap(EINK_WIDTH, EINK_HEIGHT);
       this.#frame = white;
       await this.#draw(white, "full");
@@ -254,12 +255,6 @@ export class Ssd1680Display {
         error,
       );
     }
-  }
-
-  #serially<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task, task);
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Clock } from "../../agent/clock.ts";
+import type { Clock } from "../../agent/core/clock.ts";
 import type { I2CBus } from "../bus/types.ts";
 import { a00Glyph, a00Text } from "./hd44780-font.ts";
 

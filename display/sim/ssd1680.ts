@@ -1,4 +1,4 @@
-import type { Clock } from "../../agent/clock.ts";
+import type { Clock } from "../../agent/core/clock.ts";
 import type { GpioLine, SpiBus } from "../bus/types.ts";
 import { Bitmap } from "../render/bitmap.ts";
 

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomInt, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { Socket } from "node:net";
-import { type Clock, systemClock } from "../../agent/clock.ts";
+import { type Clock, systemClock } from "../../agent/core/clock.ts";
 import { type EntraErrorSpec, Errors, errorBody } from "./errors.ts";
 import { approvedPage, consentPage, declinedPage, enterCodePage, errorPage } from "./pages.ts";
 import { ensureTls } from "./tls.ts";

@@ -2,7 +2,7 @@ import { createPrivateKey, X509Certificate as NodeX509Certificate, webcrypto } f
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type * as X509 from "@peculiar/x509";
-import { type Clock, systemClock } from "../../agent/clock.ts";
+import { type Clock, systemClock } from "../../agent/core/clock.ts";
 
 export interface EmulatorTls {
   readonly caPem: string;

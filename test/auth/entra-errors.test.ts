@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { classifyTokenError } from "../../agent/auth/entra-errors.ts";
 import { parseRetryAfter } from "../../agent/auth/network.ts";
-import { ExitCode } from "../../agent/errors.ts";
+import { ExitCode } from "../../agent/core/errors.ts";
 
 describe("classifyTokenError branches on error and error_codes, never on text", () => {
   test.each([
@@ -87,7 +87,7 @@ describe("parseRetryAfter", () => {
 
 describe("recognising our errors", () => {
   test("by their brand, so that an error made in another embedded entrypoint still counts", async () => {
-    const { isEntraToolError, toEntraToolError, EntraToolError } = await import("../../agent/errors.ts");
+    const { isEntraToolError, toEntraToolError, EntraToolError } = await import("../../agent/core/errors.ts");
     // What a second copy of the class (another bundle) produces: same registered brand, other class.
     const foreign = Object.assign(new Error("Bad flag."), {
       [Symbol.for("entratool.EntraToolError")]: true,

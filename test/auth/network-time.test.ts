@@ -5,8 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SignInState } from "../../agent/auth/signin.ts";
 import { TIME_SYNC_POLL_MS } from "../../agent/auth/signin.ts";
 import { SystemTimeSync, TIME_FLOOR_MS, type TimeSync } from "../../agent/auth/time-sync.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { screenFor } from "../../display/screens.ts";
-import { ManualClock } from "../support/manual-clock.ts";
 import { rejection, SECOND, StateLog, type World, worldPerTest } from "./world.ts";
 
 const start = worldPerTest();
@@ -189,17 +189,17 @@ describe("SystemTimeSync", () => {
   });
 
   it("is not synchronised at 1970 before timesyncd has synchronised", async () => {
-    const sync = new SystemTimeSync({ clock: new ManualClock(0), synchronizedFile: file });
+    const sync = new SystemTimeSync({ clock: new VirtualClock(0), synchronizedFile: file });
     expect(await sync.isSynchronised()).toBe(false);
   });
 
   it("is not synchronised just below the floor", async () => {
-    const sync = new SystemTimeSync({ clock: new ManualClock(TIME_FLOOR_MS - 1), synchronizedFile: file });
+    const sync = new SystemTimeSync({ clock: new VirtualClock(TIME_FLOOR_MS - 1), synchronizedFile: file });
     expect(await sync.isSynchronised()).toBe(false);
   });
 
   it("is synchronised once timesyncd touched its file, whatever the clock says", async () => {
-    const clock = new ManualClock(0);
+    const clock = new VirtualClock(0);
     const sync = new SystemTimeSync({ clock, synchronizedFile: file });
     expect(await sync.isSynchronised()).toBe(false);
     await touch();
@@ -209,16 +209,16 @@ describe("SystemTimeSync", () => {
   it("is synchronised at and after the floor without timesyncd", async () => {
     expect(
       await new SystemTimeSync({
-        clock: new ManualClock(TIME_FLOOR_MS),
+        clock: new VirtualClock(TIME_FLOOR_MS),
         synchronizedFile: file,
       }).isSynchronised(),
     ).toBe(true);
-    const later = new ManualClock(Date.UTC(2027, 5, 1));
+    const later = new VirtualClock(Date.UTC(2027, 5, 1));
     expect(await new SystemTimeSync({ clock: later, synchronizedFile: file }).isSynchronised()).toBe(true);
   });
 
   it("turns synchronised when the clock is stepped past the floor", async () => {
-    const clock = new ManualClock(Date.UTC(1970, 0, 1));
+    const clock = new VirtualClock(Date.UTC(1970, 0, 1));
     const sync = new SystemTimeSync({ clock, synchronizedFile: file });
     expect(await sync.isSynchronised()).toBe(false);
     clock.advance(TIME_FLOOR_MS - clock.now());

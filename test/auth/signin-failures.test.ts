@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ErrorCode } from "../../agent/errors.ts";
+import type { ErrorCode } from "../../agent/core/errors.ts";
 import type { Lock, LockManager } from "../../agent/store/types.ts";
 import type { ApprovalOutcome } from "../../scripts/emulator/server.ts";
 import { closedPort } from "../support/net.ts";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { Env } from "../../agent/paths.ts";
+import type { Env } from "../../agent/core/paths.ts";
 import { ConnectProxy } from "../support/proxy.ts";
 import { rejection, StateLog, type World, worldPerTest } from "./world.ts";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { SignInService, TokenRequest } from "../../agent/auth/signin.ts";
-import { ManualClock } from "../support/manual-clock.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { CLIENT_ID, rejection, SECOND, StateLog, TENANT, type World, worldPerTest } from "./world.ts";
 
 const start = worldPerTest();
@@ -163,8 +163,8 @@ describe("two sign-ins for one profile at once", () => {
   it("shows one device code; the second waits for the lock and gets the same token", async () => {
     const w = await start();
     // Each lock manager waits on a clock of its own: lock polling must not move the flow's time.
-    const first = w.service({ lockClock: new ManualClock() });
-    const second = w.service({ lockClock: new ManualClock() });
+    const first = w.service({ lockClock: new VirtualClock() });
+    const second = w.service({ lockClock: new VirtualClock() });
     let userCode: string | undefined;
     let someoneWaited = false;
     let approved = false;

@@ -5,8 +5,9 @@ import { type ISerializableTokenCache, TokenCacheContext } from "@azure/msal-nod
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
 import type { FetchLike } from "../../agent/auth/network.ts";
 import { SignInService, type SignInServiceDeps, type SignInState } from "../../agent/auth/signin.ts";
-import { EntraToolError } from "../../agent/errors.ts";
-import type { Env } from "../../agent/paths.ts";
+import { EntraToolError } from "../../agent/core/errors.ts";
+import type { Env } from "../../agent/core/paths.ts";
+import type { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../agent/pino-logger.ts";
 import { FileKeyProvider } from "../../agent/store/key.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
@@ -19,7 +20,6 @@ import {
   type RequestLogEntry,
 } from "../../scripts/emulator/server.ts";
 import { EmulatorHarness } from "../support/emulator.ts";
-import type { ManualClock } from "../support/manual-clock.ts";
 
 export const CLIENT_ID = "0c7a5e1d-9b3f-4e2a-8d6c-1f0b3a5c7e92";
 export const TENANT = DEFAULT_TENANT_ID;
@@ -55,7 +55,7 @@ function formField(body: unknown, name: string): string | undefined {
  * clock shared by the service and the emulator.
  */
 export class World {
-  readonly clock: ManualClock;
+  readonly clock: VirtualClock;
   readonly harness: EmulatorHarness;
   readonly dir: string;
   readonly stateDir: string;
@@ -175,7 +175,7 @@ export class World {
   service(
     overrides: Partial<SignInServiceDeps> & {
       fetchOptions?: { trustCa?: boolean };
-      lockClock?: ManualClock;
+      lockClock?: VirtualClock;
     } = {},
   ): SignInService {
     const { fetchOptions, lockClock, ...deps } = overrides;

@@ -5,7 +5,7 @@
  * Log level: the default (ENTRATOOL_LOG_LEVEL unset), which is what a user sees.
  */
 import { describe, expect, it } from "vitest";
-import { ERRORS } from "../../agent/errors.ts";
+import { ERRORS } from "../../agent/core/errors.ts";
 import { runScript, start } from "../support/cli.ts";
 import {
   approveShown,

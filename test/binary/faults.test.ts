@@ -6,7 +6,7 @@
  * Log level: the default (ENTRATOOL_LOG_LEVEL unset), which is what a user sees.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ERRORS } from "../../agent/errors.ts";
+import { ERRORS } from "../../agent/core/errors.ts";
 import type { RequestLogEntry } from "../../scripts/emulator/server.ts";
 import { type Running, removeSandboxes, start } from "../support/cli.ts";
 import {

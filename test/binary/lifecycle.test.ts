@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ERRORS } from "../../agent/errors.ts";
+import { ERRORS } from "../../agent/core/errors.ts";
 import { inTerminal, run, start } from "../support/cli.ts";
 import {
   approveShown,

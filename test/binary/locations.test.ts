@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ERRORS } from "../../agent/errors.ts";
+import { ERRORS } from "../../agent/core/errors.ts";
 import { run, type Sandbox } from "../support/cli.ts";
 import { ConnectProxy } from "../support/proxy.ts";
 import {

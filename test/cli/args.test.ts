@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { type OptionSpec, outputFormat, parse, stringsOption } from "../../agent/cli/args.ts";
-import { EntraToolError } from "../../agent/errors.ts";
+import { EntraToolError } from "../../agent/core/errors.ts";
 
 const OPTIONS: OptionSpec = {
   profile: { type: "string" },

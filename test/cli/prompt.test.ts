@@ -3,11 +3,11 @@ import { describe, expect, test } from "vitest";
 import type { CodeDetails, SignInState } from "../../agent/auth/signin.ts";
 import type { Output } from "../../agent/cli/context.ts";
 import { DeviceCodePrompt } from "../../agent/cli/prompt.ts";
-import { EntraToolError } from "../../agent/errors.ts";
+import { EntraToolError } from "../../agent/core/errors.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { Bitmap } from "../../display/render/bitmap.ts";
 import { qrMatrix } from "../../display/render/qr.ts";
 import { toRgba } from "../display/render/rgba.ts";
-import { ManualClock } from "../support/manual-clock.ts";
 
 const ESC = "\x1b";
 
@@ -23,7 +23,7 @@ class Screen implements Output {
   }
 }
 
-function code(clock: ManualClock): CodeDetails {
+function code(clock: VirtualClock): CodeDetails {
   return {
     userCode: "ABCD-EFGH",
     verificationUri: "https://microsoft.com/devicelogin",
@@ -39,7 +39,7 @@ const issued = (c: CodeDetails): SignInState => ({ kind: "code-issued", profile:
 
 describe("device code prompt", () => {
   test("shows the URL and code exactly as issued, the time left and how to cancel", () => {
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     const screen = new Screen(false);
     new DeviceCodePrompt(screen, clock, { color: false }).onState(issued(code(clock)));
     expect(screen.text).toContain("│ 1. Visit: https://microsoft.com/devicelogin");
@@ -54,7 +54,7 @@ describe("device code prompt", () => {
   });
 
   test("on a terminal: a spinner and live countdown, the code in bold, then wiped on success", () => {
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     const screen = new Screen(true);
     const prompt = new DeviceCodePrompt(screen, clock, { color: true });
     prompt.onState(issued(code(clock)));
@@ -77,7 +77,7 @@ describe("device code prompt", () => {
   });
 
   test.each(["cancelled", "expired"] as const)("the code is cleared when %s", (kind) => {
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     const screen = new Screen(true);
     const prompt = new DeviceCodePrompt(screen, clock, { color: false });
     prompt.onState(issued(code(clock)));
@@ -87,7 +87,7 @@ describe("device code prompt", () => {
   });
 
   test("without a terminal: plain lines, a reminder each minute, notes for slow_down and retries", () => {
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     const screen = new Screen(false);
     const prompt = new DeviceCodePrompt(screen, clock, { color: false });
     const c = code(clock);
@@ -111,7 +111,7 @@ describe("device code prompt", () => {
 
   test("explains a wait for another process and a lost sign-in", () => {
     const screen = new Screen(false);
-    const prompt = new DeviceCodePrompt(screen, new ManualClock(), { color: false });
+    const prompt = new DeviceCodePrompt(screen, new VirtualClock(), { color: false });
     prompt.onState({ kind: "waiting-for-lock", profile: "p" });
     prompt.onState({ kind: "waiting-for-time", profile: "p" });
     prompt.onState({
@@ -150,7 +150,7 @@ function qrFromText(text: string, color: boolean): Bitmap {
 
 describe("the QR code under the prompt", () => {
   test.each([true, false])("on a terminal with room, it decodes to the URL (colour %s)", (color) => {
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     const screen = new Screen(true, 100, 60);
     const c = code(clock);
     new DeviceCodePrompt(screen, clock, { color, qr: (text) => qrMatrix(text) }).onState(issued(c));
@@ -161,7 +161,7 @@ describe("the QR code under the prompt", () => {
 
   test("not without a terminal, nor on one too narrow or too short to show it whole", () => {
     for (const screen of [new Screen(false), new Screen(true, 30, 60), new Screen(true, 100, 20)]) {
-      const clock = new ManualClock();
+      const clock = new VirtualClock();
       new DeviceCodePrompt(screen, clock, { color: false, qr: (text) => qrMatrix(text) }).onState(
         issued(code(clock)),
       );
@@ -170,7 +170,7 @@ describe("the QR code under the prompt", () => {
   });
 
   test("it is wiped with the box: the cursor goes up over every row printed", () => {
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     // 200 columns: no line wraps, so each printed line is one row.
     const screen = new Screen(true, 200, 60);
     const prompt = new DeviceCodePrompt(screen, clock, { color: true, qr: (text) => qrMatrix(text) });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { CodeDetails, SignInState } from "../../agent/auth/signin.ts";
-import { EntraToolError } from "../../agent/errors.ts";
+import { EntraToolError } from "../../agent/core/errors.ts";
 import { SCREEN_KINDS, screenFor, showsCode } from "../../display/screens.ts";
 
 const code: CodeDetails = {

@@ -2,9 +2,9 @@ import { createCipheriv, randomBytes } from "node:crypto";
 import { copyFile, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { EncryptedFileAdapter } from "../../agent/store/encrypted-adapter.ts";
 import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
-import { ManualClock } from "../support/manual-clock.ts";
 import { captureLogger, filesContaining, fixedIdentity, makeTempDir } from "./helpers.ts";
 
 interface Doc {
@@ -51,12 +51,12 @@ describe("EncryptedFileAdapter", () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   let path: string;
-  let clock: ManualClock;
+  let clock: VirtualClock;
   let log: ReturnType<typeof captureLogger>;
   beforeEach(async () => {
     ({ dir, cleanup } = await makeTempDir());
     path = join(dir, "tokens", "work.cache");
-    clock = new ManualClock(Date.UTC(2026, 10, 27, 12, 34, 56, 789));
+    clock = new VirtualClock(Date.UTC(2026, 10, 27, 12, 34, 56, 789));
     log = captureLogger();
   });
   afterEach(() => cleanup());

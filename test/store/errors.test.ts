@@ -1,14 +1,14 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ExitCode } from "../../agent/errors.ts";
+import { ExitCode } from "../../agent/core/errors.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { storeError } from "../../agent/store/errors.ts";
 import { FileKeyProvider } from "../../agent/store/key.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { MachineIdentity } from "../../agent/store/machine.ts";
 import { JsonProfileStore } from "../../agent/store/profiles.ts";
 import { FileTokenStore } from "../../agent/store/token-store.ts";
-import { ManualClock } from "../support/manual-clock.ts";
 import { captureLogger, fixedIdentity, makeTempDir } from "./helpers.ts";
 
 const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`failed: ${code}`), { code });
@@ -82,7 +82,7 @@ describe("store I/O failures", () => {
       tokensDir: blocker,
       keyProvider,
       logger: logger(),
-      clock: new ManualClock(),
+      clock: new VirtualClock(),
     });
     await expect(tokens.remove("work")).rejects.toMatchObject({
       code: "E_STORE",
@@ -93,7 +93,7 @@ describe("store I/O failures", () => {
   it("locking under a file reports the lock file", async () => {
     const locks = new FlockLockManager({
       locksDir: join(blocker, "locks"),
-      clock: new ManualClock(),
+      clock: new VirtualClock(),
       logger: logger(),
     });
     await expect(locks.acquire("work")).rejects.toMatchObject({

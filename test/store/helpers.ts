@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Logger } from "../../agent/log.ts";
+import type { Logger } from "../../agent/core/log.ts";
 import { createLogger } from "../../agent/pino-logger.ts";
 import type { MachineIdentitySource } from "../../agent/store/machine.ts";
 

@@ -1,7 +1,7 @@
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Logger } from "../../agent/log.ts";
+import type { Logger } from "../../agent/core/log.ts";
 import { FileKeyProvider } from "../../agent/store/key.ts";
 import { UNKNOWN_MACHINE } from "../../agent/store/machine.ts";
 import { captureLogger, fixedIdentity, type LogRecord, makeTempDir } from "./helpers.ts";

@@ -1,9 +1,9 @@
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { systemClock } from "../../agent/clock.ts";
+import { systemClock } from "../../agent/core/clock.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
-import { ManualClock } from "../support/manual-clock.ts";
 import { captureLogger, makeTempDir } from "./helpers.ts";
 
 const FIXTURE = join(import.meta.dirname, "fixtures", "hold-lock.ts");
@@ -43,7 +43,7 @@ describe("FlockLockManager", () => {
   it("creates the lock file 0600 in a 0700 directory; release is idempotent and the lock can be taken again", async () => {
     const manager = new FlockLockManager({
       locksDir,
-      clock: new ManualClock(),
+      clock: new VirtualClock(),
       logger: captureLogger().logger,
     });
     const lock = await manager.acquire("work");
@@ -57,7 +57,7 @@ describe("FlockLockManager", () => {
   });
 
   it("serialises two acquires in one process; onWait is called once", async () => {
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     const manager = new FlockLockManager({ locksDir, clock, logger: captureLogger().logger, pollMs: 50 });
     const first = await manager.acquire("work");
     let waits = 0;
@@ -88,7 +88,7 @@ describe("FlockLockManager", () => {
   it("different names do not block each other", async () => {
     const manager = new FlockLockManager({
       locksDir,
-      clock: new ManualClock(),
+      clock: new VirtualClock(),
       logger: captureLogger().logger,
     });
     let waited = false;
@@ -129,7 +129,7 @@ describe("FlockLockManager", () => {
   it("rejects at once with an already aborted signal", async () => {
     const manager = new FlockLockManager({
       locksDir,
-      clock: new ManualClock(),
+      clock: new VirtualClock(),
       logger: captureLogger().logger,
     });
     const controller = new AbortController();
@@ -142,7 +142,7 @@ describe("FlockLockManager", () => {
   it.each(["../x", "a/b", ""])("rejects the lock name %j with E_CONFIG", async (name) => {
     const manager = new FlockLockManager({
       locksDir,
-      clock: new ManualClock(),
+      clock: new VirtualClock(),
       logger: captureLogger().logger,
     });
     await expect(manager.acquire(name)).rejects.toMatchObject({ code: "E_CONFIG" });
@@ -151,7 +151,7 @@ describe("FlockLockManager", () => {
   it("reports E_STORE when libc cannot be loaded", async () => {
     const manager = new FlockLockManager({
       locksDir,
-      clock: new ManualClock(),
+      clock: new VirtualClock(),
       logger: captureLogger().logger,
       libcPath: join(dir, "no-such-libc.so"),
     });

@@ -1,7 +1,7 @@
 import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { isEntraToolError } from "../../agent/errors.ts";
+import { isEntraToolError } from "../../agent/core/errors.ts";
 import { GUID } from "../../agent/store/names.ts";
 import { JsonProfileStore, validateProfile } from "../../agent/store/profiles.ts";
 import type { Profile } from "../../agent/store/types.ts";

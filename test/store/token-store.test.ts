@@ -2,9 +2,9 @@ import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PublicClientApplication, TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
 import { FileTokenStore } from "../../agent/store/token-store.ts";
-import { ManualClock } from "../support/manual-clock.ts";
 import { captureLogger, filesContaining, fixedIdentity, makeTempDir } from "./helpers.ts";
 
 const CLIENT_ID = "11111111-2222-3333-4444-555555555555";
@@ -47,12 +47,12 @@ describe("FileTokenStore", () => {
   let tokensDir: string;
   let keyProvider: KeyProvider;
   let log: ReturnType<typeof captureLogger>;
-  let clock: ManualClock;
+  let clock: VirtualClock;
   beforeEach(async () => {
     ({ dir, cleanup } = await makeTempDir());
     tokensDir = join(dir, "state", "tokens");
     log = captureLogger();
-    clock = new ManualClock();
+    clock = new VirtualClock();
     keyProvider = new FileKeyProvider({
       keyFile: join(dir, "state", "store.key"),
       credentialKeyFile: undefined,

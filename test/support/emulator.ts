@@ -1,6 +1,6 @@
 import { createPublicKey, verify } from "node:crypto";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { type EmulatorOptions, EntraEmulator } from "../../scripts/emulator/server.ts";
-import { ManualClock } from "./manual-clock.ts";
 
 export interface HttpResult {
   status: number;
@@ -12,13 +12,13 @@ export interface HttpResult {
 
 /** An emulator on virtual time plus HTTPS helpers that trust its CA (Bun's `fetch` `tls.ca`). */
 export class EmulatorHarness {
-  readonly clock: ManualClock;
+  readonly clock: VirtualClock;
   readonly emulator: EntraEmulator;
   host = "";
   caPem = "";
   caPath = "";
 
-  constructor(options: Omit<EmulatorOptions, "clock">, clock = new ManualClock()) {
+  constructor(options: Omit<EmulatorOptions, "clock">, clock = new VirtualClock()) {
     this.clock = clock;
     this.emulator = new EntraEmulator({ ...options, clock });
   }

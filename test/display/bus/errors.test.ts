@@ -1,12 +1,6 @@
 import { describe, expect, test } from "vitest";
-import {
-  BusError,
-  Errno,
-  errnoName,
-  formatI2CAddress,
-  isBusError,
-  openError,
-} from "../../../display/bus/errors.ts";
+import { Errno, errnoName } from "../../../agent/linux/errno.ts";
+import { BusError, formatI2CAddress, isBusError, openError } from "../../../display/bus/errors.ts";
 import { i2cTransferError } from "../../../display/bus/linux-i2c.ts";
 
 describe("errno → sentence", () => {

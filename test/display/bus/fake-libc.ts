@@ -1,4 +1,4 @@
-import type { Libc } from "../../../display/bus/libc.ts";
+import type { Libc } from "../../../agent/linux/libc.ts";
 
 /** What a fake device returns: a result (>= 0) or a failure with its errno. */
 export type FakeResult = number | { readonly errno: number };

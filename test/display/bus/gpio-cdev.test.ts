@@ -2,7 +2,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { type BusError, Errno, isBusError } from "../../../display/bus/errors.ts";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
+import { Errno } from "../../../agent/linux/errno.ts";
+import { type BusError, isBusError } from "../../../display/bus/errors.ts";
 import { GpioCdev } from "../../../display/bus/gpio-cdev.ts";
 import {
   decodeLineInfo,
@@ -24,7 +26,6 @@ import {
   GPIO_V2_LINE_SET_VALUES_IOCTL,
 } from "../../../display/bus/ioctl.ts";
 import type { Edge } from "../../../display/bus/types.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 import { FakeLibc } from "./fake-libc.ts";
 
 interface FakeChip {
@@ -131,7 +132,7 @@ afterAll(async () => {
 function rig(held?: ReadonlyMap<number, string>): {
   kernel: FakeGpioKernel;
   gpio: GpioCdev;
-  clock: ManualClock;
+  clock: VirtualClock;
 } {
   const header = { name: "gpiochip0", label: "pinctrl-bcm2711", lineNames: bcm2711Names, held };
   const kernel = new FakeGpioKernel(dir, [
@@ -139,7 +140,7 @@ function rig(held?: ReadonlyMap<number, string>): {
     { node: "gpiochip1", name: "gpiochip1", label: "raspberrypi-exp-gpio", lineNames: expanderNames },
     { node: "gpiochip4", ...header },
   ]);
-  const clock = new ManualClock();
+  const clock = new VirtualClock();
   return { kernel, clock, gpio: new GpioCdev({ clock, devDir: dir, libc: kernel.libc }) };
 }
 

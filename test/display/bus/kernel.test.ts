@@ -2,14 +2,14 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { openLibc } from "../../../agent/libc.ts";
-import { Errno, isBusError } from "../../../display/bus/errors.ts";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
+import { Errno } from "../../../agent/linux/errno.ts";
+import { O_CLOEXEC, O_RDWR, openLibc } from "../../../agent/linux/libc.ts";
+import { isBusError } from "../../../display/bus/errors.ts";
 import { GpioCdev } from "../../../display/bus/gpio-cdev.ts";
 import { I2C_SLAVE } from "../../../display/bus/ioctl.ts";
-import { O_CLOEXEC, O_RDWR } from "../../../display/bus/libc.ts";
 import { LinuxI2CBus } from "../../../display/bus/linux-i2c.ts";
 import { LinuxSpiBus } from "../../../display/bus/linux-spi.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 
 /**
  * The real libc through bun:ffi, against what this machine has: regular files and missing paths.
@@ -74,7 +74,7 @@ describe("libc through bun:ffi", () => {
   });
 
   test("GPIO: no gpiochip in the directory, then a chip node the kernel does not know", async () => {
-    const gpio = new GpioCdev({ clock: new ManualClock(), devDir: dir });
+    const gpio = new GpioCdev({ clock: new VirtualClock(), devDir: dir });
     expect(isBusError(await gpio.chips().catch((e: unknown) => e), "E_GPIO_NOT_AVAILABLE")).toBe(true);
     await writeFile(join(dir, "gpiochip0"), "");
     const error = await gpio.chips().catch((e: unknown) => e);

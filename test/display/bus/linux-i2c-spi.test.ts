@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { Errno, isBusError } from "../../../display/bus/errors.ts";
+import { Errno } from "../../../agent/linux/errno.ts";
+import { isBusError } from "../../../display/bus/errors.ts";
 import {
   I2C_FUNC_I2C,
   I2C_FUNC_SMBUS_QUICK,

@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { type BusError, isBusError } from "../../../display/bus/errors.ts";
 import { resolveSysfsNumber, SysfsGpioOutput, sysfsChips } from "../../../display/bus/sysfs-gpio.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 
 type Chip = readonly [label: string, base: number, ngpio: number];
 
@@ -77,7 +77,7 @@ describe("sysfs GPIO base resolution", () => {
 describe("SysfsGpioOutput", () => {
   test("exports base + offset, sets direction and level, unexports on close", async () => {
     const root = await fakeSysfs("pi5-out", PI5);
-    const clock = new ManualClock();
+    const clock = new VirtualClock();
     clock.hold();
     const opening = SysfsGpioOutput.open(17, { root, clock, initial: 1 });
     // The export is written, but gpio588/ is not there yet (as before udev and the kernel catch
@@ -101,7 +101,7 @@ describe("SysfsGpioOutput", () => {
   test("a line exported by someone else is used but not unexported", async () => {
     const root = await fakeSysfs("pi4-shared", PI4);
     await mkdir(join(root, "gpio529"));
-    const line = await SysfsGpioOutput.open(17, { root, clock: new ManualClock() });
+    const line = await SysfsGpioOutput.open(17, { root, clock: new VirtualClock() });
     expect(await readFile(join(root, "gpio529", "direction"), "utf8")).toBe("low");
     await line.close();
     expect(await readFile(join(root, "export"), "utf8")).toBe("");

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { EntraToolError } from "../../../agent/errors.ts";
+import { EntraToolError } from "../../../agent/core/errors.ts";
 import { loadConfig, validateConfig } from "../../../display/config.ts";
 
 const full = {

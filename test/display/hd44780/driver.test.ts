@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import type { I2CBus } from "../../../display/bus/types.ts";
 import {
   Hd44780Display,
@@ -7,7 +8,6 @@ import {
 } from "../../../display/drivers/hd44780.ts";
 import type { Screen } from "../../../display/screens.ts";
 import { Hd44780Simulator, type Hd44780StartState } from "../../../display/sim/hd44780.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 import { BL, E, RS, send } from "./wire.ts";
 
 /** A page boundary (3 s) and a whole minute, so page 0 and "15:00" start here. */
@@ -24,7 +24,7 @@ const code: Screen = {
 };
 
 interface Rig {
-  readonly clock: ManualClock;
+  readonly clock: VirtualClock;
   readonly sim: Hd44780Simulator;
   readonly lcd: Hd44780Display;
 }
@@ -34,7 +34,7 @@ function rig(
   extra: { start?: Hd44780StartState; backlight?: boolean } = {},
 ): Rig {
   const [columns, rows] = size === "16x2" ? ([16, 2] as const) : ([20, 4] as const);
-  const clock = new ManualClock(NOW);
+  const clock = new VirtualClock(NOW);
   const sim = new Hd44780Simulator({ clock, columns, rows, ...(extra.start ? { start: extra.start } : {}) });
   const options: Hd44780DisplayOptions = { bus: sim, address: 0x27, columns, rows, clock };
   const lcd = new Hd44780Display(
@@ -66,7 +66,7 @@ describe("HD44780 driver: initialisation", () => {
     expect(sim.backlight).toBe(true);
     expect(sim.lines()).toEqual(pad(["", ""], 16));
     expect(clock.sleeps).toEqual(expect.arrayContaining([50, 4.5, 0.15, 2]));
-    // Virtual time only: the whole init is a few tens of ms on the ManualClock.
+    // Virtual time only: the whole init is a few tens of ms on the VirtualClock.
     expect(clock.now() - NOW).toBeLessThan(60);
   });
 
@@ -367,7 +367,7 @@ class FlakyBus implements I2CBus {
 
 describe("HD44780 driver: errors", () => {
   test("a failed write is a typed error with a sentence; the next show starts over and succeeds", async () => {
-    const clock = new ManualClock(NOW);
+    const clock = new VirtualClock(NOW);
     const sim = new Hd44780Simulator({ clock });
     const bus = new FlakyBus(sim);
     const lcd = new Hd44780Display({ bus, address: 0x27, columns: 16, rows: 2, clock });
@@ -387,7 +387,7 @@ describe("HD44780 driver: errors", () => {
   });
 
   test("no device at the address: a typed error, not a crash", async () => {
-    const clock = new ManualClock(NOW);
+    const clock = new VirtualClock(NOW);
     const sim = new Hd44780Simulator({ clock, address: 0x3f });
     const lcd = new Hd44780Display({ bus: sim, address: 0x27, columns: 16, rows: 2, clock });
     const error = await lcd.init().catch((e: unknown) => e);
@@ -397,7 +397,7 @@ describe("HD44780 driver: errors", () => {
   });
 
   test("options that cannot describe a module are rejected at construction", () => {
-    const clock = new ManualClock(NOW);
+    const clock = new VirtualClock(NOW);
     const bus = new Hd44780Simulator({ clock });
     const thrown = (options: Hd44780DisplayOptions): unknown => {
       try {

@@ -1,21 +1,21 @@
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import {
   Hd44780Simulator,
   type Hd44780SimulatorErrorCode,
   type Hd44780SimulatorOptions,
 } from "../../../display/sim/hd44780.ts";
 import { a00Glyph } from "../../../display/sim/hd44780-font.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 import { BL, data, E, initByHand, instruction, nibble, RS, RW, send, text } from "./wire.ts";
 
-function rig(options: Hd44780SimulatorOptions = {}): { clock: ManualClock; sim: Hd44780Simulator } {
-  const clock = new ManualClock();
+function rig(options: Hd44780SimulatorOptions = {}): { clock: VirtualClock; sim: Hd44780Simulator } {
+  const clock = new VirtualClock();
   return { clock, sim: new Hd44780Simulator({ clock, ...options }) };
 }
 
 async function ready(
   options: Hd44780SimulatorOptions = {},
-): Promise<{ clock: ManualClock; sim: Hd44780Simulator }> {
+): Promise<{ clock: VirtualClock; sim: Hd44780Simulator }> {
   const parts = rig(options);
   await initByHand(parts.sim, parts.clock);
   return parts;

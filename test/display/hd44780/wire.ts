@@ -1,5 +1,5 @@
+import type { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import type { Hd44780Simulator } from "../../../display/sim/hd44780.ts";
-import type { ManualClock } from "../../support/manual-clock.ts";
 
 /**
  * PCF8574 bytes written by hand, independently of the driver, to drive the simulator in its own
@@ -35,7 +35,7 @@ export async function send(sim: Hd44780Simulator, bytes: readonly number[]): Pro
 /** Figure 24 by hand: 0x3, 0x3, 0x3, 0x2, then 4-bit 2-line Function Set, display on, clear. */
 export async function initByHand(
   sim: Hd44780Simulator,
-  clock: ManualClock,
+  clock: VirtualClock,
   functionSet = 0x28,
 ): Promise<void> {
   await send(sim, [BL]);

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { ButtonConfigError, type ButtonEvent, SignInButton } from "../../../display/drivers/button.ts";
 import { GpioLineSimulator } from "../../../display/sim/gpio.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
 const settle = async (): Promise<void> => {
@@ -10,7 +10,7 @@ const settle = async (): Promise<void> => {
 
 function rig() {
   // Passive sleeps: time moves only by `advance`, so the debounce sleeps cannot stretch a press.
-  const clock = new ManualClock(T0);
+  const clock = new VirtualClock(T0);
   clock.passiveSleepsFromMs = 0;
   const line = new GpioLineSimulator({ name: "GPIO23", direction: "input", clock });
   const button = new SignInButton({ line, clock });
@@ -71,7 +71,7 @@ describe("SignInButton", () => {
     button.close();
     await press(200);
     expect(events).toEqual([]);
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     expect(
       () =>
         new SignInButton({

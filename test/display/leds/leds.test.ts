@@ -1,8 +1,8 @@
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { LED_PATTERNS, LedError, StatusLeds } from "../../../display/drivers/leds.ts";
 import type { Screen } from "../../../display/screens.ts";
 import { GpioLineSimulator, GpioSimulatorError, type LevelChange } from "../../../display/sim/gpio.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
 const URL = "https://microsoft.com/devicelogin";
@@ -20,7 +20,7 @@ const signedIn: Screen = { kind: "signed-in", username: "ada@contoso.com", expir
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Moves virtual time `ms` forward in 50 ms steps (every pattern edge is a multiple of 50 ms). */
-async function run(clock: ManualClock, ms: number): Promise<void> {
+async function run(clock: VirtualClock, ms: number): Promise<void> {
   for (let t = 0; t < ms; t += 50) {
     clock.advance(50);
     await settle();
@@ -28,7 +28,7 @@ async function run(clock: ManualClock, ms: number): Promise<void> {
 }
 
 function rig(options: { error?: boolean; buzzer?: boolean; activeLow?: boolean } = {}) {
-  const clock = new ManualClock(T0);
+  const clock = new VirtualClock(T0);
   // Every sleep waits for `advance`, so the test decides how far time goes.
   clock.passiveSleepsFromMs = 0;
   const line = (name: string) => new GpioLineSimulator({ name, direction: "output", clock });
@@ -201,7 +201,7 @@ describe("StatusLeds", () => {
   });
 
   test("a failing line: show() rejects with an LedError that says what to check", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const input = new GpioLineSimulator({ name: "GPIO17", direction: "input", clock });
     const leds = new StatusLeds({ lines: { status: input }, clock });
     const failure = leds.show(code);
@@ -212,7 +212,7 @@ describe("StatusLeds", () => {
 
 describe("GpioLineSimulator", () => {
   test("rejects set() on an input and get() after close", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const input = new GpioLineSimulator({ direction: "input", clock });
     await expect(input.set(1)).rejects.toMatchObject({ code: "E_DIRECTION" });
     const output = new GpioLineSimulator({ direction: "output", clock, activeLow: true });
@@ -223,7 +223,7 @@ describe("GpioLineSimulator", () => {
   });
 
   test("levelAt reads the timeline", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const output = new GpioLineSimulator({ direction: "output", clock });
     await output.set(1);
     clock.advance(10);

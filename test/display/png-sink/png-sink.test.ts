@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../../agent/pino-logger.ts";
 import { type AgentConfig, validateConfig } from "../../../display/config.ts";
 import { PngSink } from "../../../display/drivers/png-sink.ts";
 import { renderPreview } from "../../../display/preview.ts";
 import type { Screen } from "../../../display/screens.ts";
 import { createSimulatedDisplays } from "../../../display/set.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 import { codeScreen, sample, T0 } from "../samples.ts";
 
 function config(displays: unknown[]): AgentConfig {
@@ -87,7 +87,7 @@ describe("PngSink", () => {
     ["ssd1680", undefined],
     ["hd44780", undefined],
   ] as const)("as %s: the file holds what renderPreview draws for the screen", async (as, scale) => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const file = join(dir, "screen.png");
     const sims = await createSimulatedDisplays(
       config([{ type: "png", file, as, ...(scale === undefined ? {} : { scale }) }]),
@@ -143,7 +143,7 @@ describe("PngSink", () => {
   });
 
   test("closing the set takes the code off the picture", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const file = join(dir, "screen.png");
     const sims = await createSimulatedDisplays(config([{ type: "png", file, as: "ssd1306" }]), {
       clock,
@@ -158,7 +158,7 @@ describe("PngSink", () => {
   });
 
   test("a missing directory is a failed display in the set, logged; the others keep working", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const lines: Array<{ level: string; msg: string }> = [];
     const logger = createLogger({
       level: "debug",

@@ -1,6 +1,7 @@
 import jsQR from "jsqr";
 import { PNG } from "pngjs";
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { validateConfig } from "../../../display/config.ts";
 import { Hd44780Display } from "../../../display/drivers/hd44780.ts";
 import { lcdFrame } from "../../../display/drivers/hd44780-layout.ts";
@@ -11,7 +12,6 @@ import {
   renderPreview,
   terminalLines,
 } from "../../../display/preview.ts";
-import { VirtualClock } from "../../../display/preview-clock.ts";
 import type { Screen } from "../../../display/screens.ts";
 import { createSimulatedDisplays } from "../../../display/set.ts";
 import { Hd44780Simulator } from "../../../display/sim/hd44780.ts";

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../../agent/pino-logger.ts";
 import { type AgentConfig, validateConfig } from "../../../display/config.ts";
 import { oledFrame } from "../../../display/drivers/ssd1306-layout.ts";
@@ -13,7 +14,6 @@ import {
   DisplaySet,
   type SimulatedHardware,
 } from "../../../display/set.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 import { CODE, codeScreen, sample, T0 } from "../samples.ts";
 
 interface LogLine {
@@ -80,7 +80,7 @@ function simOf<T extends SimulatedHardware["type"]>(
 }
 
 async function simulated(displays: unknown[]) {
-  const clock = new ManualClock(T0);
+  const clock = new VirtualClock(T0);
   // LED patterns loop forever: their sleeps (≥ 400 ms) wait for `advance`; driver waits run at once.
   clock.passiveSleepsFromMs = 400;
   const log = logs();
@@ -134,7 +134,7 @@ describe("DisplaySet", () => {
   });
 
   test("a failed display is retried with exponential back-off and logged once per failure streak", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const log = logs();
     const lcd = new FakeDisplay("lcd");
     lcd.failing = true;
@@ -167,7 +167,7 @@ describe("DisplaySet", () => {
   });
 
   test("a screen that takes the code off is tried at once, back-off or not", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const log = logs();
     const lcd = new FakeDisplay("lcd");
     const set = new DisplaySet({ displays: [lcd], logger: log.logger, clock });
@@ -181,7 +181,7 @@ describe("DisplaySet", () => {
   });
 
   test("while a display is busy only the newest screen is kept for it", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const log = logs();
     let release: () => void = () => undefined;
     const slow = new FakeDisplay("eink");
@@ -235,7 +235,7 @@ describe("DisplaySet", () => {
   });
 
   test("close after signed-in leaves the screen alone (no code to take off)", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const log = logs();
     const lcd = new FakeDisplay("lcd");
     const set = new DisplaySet({ displays: [lcd], logger: log.logger, clock });
@@ -250,7 +250,7 @@ describe("createDisplays on the real buses", () => {
   test("missing devices become failed displays with the fix, logged once each; nothing throws", async () => {
     const dir = await mkdtemp(join(tmpdir(), "entratool-nodev-"));
     try {
-      const clock = new ManualClock(T0);
+      const clock = new VirtualClock(T0);
       const log = logs();
       const { set, terminal } = createDisplays(
         config([{ type: "hd44780" }, { type: "leds" }, { type: "framebuffer" }, { type: "terminal" }]),

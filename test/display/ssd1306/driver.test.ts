@@ -1,5 +1,6 @@
 import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import type { I2CBus } from "../../../display/bus/types.ts";
 import { dirtyWindows, Ssd1306Display, Ssd1306Error } from "../../../display/drivers/ssd1306.ts";
 import {
@@ -15,7 +16,6 @@ import { font6x10 } from "../../../display/render/fonts/6x10.ts";
 import { font10x20 } from "../../../display/render/fonts/10x20.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
 import { Ssd1306Simulator, Ssd1306SimulatorError } from "../../../display/sim/ssd1306.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 import { toRgba } from "../render/rgba.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 
@@ -23,7 +23,7 @@ import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 const FULL_FRAME_BYTES = 7 + 1 + 1024;
 
 function rig(options: { rotate180?: boolean; address?: 0x3c | 0x3d } = {}) {
-  const clock = new ManualClock(T0);
+  const clock = new VirtualClock(T0);
   const sim = new Ssd1306Simulator(options.address === undefined ? {} : { address: options.address });
   const display = new Ssd1306Display({ bus: sim, clock, ...options });
   return { clock, sim, display };
@@ -170,7 +170,7 @@ describe("Ssd1306Display: frames", () => {
   });
 
   test("qrPageMs 0 keeps the code page up", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const sim = new Ssd1306Simulator();
     const display = new Ssd1306Display({ bus: sim, clock, timing: { qrPageMs: 0 } });
     await display.show(codeScreen, T0 + 7000);
@@ -299,7 +299,7 @@ describe("Ssd1306Display: mounting, addresses and failures", () => {
   });
 
   test("a module that does not answer becomes E_DISPLAY_WRITE with the address and what to check", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const sim = new Ssd1306Simulator({ address: 0x3c });
     const display = new Ssd1306Display({ bus: sim, clock, address: 0x3d });
     const error = await display.show(codeScreen, T0).catch((e: unknown) => e);
@@ -328,7 +328,7 @@ describe("Ssd1306Display: mounting, addresses and failures", () => {
       probe: (address) => sim.probe(address),
       close: () => sim.close(),
     };
-    const display = new Ssd1306Display({ bus: flaky, clock: new ManualClock(T0) });
+    const display = new Ssd1306Display({ bus: flaky, clock: new VirtualClock(T0) });
     await display.show(codeScreen, T0);
     failNextData = true;
     const error = await display.show(sample("signed-in"), T0).catch((e: unknown) => e);
@@ -352,7 +352,7 @@ describe("Ssd1306Display: mounting, addresses and failures", () => {
   });
 
   test("refuses an address the chip cannot have and a contrast outside 0-255", () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const sim = new Ssd1306Simulator();
     // Configuration files hold any number; the option's type cannot stop that at run time.
     const address = 0x27 as 0x3c;

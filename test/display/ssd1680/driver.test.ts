@@ -1,16 +1,16 @@
 import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { COUNTDOWN_INTERVAL_MS, Ssd1680Display, Ssd1680Error } from "../../../display/drivers/ssd1680.ts";
 import { einkCodePlacement, einkFrame, einkQrPlacement } from "../../../display/drivers/ssd1680-layout.ts";
 import type { Bitmap } from "../../../display/render/bitmap.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
 import { Ssd1680Simulator } from "../../../display/sim/ssd1680.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 import { toRgba } from "../render/rgba.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 
 function rig(options: { rotate180?: boolean } = {}) {
-  const clock = new ManualClock(T0);
+  const clock = new VirtualClock(T0);
   const sim = new Ssd1680Simulator({ clock });
   const display = new Ssd1680Display({
     spi: sim.spi,
@@ -198,7 +198,7 @@ describe("Ssd1680Display", () => {
   });
 
   test("a custom BUSY timeout is honoured and named in the message", async () => {
-    const clock = new ManualClock(T0);
+    const clock = new VirtualClock(T0);
     const sim = new Ssd1680Simulator({ clock });
     const display = new Ssd1680Display({ ...sim, clock, busyTimeoutMs: 2500 });
     sim.jamBusy(true);

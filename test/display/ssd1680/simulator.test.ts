@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import {
   SSD1680_PANEL_HEIGHT,
   SSD1680_PANEL_WIDTH,
@@ -6,14 +7,13 @@ import {
   Ssd1680SimulatorError,
   type Ssd1680SimulatorErrorCode,
 } from "../../../display/sim/ssd1680.ts";
-import { ManualClock } from "../../support/manual-clock.ts";
 
 /**
  * The simulator driven by hand, from the datasheet's command table, independently of the driver.
  */
 
 function rig() {
-  const clock = new ManualClock();
+  const clock = new VirtualClock();
   const sim = new Ssd1680Simulator({ clock, resetMs: 10, fullRefreshMs: 2000, partialRefreshMs: 500 });
   return { clock, sim };
 }
@@ -26,7 +26,7 @@ async function cmd(sim: Ssd1680Simulator, opcode: number, params: readonly numbe
   await sim.spi.write(Uint8Array.from(params));
 }
 
-async function hardwareReset(sim: Ssd1680Simulator, clock: ManualClock): Promise<void> {
+async function hardwareReset(sim: Ssd1680Simulator, clock: VirtualClock): Promise<void> {
   await sim.rst.set(0);
   await sim.rst.set(1);
   expect(await sim.busy.get()).toBe(1);
@@ -35,7 +35,7 @@ async function hardwareReset(sim: Ssd1680Simulator, clock: ManualClock): Promise
 }
 
 /** Reset and the configuration for the 250x122 glass: full-width window, X then Y incrementing. */
-async function configure(sim: Ssd1680Simulator, clock: ManualClock): Promise<void> {
+async function configure(sim: Ssd1680Simulator, clock: VirtualClock): Promise<void> {
   await hardwareReset(sim, clock);
   await cmd(sim, 0x12);
   clock.advance(10);

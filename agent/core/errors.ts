@@ -17,6 +17,7 @@ export const ExitCode = {
   signInRequired: 9,
   store: 10,
   idp: 11,
+  display: 12,
   cancelled: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -110,6 +111,101 @@ export const ERRORS = {
     exit: ExitCode.internal,
     message: "An unexpected error occurred. Run with ENTRATOOL_LOG_LEVEL=debug and report the log.",
   },
+
+  // Displays, LEDs and the button: a failing display is reported and the others (and the sign-in)
+  // go on, so these reach an exit code only from the `display` commands.
+  E_DISPLAY_CONFIG: {
+    exit: ExitCode.display,
+    message: "The display settings cannot describe a real module.",
+  },
+  E_DISPLAY_WRITE: {
+    exit: ExitCode.display,
+    message: "Writing to the display failed: check its wiring and power.",
+  },
+  E_DISPLAY_BUSY: {
+    exit: ExitCode.display,
+    message: "The e-ink panel stayed busy: check its BUSY and RST wiring and its power.",
+  },
+  E_FB_ABSENT: {
+    exit: ExitCode.display,
+    message: "No such framebuffer: connect the HDMI display before boot, or check the KMS driver.",
+  },
+  E_FB_PERMISSION: {
+    exit: ExitCode.display,
+    message: "Permission denied on the framebuffer: add the user to group video and log in again.",
+  },
+  E_FB_FORMAT: { exit: ExitCode.display, message: "The framebuffer has a format this driver does not draw." },
+  E_FB_WRITE: { exit: ExitCode.display, message: "Writing to the framebuffer failed." },
+  E_LED_WRITE: {
+    exit: ExitCode.display,
+    message: "Could not set a GPIO line of the LEDs: check that no other program uses it.",
+  },
+  E_BUTTON_CONFIG: { exit: ExitCode.display, message: "The sign-in button's timings are invalid." },
+  E_PREVIEW: { exit: ExitCode.usage, message: "The preview cannot be drawn with these options." },
+
+  // The kernel buses (/dev/i2c-N, /dev/spidevB.C, the GPIO character device, sysfs GPIO).
+  E_BUS_UNAVAILABLE: {
+    exit: ExitCode.display,
+    message: "The C library cannot be loaded for device access: entratool needs Bun on Linux with glibc.",
+  },
+  E_I2C_NOT_ENABLED: {
+    exit: ExitCode.display,
+    message:
+      "I2C is not enabled: run 'sudo raspi-config nonint do_i2c 0' (Interface Options → I2C) and reboot.",
+  },
+  E_SPI_NOT_ENABLED: {
+    exit: ExitCode.display,
+    message:
+      "SPI is not enabled: run 'sudo raspi-config nonint do_spi 0' (Interface Options → SPI) and reboot.",
+  },
+  E_GPIO_NOT_AVAILABLE: {
+    exit: ExitCode.display,
+    message:
+      "No GPIO character device (/dev/gpiochip*) was found: run on the board itself, or pass /dev/gpiochip* into the container.",
+  },
+  E_BUS_PERMISSION: {
+    exit: ExitCode.display,
+    message:
+      "Permission denied on the device: add the user to its group (i2c, spi or gpio) and log in again.",
+  },
+  E_I2C_NO_DEVICE: {
+    exit: ExitCode.display,
+    message:
+      "No device answers at that address: check the wiring, or find the address with 'i2cdetect -y 1'.",
+  },
+  E_I2C_ADDRESS_BUSY: {
+    exit: ExitCode.display,
+    message:
+      "A kernel driver already owns that I2C address: unload the driver (or remove its dtoverlay) first.",
+  },
+  E_GPIO_LINE_BUSY: {
+    exit: ExitCode.display,
+    message: "The GPIO line is already in use: stop the program that holds it or choose another pin.",
+  },
+  E_GPIO_LINE_NOT_FOUND: {
+    exit: ExitCode.display,
+    message: "No GPIO line has that name: list the lines with 'gpioinfo' and use a name shown there.",
+  },
+  E_GPIO_CHIP_NOT_FOUND: {
+    exit: ExitCode.display,
+    message: "No GPIO chip has that label: list the chips with 'gpiodetect'.",
+  },
+  E_BUS_UNSUPPORTED: {
+    exit: ExitCode.display,
+    message: "The kernel does not support this operation on the device: this needs Linux 5.10 or later.",
+  },
+  E_BUS_ARGUMENT: {
+    exit: ExitCode.display,
+    message: "Invalid bus setting: check the display configuration.",
+  },
+  E_BUS_IO: {
+    exit: ExitCode.display,
+    message: "Input/output error on the bus: check the wiring and the power of the device.",
+  },
+  E_BUS_CLOSED: {
+    exit: ExitCode.internal,
+    message: "The bus was already closed: this is a bug in entratool, please report it.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -125,13 +221,14 @@ export interface EntraToolErrorOptions {
 /**
  * Marks our errors. A registered symbol, not the class: the compiled binary loads some modules as
  * separate entrypoints (msal-node's wrapper, the display commands), each with its own copy of this
- * class, so `instanceof` would miss an error made in another one.
+ * class, so `instanceof` would miss an error made in another one. Subclasses (BusError, the display
+ * drivers' errors) narrow `code` to their part of the catalogue and may add fields.
  */
 const BRAND = Symbol.for("entratool.EntraToolError");
 
 export class EntraToolError extends Error {
   readonly [BRAND] = true;
-  override readonly name = "EntraToolError";
+  override readonly name: string = "EntraToolError";
   readonly code: ErrorCode;
   readonly exitCode: ExitCode;
   readonly details: Readonly<Record<string, unknown>>;

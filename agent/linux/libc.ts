@@ -59,3 +59,41 @@ export async function openLibc(path = "libc.so.6"): Promise<Libc> {
     },
   };
 }
+
+// <asm-generic/fcntl.h>: the same values on x86_64 and arm64 (not on 32-bit ARM, which Bun lacks).
+export const O_RDONLY = 0;
+export const O_RDWR = 0o2;
+export const O_NONBLOCK = 0o4000;
+/** Children we spawn must not inherit a bus, a GPIO line or a lock. */
+export const O_CLOEXEC = 0o2000000;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+
+/**
+ * libc, loaded on first use, once per owner (no module-level state), so that importing a user of
+ * it costs nothing and works where bun:ffi is absent. A failed load is not cached: a later call
+ * retries. `unavailable` turns the failure into the owner's own error (a bus error, a store error).
+ */
+export class LazyLibc {
+  readonly #path: string;
+  readonly #unavailable: (cause: unknown, path: string) => Error;
+  #libc: Promise<Libc> | undefined;
+
+  constructor(options: {
+    readonly libc?: Libc | undefined;
+    readonly path?: string | undefined;
+    readonly unavailable: (cause: unknown, path: string) => Error;
+  }) {
+    this.#path = options.path ?? "libc.so.6";
+    this.#unavailable = options.unavailable;
+    this.#libc = options.libc === undefined ? undefined : Promise.resolve(options.libc);
+  }
+
+  get(): Promise<Libc> {
+    this.#libc ??= openLibc(this.#path).catch((error: unknown) => {
+      this.#libc = undefined;
+      throw this.#unavailable(error, this.#path);
+    });
+    return this.#libc;
+  }
+}

@@ -1,7 +1,6 @@
-import { abortReason, type Clock } from "../../agent/clock.ts";
+import { abortReason, type Clock } from "./clock.ts";
 
 interface WaitingSleep {
-  readonly ms: number;
   readonly deadline: number;
   readonly resolve: () => void;
   readonly reject: (reason: unknown) => void;
@@ -9,41 +8,57 @@ interface WaitingSleep {
   readonly onAbort: () => void;
 }
 
+export interface VirtualClockOptions {
+  /**
+   * true (the default): a sleep moves the clock forward by its own length at once and resolves a
+   * macrotask later, so a poll loop with 5 s intervals runs in microseconds while every timestamp
+   * it reads is what it would be in real time. Meant for one sleeper at a time (a poll loop, a
+   * driver's power-on delays).
+   * false: sleeps wait until `advance` carries the clock past their deadline, for loops that never
+   * end by themselves (an LED pattern, a countdown ticker) or several sleepers at once.
+   */
+  readonly auto?: boolean;
+}
+
 /**
- * Virtual time for tests. `sleep(ms)` advances the clock by `ms` at once and resolves on the next
- * macrotask, so a poll loop with 5 s intervals runs in microseconds while every timestamp it reads
- * is what it would be in real time. Meant for one sleeper at a time (a poll loop, a refresh timer);
- * `advance` moves time by hand (expiry, clock skew). `sleeps` records every requested delay.
+ * Virtual time: for tests, `display preview` (a preview drives the real driver into its
+ * simulator, and an e-ink refresh must not take seconds) and benchmarks. One class for all of
+ * them, so that what the tests prove about time is what the previews run on.
  *
  * Opt-in additions, all off by default:
- * - `passiveSleepsFromMs`: sleeps at least this long (an overall timeout next to a poll loop) do
- *   not move time themselves; they resolve once other sleeps or `advance` carry the clock past
- *   their deadline.
+ * - `passiveSleepsFromMs`: in auto mode, sleeps at least this long (an overall timeout next to a
+ *   poll loop) do not move time themselves; they resolve once other sleeps or `advance` carry the
+ *   clock past their deadline.
  * - `hold()`: later sleeps park without moving time until `release()`, so that a test can act
  *   while the code under test is waiting (`whenParked()`).
  * - `onTimeChange`: told every new time, e.g. to move a faked `Date` along.
- * Waiting sleeps (passive or parked) reject at once when their signal aborts.
+ * Waiting sleeps (passive, parked, or in manual mode) reject at once when their signal aborts.
+ * `sleeps` records every requested delay, ms.
  */
-export class ManualClock implements Clock {
+export class VirtualClock implements Clock {
   readonly sleeps: number[] = [];
-  /** Sleeps of at least this many ms are passive (see the class comment). */
+  /** Sleeps of at least this many ms are passive in auto mode (see the class comment). */
   passiveSleepsFromMs = Number.POSITIVE_INFINITY;
   /** Called with the new time whenever the clock moves (to keep a faked `Date` in step, say). */
   onTimeChange: ((now: number) => void) | undefined;
+  /** See VirtualClockOptions.auto. */
+  auto: boolean;
   #now: number;
   #held = false;
-  readonly #passive = new Set<WaitingSleep>();
+  readonly #waiting = new Set<WaitingSleep>();
   readonly #parked = new Set<WaitingSleep>();
   readonly #parkWaiters: Array<() => void> = [];
 
-  constructor(start = Date.UTC(2026, 10, 27, 12, 0, 0)) {
+  constructor(start = Date.UTC(2026, 10, 27, 12, 0, 0), options: VirtualClockOptions = {}) {
     this.#now = start;
+    this.auto = options.auto ?? true;
   }
 
   now(): number {
     return this.#now;
   }
 
+  /** Moves time forward and wakes, in deadline order, every waiting sleep whose deadline has come. */
   advance(ms: number): void {
     this.#move(ms);
   }
@@ -55,8 +70,8 @@ export class ManualClock implements Clock {
         reject(abortReason(signal));
         return;
       }
-      if (ms >= this.passiveSleepsFromMs) {
-        this.#wait(this.#passive, ms, resolve, reject, signal);
+      if (!this.auto || ms >= this.passiveSleepsFromMs) {
+        this.#wait(this.#waiting, ms, resolve, reject, signal);
         return;
       }
       if (this.#held) {
@@ -68,7 +83,7 @@ export class ManualClock implements Clock {
     });
   }
 
-  /** Parks every later sleep (time stands still for it) until `release()`. */
+  /** Parks every later auto-mode sleep (time stands still for it) until `release()`. */
   hold(): void {
     this.#held = true;
   }
@@ -91,6 +106,11 @@ export class ManualClock implements Clock {
     return this.#parked.size;
   }
 
+  /** Sleeps waiting for `advance` (manual mode or passive) and not yet due or aborted. */
+  get waitingSleeps(): number {
+    return this.#waiting.size;
+  }
+
   /** Resolves once at least one sleep is parked. */
   whenParked(): Promise<void> {
     if (this.#parked.size > 0) return Promise.resolve();
@@ -99,15 +119,16 @@ export class ManualClock implements Clock {
 
   #drive(ms: number, resolve: () => void, reject: (reason: unknown) => void, signal?: AbortSignal): void {
     this.#move(ms);
+    // A macrotask later, as a timer would: callers may rely on other work running meanwhile.
     setImmediate(() => (signal?.aborted ? reject(abortReason(signal)) : resolve()));
   }
 
   #move(ms: number): void {
     this.#now += Math.max(0, ms);
     this.onTimeChange?.(this.#now);
-    for (const waiting of [...this.#passive]) {
-      if (waiting.deadline > this.#now) continue;
-      this.#passive.delete(waiting);
+    const due = [...this.#waiting].filter((waiting) => waiting.deadline <= this.#now);
+    for (const waiting of due.sort((a, b) => a.deadline - b.deadline)) {
+      this.#waiting.delete(waiting);
       waiting.signal?.removeEventListener("abort", waiting.onAbort);
       waiting.resolve();
     }
@@ -121,7 +142,6 @@ export class ManualClock implements Clock {
     signal: AbortSignal | undefined,
   ): void {
     const waiting: WaitingSleep = {
-      ms,
       deadline: this.#now + Math.max(0, ms),
       resolve,
       reject,

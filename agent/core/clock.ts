@@ -1,6 +1,6 @@
 /**
  * Time as a seam. Everything that waits or reads the time takes a Clock, so that tests run on
- * virtual time (see test/support/manual-clock.ts) and never sleep.
+ * virtual time (see ./virtual-clock.ts) and never sleep.
  */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
