@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { createSystemClock, MAX_TIMER_MS } from "../agent/core/clock.ts";
+import { createSystemClock, MAX_TIMER_MS } from "../../agent/core/clock.ts";
 
 describe("system clock", () => {
   test("a sleep longer than one timer can hold is taken in steps, not fired at once", async () => {

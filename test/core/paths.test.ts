@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { resolvePaths } from "../agent/core/paths.ts";
+import { resolvePaths } from "../../agent/core/paths.ts";
 
 describe("where configuration and state live", () => {
   test("ENTRATOOL_HOME holds both, and wins over everything else", () => {

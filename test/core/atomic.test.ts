@@ -2,7 +2,7 @@ import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promis
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createFileExclusive, ensurePrivateDir, writeFileAtomic } from "../../agent/core/atomic.ts";
-import { makeTempDir } from "./helpers.ts";
+import { makeTempDir } from "../store/helpers.ts";
 
 const modeOf = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 

@@ -1,7 +1,7 @@
 import type { DestinationStream } from "pino";
 import { describe, expect, test } from "vitest";
-import { deferredLogger, humanDestination, type LoggerOptions, parseLevel } from "../agent/core/log.ts";
-import { createLogger } from "../agent/pino-logger.ts";
+import { deferredLogger, humanDestination, type LoggerOptions, parseLevel } from "../../agent/core/log.ts";
+import { createLogger } from "../../agent/pino-logger.ts";
 
 const deferred = (options: LoggerOptions) => deferredLogger(options, createLogger);
 
