@@ -54,6 +54,8 @@ export function sampleScreen(kind: ScreenKind, code: string, url: string, now: n
       return { kind, username: "pi@contoso.com", expiresAt: now + 3_600_000 };
     case "sign-in-needed":
       return { kind, reason: "The saved sign-in expired after 90 days without use." };
+    case "wrong-account":
+      return { kind, username: "guest@fabrikam.com", expected: "@contoso.com" };
     case "blocked":
       return { kind, message: "Sign-in is blocked by your organisation's policy (AADSTS53003)." };
     case "offline":

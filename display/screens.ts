@@ -1,38 +1,45 @@
-import type { SignInState } from "../agent/auth/signin.ts";
+import type { PollEvent, SessionState } from "../agent/auth/session-state.ts";
 
 /**
- * What a display shows: typed screens, not strings. The sign-in state machine emits states
- * (agent/auth/signin.ts); `screenFor` turns each into the screen a person should see, and every
- * driver renders every screen as well as its hardware allows (a 16x2 LCD pages the URL, an e-ink
- * panel draws a QR code, LEDs blink a pattern).
+ * What a display shows: typed screens, not strings. A profile's sign-in session publishes states
+ * (agent/auth/session-state.ts, the only thing display/ takes from agent/auth); `screenFor` turns
+ * each into the screen a person should see, and every driver renders every screen as well as its
+ * hardware allows (a 16x2 LCD pages the URL, an e-ink panel draws a QR code, LEDs blink a pattern,
+ * the terminal prints a box).
  *
  * Only `code` and `waiting` carry the user code. Every other screen means "the code is no longer
  * valid": a driver must take it off the glass (RFC 8628 §5.7; e-ink keeps its image unpowered).
  */
+
+interface CodeFields {
+  readonly userCode: string;
+  /** Exactly as the server sent it; never a hard-coded URL. */
+  readonly verificationUri: string;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+  /** What a QR code carries: the URL with the code in it when the server gave one, else the URL. */
+  readonly qrPayload: string;
+  /** The server's own instruction (the terminal prints it above its box). */
+  readonly message?: string;
+}
+
 export type Screen =
   | { readonly kind: "starting" }
   | { readonly kind: "waiting-for-time" }
-  | {
-      readonly kind: "code";
-      readonly userCode: string;
-      /** Exactly as the server sent it; never a hard-coded URL. */
-      readonly verificationUri: string;
-      /** Epoch ms. */
-      readonly expiresAt: number;
-      /** What a QR code carries: Entra has no verification_uri_complete, so the URL. */
-      readonly qrPayload: string;
-    }
-  | {
+  /** Another process is signing this profile in (or refreshing it); it will be done soon. */
+  | { readonly kind: "waiting-for-lock" }
+  | ({ readonly kind: "code" } & CodeFields)
+  | ({
       readonly kind: "waiting";
-      readonly userCode: string;
-      readonly verificationUri: string;
-      readonly expiresAt: number;
-      readonly qrPayload: string;
-      /** Set when polling is being retried or slowed down: shown as a short note. */
+      /** Set when polling is being retried or slowed down: a short note ("retrying"). */
       readonly note?: string;
-    }
+      /** The same, said in full, for screens with room for it (the terminal). */
+      readonly detail?: string;
+    } & CodeFields)
   | { readonly kind: "signed-in"; readonly username: string; readonly expiresAt: number }
   | { readonly kind: "sign-in-needed"; readonly reason: string }
+  /** Someone signed in with an account this device does not accept; a new code follows. */
+  | { readonly kind: "wrong-account"; readonly username: string; readonly expected: string }
   | { readonly kind: "blocked"; readonly message: string }
   | { readonly kind: "offline"; readonly message: string }
   | { readonly kind: "expired" }
@@ -45,10 +52,12 @@ export type ScreenKind = Screen["kind"];
 export const SCREEN_KINDS: readonly ScreenKind[] = [
   "starting",
   "waiting-for-time",
+  "waiting-for-lock",
   "code",
   "waiting",
   "signed-in",
   "sign-in-needed",
+  "wrong-account",
   "blocked",
   "offline",
   "expired",
@@ -61,43 +70,57 @@ export function showsCode(screen: Screen): screen is Extract<Screen, { kind: "co
   return screen.kind === "code" || screen.kind === "waiting";
 }
 
-/** The screen for a sign-in state; undefined for states that change nothing a person sees. */
-export function screenFor(state: SignInState): Screen | undefined {
+/** The short and the full note for a poll event; none for an ordinary pending answer. */
+function pollNotes(poll: PollEvent): { note?: string; detail?: string } {
+  switch (poll.type) {
+    case "pending":
+      return {};
+    case "slow-down":
+      return {
+        note: `slowed to ${poll.intervalSeconds} s`,
+        detail: `server asked to slow down; polling every ${poll.intervalSeconds} s`,
+      };
+    case "retry":
+      return {
+        note: "retrying",
+        detail: `identity provider unreachable (${poll.reason}); still trying`,
+      };
+  }
+}
+
+/** The screen for a session state; undefined for states that change nothing a person sees. */
+export function screenFor(state: SessionState): Screen | undefined {
   switch (state.kind) {
+    case "idle":
+    case "refreshing":
+      return undefined;
     case "starting":
       return { kind: "starting" };
     case "waiting-for-time":
       return { kind: "waiting-for-time" };
     case "waiting-for-lock":
-      return undefined;
+      return { kind: "waiting-for-lock" };
     case "sign-in-required":
       return { kind: "sign-in-needed", reason: state.reason.message };
     case "code-issued":
-      return {
-        kind: "code",
-        userCode: state.userCode,
-        verificationUri: state.verificationUri,
-        expiresAt: state.expiresAt,
-        qrPayload: state.qrPayload,
-      };
     case "waiting": {
-      const note =
-        state.event.type === "slow-down"
-          ? `slowed to ${state.event.intervalSeconds} s`
-          : state.event.type === "retry"
-            ? "retrying"
-            : undefined;
-      return {
-        kind: "waiting",
+      const code: CodeFields = {
         userCode: state.userCode,
         verificationUri: state.verificationUri,
         expiresAt: state.expiresAt,
         qrPayload: state.qrPayload,
-        ...(note === undefined ? {} : { note }),
+        message: state.message,
       };
+      return state.kind === "code-issued"
+        ? { kind: "code", ...code }
+        : { kind: "waiting", ...code, ...pollNotes(state.poll) };
     }
     case "signed-in":
       return { kind: "signed-in", username: state.username, expiresAt: state.expiresAt };
+    case "wrong-account":
+      return { kind: "wrong-account", username: state.username, expected: state.expected };
+    case "signed-out":
+      return { kind: "sign-in-needed", reason: "Signed out." };
     case "cancelled":
       return { kind: "cancelled" };
     case "expired":

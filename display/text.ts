@@ -40,8 +40,15 @@ export function screenWords(screen: Exclude<Screen, { kind: "code" | "waiting" }
       return { title: "Starting", body: "entratool is starting." };
     case "waiting-for-time":
       return { title: "Please wait", body: "Waiting for the network time before signing in." };
+    case "waiting-for-lock":
+      return { title: "Please wait", body: "Another sign-in of this device is under way." };
     case "signed-in":
       return { title: "Signed in", body: screen.username };
+    case "wrong-account":
+      return {
+        title: "Wrong account",
+        body: `Signed in as ${screen.username}, but this device expects ${screen.expected}.`,
+      };
     case "sign-in-needed":
       return { title: "Sign in again", body: screen.reason };
     case "blocked":

@@ -10,15 +10,12 @@ import {
   pollContinuation,
 } from "./entra-errors.ts";
 import { proxyFor } from "./proxy.ts";
+import type { PollEvent } from "./session-state.ts";
 
 /** The subset of `fetch` we use; Bun's `proxy` option is how a proxy is applied per request. */
 export type FetchLike = (url: string, init: RequestInit & { proxy?: string }) => Promise<Response>;
 
-/** What happens while we wait for the person to sign in; drives the countdown screens. */
-export type PollEvent =
-  | { readonly type: "pending" }
-  | { readonly type: "slow-down"; readonly intervalSeconds: number }
-  | { readonly type: "retry"; readonly reason: string; readonly delayMs: number };
+export type { PollEvent };
 
 export interface NetworkClientOptions {
   readonly fetch: FetchLike;

@@ -6,7 +6,8 @@ import type { Env } from "../core/paths.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
 import { findCachedAccessToken, OIDC_SCOPES } from "./cached-token.ts";
 import type { MsalModule } from "./msal.ts";
-import { EntraNetworkClient, type FetchLike, type PollEvent } from "./network.ts";
+import { EntraNetworkClient, type FetchLike } from "./network.ts";
+import type { CodeInfo, ErrorInfo, SessionState } from "./session-state.ts";
 import type { TimeSync } from "./time-sync.ts";
 
 /** How often the sign-in asks whether the clock can be trusted yet, ms (on the injected clock). */
@@ -21,45 +22,8 @@ function scopesFor(profile: Profile, request: TokenRequest): string[] {
   ];
 }
 
-export interface CodeDetails {
-  readonly userCode: string;
-  /** Exactly as the server sent it (Entra serves more than one URL; never hard-code it). */
-  readonly verificationUri: string;
-  /** The server's own, possibly localised, instruction. */
-  readonly message: string;
-  /** Epoch ms. */
-  readonly expiresAt: number;
-  readonly intervalSeconds: number;
-  /** What a QR code may carry: Entra has no verification_uri_complete, so only the URL. */
-  readonly qrPayload: string;
-}
-
-/**
- * What the sign-in is doing, for whoever shows it to a person (terminal prompt, displays, LEDs).
- * Only `code-issued` and `waiting` carry the user code; every state after them means "take the
- * code off the screen".
- */
-export type SignInState =
-  | { readonly kind: "starting"; readonly profile: string }
-  /** The system clock cannot be trusted yet (no RTC, NTP not synchronised): nothing is sent until it can. */
-  | { readonly kind: "waiting-for-time"; readonly profile: string }
-  | { readonly kind: "waiting-for-lock"; readonly profile: string }
-  | { readonly kind: "sign-in-required"; readonly profile: string; readonly reason: EntraToolError }
-  | ({ readonly kind: "code-issued"; readonly profile: string } & CodeDetails)
-  | ({ readonly kind: "waiting"; readonly profile: string; readonly event: PollEvent } & CodeDetails)
-  | {
-      readonly kind: "signed-in";
-      readonly profile: string;
-      readonly username: string;
-      readonly tenantId: string;
-      readonly expiresAt: number;
-      readonly fromCache: boolean;
-    }
-  | { readonly kind: "cancelled"; readonly profile: string }
-  | { readonly kind: "expired"; readonly profile: string }
-  | { readonly kind: "blocked-by-policy"; readonly profile: string; readonly error: EntraToolError }
-  | { readonly kind: "offline"; readonly profile: string; readonly error: EntraToolError }
-  | { readonly kind: "error"; readonly profile: string; readonly error: EntraToolError };
+/** What a sign-in reports while it runs (see session-state.ts). */
+export type SignInState = SessionState;
 
 export interface TokenRequest {
   /** Overrides the profile's scopes when not empty. */
@@ -293,7 +257,7 @@ export class SignInService {
       return untilAborted(promise, signal);
     };
     const msal = await this.#deps.loadMsal();
-    let code: CodeDetails | undefined;
+    let code: CodeInfo | undefined;
     const network = new EntraNetworkClient({
       fetch: this.#deps.fetch,
       clock: this.#deps.clock,
@@ -302,7 +266,7 @@ export class SignInService {
       signal,
       ...(this.#deps.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#deps.requestTimeoutMs }),
       onPoll: (event) => {
-        if (code) emit({ kind: "waiting", profile: profile.name, event, ...code });
+        if (code) emit({ kind: "waiting", profile: profile.name, poll: event, ...code });
       },
     });
     const client = msal.createPublicClient(profile, {
@@ -323,7 +287,14 @@ export class SignInService {
         const error = this.#explain(thrown, network, signal, msal);
         if (error.code !== "E_SIGN_IN_REQUIRED") throw error;
         logger.info({ profile: profile.name, reason: error.details }, "cached sign-in no longer valid");
-        emit({ kind: "sign-in-required", profile: profile.name, reason: error });
+        emit({
+          kind: "sign-in-required",
+          profile: profile.name,
+          reason: {
+            code: error.code,
+            message: `The saved sign-in of profile '${profile.name}' is no longer valid (it expired, was revoked, or the password changed); a new sign-in is needed.`,
+          },
+        });
       }
     }
     if (request.allowDeviceCode === false) throw new EntraToolError("E_SIGN_IN_REQUIRED");
@@ -333,14 +304,7 @@ export class SignInService {
         client.acquireTokenByDeviceCode({
           scopes,
           deviceCodeCallback: (response) => {
-            code = {
-              userCode: response.userCode,
-              verificationUri: response.verificationUri,
-              message: response.message,
-              expiresAt: this.#deps.clock.now() + response.expiresIn * 1000,
-              intervalSeconds: response.interval,
-              qrPayload: response.verificationUri,
-            };
+            code = codeInfo(response, this.#deps.clock.now());
             logger.info(
               { profile: profile.name, verificationUri: code.verificationUri, expiresIn: response.expiresIn },
               "device code issued",
@@ -389,8 +353,35 @@ export class SignInService {
   }
 }
 
-function terminalState(profile: string, error: EntraToolError): SignInState {
-  switch (error.code) {
+/** An error as plain data, for states. */
+export function errorInfo(error: EntraToolError): ErrorInfo {
+  return { code: error.code, message: error.message };
+}
+
+/** The code as states carry it, from msal-node's device code response. */
+function codeInfo(
+  response: {
+    userCode: string;
+    verificationUri: string;
+    message: string;
+    expiresIn: number;
+    interval: number;
+  },
+  now: number,
+): CodeInfo {
+  return {
+    userCode: response.userCode,
+    verificationUri: response.verificationUri,
+    message: response.message,
+    expiresAt: now + response.expiresIn * 1000,
+    intervalSeconds: response.interval,
+    qrPayload: response.verificationUri,
+  };
+}
+
+function terminalState(profile: string, thrown: EntraToolError): SignInState {
+  const error = errorInfo(thrown);
+  switch (thrown.code) {
     case "E_CANCELLED":
       return { kind: "cancelled", profile };
     case "E_EXPIRED":

@@ -1,7 +1,7 @@
 import { qrHalfBlocks } from "../../display/drivers/terminal-qr.ts";
 import type { QrMatrix } from "../../display/render/qr.ts";
 import { remaining } from "../../display/text.ts";
-import type { CodeDetails, SignInState } from "../auth/signin.ts";
+import type { CodeInfo, SessionState as SignInState } from "../auth/session-state.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Output } from "./context.ts";
 
@@ -53,7 +53,7 @@ export class DeviceCodePrompt {
   readonly #out: Output;
   readonly #clock: Clock;
   readonly #options: PromptOptions;
-  #code: CodeDetails | undefined;
+  #code: CodeInfo | undefined;
   #note = "";
   #frame = 0;
   /** Terminal rows the code occupies (box, message and status line), for wiping it. */
@@ -92,12 +92,12 @@ export class DeviceCodePrompt {
       case "waiting":
         this.#code = state;
         this.#note =
-          state.event.type === "slow-down"
-            ? `server asked to slow down; polling every ${state.event.intervalSeconds} s`
-            : state.event.type === "retry"
-              ? `identity provider unreachable (${state.event.reason}); still trying`
+          state.poll.type === "slow-down"
+            ? `server asked to slow down; polling every ${state.poll.intervalSeconds} s`
+            : state.poll.type === "retry"
+              ? `identity provider unreachable (${state.poll.reason}); still trying`
               : "";
-        if (!this.#out.isTTY && state.event.type !== "pending") this.#out.write(`Note: ${this.#note}\n`);
+        if (!this.#out.isTTY && state.poll.type !== "pending") this.#out.write(`Note: ${this.#note}\n`);
         this.tick();
         break;
       case "signed-in":
@@ -134,7 +134,7 @@ export class DeviceCodePrompt {
     }
   }
 
-  #showCode(code: CodeDetails): void {
+  #showCode(code: CodeInfo): void {
     const bold = (text: string): string => (this.#options.color ? `\x1b[1m${text}\x1b[22m` : text);
     const expiresIn = formatDuration(code.expiresAt - this.#clock.now());
     const lines = box([
@@ -161,7 +161,7 @@ export class DeviceCodePrompt {
    * The QR code's lines, on a terminal that shows it whole: wide enough, and tall enough for the
    * box, the code and the status line (scrolled off the top, it could not be wiped afterwards).
    */
-  #qrLines(code: CodeDetails, textRows: number, columns: number): string[] {
+  #qrLines(code: CodeInfo, textRows: number, columns: number): string[] {
     const { qr, color } = this.#options;
     const rows = this.#out.rows;
     if (!qr || !this.#out.isTTY || !rows) return [];

@@ -228,8 +228,16 @@ function message(screen: Exclude<Screen, { kind: "code" | "waiting" }>): {
         colour: AMBER,
         body: "Sign-in starts once the clock is set.",
       };
+    case "waiting-for-lock":
+      return { headline: "Please wait", colour: AMBER, body: "Another sign-in of this device is under way." };
     case "signed-in":
       return { headline: "Signed in", colour: GREEN, body: screen.username };
+    case "wrong-account":
+      return {
+        headline: "Wrong account",
+        colour: RED,
+        body: `Signed in as ${screen.username}, but this device expects ${screen.expected}. A new code follows.`,
+      };
     case "sign-in-needed":
       return { headline: "Sign-in needed", colour: AMBER, body: screen.reason };
     case "blocked":

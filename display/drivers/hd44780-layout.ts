@@ -64,8 +64,12 @@ function words(
       return { title: "entratool", body: "Starting..." };
     case "waiting-for-time":
       return { title: "Please wait", body: "Waiting for network time" };
+    case "waiting-for-lock":
+      return { title: "Please wait", body: "Another sign-in is under way" };
     case "signed-in":
       return { title: "Signed in", body: screen.username };
+    case "wrong-account":
+      return { title: "Wrong account", body: `${screen.username}; expected ${screen.expected}` };
     case "sign-in-needed":
       return { title: "Sign-in needed", body: screen.reason };
     case "blocked":

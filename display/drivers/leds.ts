@@ -8,10 +8,10 @@ import type { Screen, ScreenKind } from "../screens.ts";
  *
  * | Screen                      | Pattern       | LED                          | Timing                    |
  * |-----------------------------|---------------|------------------------------|---------------------------|
- * | starting, waiting-for-time  | short blink   | status                       | 100 ms on, 900 ms off     |
+ * | starting, waiting-for-*     | short blink   | status                       | 100 ms on, 900 ms off     |
  * | code, waiting               | slow blink    | status                       | 500 ms on, 500 ms off     |
  * | signed-in                   | solid         | status                       | on                        |
- * | sign-in-needed              | double blink  | status                       | 150 on, 150 off, 150 on, 1550 off |
+ * | sign-in-needed, wrong-acc.  | double blink  | status                       | 150 on, 150 off, 150 on, 1550 off |
  * | blocked, offline, error     | fast blink    | error (status if none)       | 100 ms on, 100 ms off     |
  * | expired, cancelled          | off           | none                         |                           |
  *
@@ -99,10 +99,12 @@ const TWO_BEEPS: Waveform = {
 export const LED_PATTERNS: Readonly<Record<ScreenKind, LedPatternName>> = {
   starting: "short-blink",
   "waiting-for-time": "short-blink",
+  "waiting-for-lock": "short-blink",
   code: "slow-blink",
   waiting: "slow-blink",
   "signed-in": "solid",
   "sign-in-needed": "double-blink",
+  "wrong-account": "double-blink",
   blocked: "fast-blink",
   offline: "fast-blink",
   error: "fast-blink",

@@ -14,7 +14,7 @@ function approveAfterPending(w: World, pendingPolls: number): StateLog {
   };
   return new StateLog().on((state: SignInState) => {
     if (state.kind === "code-issued" && pendingPolls === 0) approve(state.userCode);
-    if (state.kind === "waiting" && state.event.type === "pending") {
+    if (state.kind === "waiting" && state.poll.type === "pending") {
       pending += 1;
       if (pending === pendingPolls) approve(state.userCode);
     }
@@ -130,7 +130,7 @@ describe("device code sign-in against the emulator", () => {
     expect(pollGaps(w)).toEqual([5, 10, 15, 15, 15].map((s) => s * SECOND));
     expect(log.waitingEvents()).toEqual(["slow-down", "slow-down", "pending", "pending"]);
     const slowDowns = log.states.flatMap((state) =>
-      state.kind === "waiting" && state.event.type === "slow-down" ? [state.event.intervalSeconds] : [],
+      state.kind === "waiting" && state.poll.type === "slow-down" ? [state.poll.intervalSeconds] : [],
     );
     expect(slowDowns).toEqual([10, 15]);
   });
@@ -143,7 +143,7 @@ describe("device code sign-in against the emulator", () => {
     w.emulator.injectFaults("token", [{ type: "latency", ms: 600 }]);
     const abandonedAnswered = w.emulatorAnswered((line) => line.includes("[latency]"));
     const log = approveAfterPending(w, 2).on((state) => {
-      if (state.kind === "waiting" && state.event.type === "retry") w.clock.hold();
+      if (state.kind === "waiting" && state.poll.type === "retry") w.clock.hold();
     });
     const signIn = w.service({ requestTimeoutMs: 100 }).getToken(w.profile(), { onState: log.onState });
     await w.clock.whenParked();
@@ -192,7 +192,7 @@ describe("device code sign-in against the emulator", () => {
     // Retry-After replaces it when given (30 s).
     expect(pollGaps(w)).toEqual([5, 5, 10, 30, 40, 60].map((s) => s * SECOND));
     const retries = log.states.flatMap((state) =>
-      state.kind === "waiting" && state.event.type === "retry" ? [state.event] : [],
+      state.kind === "waiting" && state.poll.type === "retry" ? [state.poll] : [],
     );
     expect(retries).toEqual([
       { type: "retry", reason: "HTTP 503", delayMs: 5 * SECOND },

@@ -83,8 +83,13 @@ describe("refresh", () => {
     expect(log.kinds()).toEqual(["starting", "sign-in-required", "code-issued", "signed-in"]);
     expect(log.states[1]).toMatchObject({
       kind: "sign-in-required",
-      reason: { code: "E_SIGN_IN_REQUIRED", details: { error: "invalid_grant", error_codes: [50173] } },
+      reason: { code: "E_SIGN_IN_REQUIRED", message: expect.stringContaining("no longer valid") },
     });
+    // Why, for the operator: the log line carries Entra's error and AADSTS code.
+    const why = w.logLines
+      .map((line) => JSON.parse(line))
+      .find((r) => r.msg === "cached sign-in no longer valid");
+    expect(why.reason).toMatchObject({ error: "invalid_grant", error_codes: [50173] });
     expect(w.requestKinds().slice(before)).toEqual(["refresh_token", "devicecode", "device_code"]);
     // The new sign-in's refresh token replaced the revoked one on disk.
     const stored = await w.storedCache();
@@ -122,7 +127,7 @@ describe("secrets", () => {
     const service = w.service();
     let pending = 0;
     const log = new StateLog().on((state) => {
-      if (state.kind === "waiting" && state.event.type === "pending" && ++pending === 2) {
+      if (state.kind === "waiting" && state.poll.type === "pending" && ++pending === 2) {
         w.emulator.approve({ userCode: state.userCode });
       }
     });

@@ -281,7 +281,7 @@ export class StateLog {
 
   /** How many `waiting` states carried each poll event type. */
   waitingEvents(): string[] {
-    return this.states.flatMap((state) => (state.kind === "waiting" ? [state.event.type] : []));
+    return this.states.flatMap((state) => (state.kind === "waiting" ? [state.poll.type] : []));
   }
 }
 

@@ -1,6 +1,6 @@
 import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
-import type { CodeDetails, SignInState } from "../../agent/auth/signin.ts";
+import type { CodeInfo, SessionState as SignInState } from "../../agent/auth/session-state.ts";
 import type { Output } from "../../agent/cli/context.ts";
 import { DeviceCodePrompt } from "../../agent/cli/prompt.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
@@ -23,7 +23,7 @@ class Screen implements Output {
   }
 }
 
-function code(clock: VirtualClock): CodeDetails {
+function code(clock: VirtualClock): CodeInfo {
   return {
     userCode: "ABCD-EFGH",
     verificationUri: "https://microsoft.com/devicelogin",
@@ -35,7 +35,7 @@ function code(clock: VirtualClock): CodeDetails {
   };
 }
 
-const issued = (c: CodeDetails): SignInState => ({ kind: "code-issued", profile: "default", ...c });
+const issued = (c: CodeInfo): SignInState => ({ kind: "code-issued", profile: "default", ...c });
 
 describe("device code prompt", () => {
   test("shows the URL and code exactly as issued, the time left and how to cancel", () => {
@@ -101,7 +101,7 @@ describe("device code prompt", () => {
     prompt.onState({
       kind: "waiting",
       profile: "default",
-      event: { type: "slow-down", intervalSeconds: 10 },
+      poll: { type: "slow-down", intervalSeconds: 10 },
       ...c,
     });
     expect(screen.text).toContain("Note: server asked to slow down; polling every 10 s");

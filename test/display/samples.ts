@@ -19,6 +19,7 @@ export function sample(kind: ScreenKind): Screen {
   switch (kind) {
     case "starting":
     case "waiting-for-time":
+    case "waiting-for-lock":
     case "expired":
     case "cancelled":
       return { kind };
@@ -30,6 +31,8 @@ export function sample(kind: ScreenKind): Screen {
       return { kind, username: "ada.lovelace@contoso.onmicrosoft.com", expiresAt: T0 + 3_600_000 };
     case "sign-in-needed":
       return { kind, reason: "The refresh token expired (AADSTS700082)." };
+    case "wrong-account":
+      return { kind, username: "guest@fabrikam.com", expected: "@contoso.com" };
     case "blocked":
       return { kind, message: "Sign-in is blocked by your organisation's policy (AADSTS53003)." };
     case "offline":

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "vitest";
-import type { CodeDetails, SignInState } from "../../agent/auth/signin.ts";
+import type { CodeInfo, SessionState as SignInState } from "../../agent/auth/session-state.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
 import { SCREEN_KINDS, screenFor, showsCode } from "../../display/screens.ts";
 
-const code: CodeDetails = {
+const code: CodeInfo = {
   userCode: "ABCD-EFGH",
   verificationUri: "https://microsoft.com/devicelogin",
   message: "To sign in, use a web browser…",
@@ -21,6 +21,7 @@ describe("screens from sign-in states", () => {
       verificationUri: "https://microsoft.com/devicelogin",
       expiresAt: 1_000_000,
       qrPayload: "https://microsoft.com/devicelogin",
+      message: "To sign in, use a web browser…",
     });
     expect(screen && showsCode(screen)).toBe(true);
   });
@@ -29,8 +30,8 @@ describe("screens from sign-in states", () => {
     [{ type: "pending" }, undefined],
     [{ type: "slow-down", intervalSeconds: 10 }, "slowed to 10 s"],
     [{ type: "retry", reason: "HTTP 503", delayMs: 5000 }, "retrying"],
-  ] as const)("waiting after %j notes %j", (event, note) => {
-    const screen = screenFor({ kind: "waiting", profile: "p", event, ...code });
+  ] as const)("waiting after %j notes %j", (poll, note) => {
+    const screen = screenFor({ kind: "waiting", profile: "p", poll, ...code });
     expect(screen).toMatchObject({ kind: "waiting", userCode: "ABCD-EFGH" });
     expect(screen && "note" in screen ? screen.note : undefined).toBe(note);
   });
@@ -57,8 +58,27 @@ describe("screens from sign-in states", () => {
     });
   });
 
-  test("waiting for another process's lock changes nothing on screen", () => {
-    expect(screenFor({ kind: "waiting-for-lock", profile: "p" })).toBeUndefined();
+  test("waiting for another process's lock says so; a refresh changes nothing on screen", () => {
+    expect(screenFor({ kind: "waiting-for-lock", profile: "p" })).toEqual({ kind: "waiting-for-lock" });
+    expect(screenFor({ kind: "refreshing", profile: "p" })).toBeUndefined();
+    expect(screenFor({ kind: "idle", profile: "p" })).toBeUndefined();
+  });
+
+  test("a sign-in by the wrong account says who signed in and who is expected, without a code", () => {
+    const screen = screenFor({
+      kind: "wrong-account",
+      profile: "p",
+      username: "guest@fabrikam.com",
+      tenantId: "t",
+      expected: "@contoso.com",
+      nextCodeAt: 5,
+    });
+    expect(screen).toEqual({
+      kind: "wrong-account",
+      username: "guest@fabrikam.com",
+      expected: "@contoso.com",
+    });
+    expect(screen && showsCode(screen)).toBe(false);
   });
 
   test("the list of kinds covers every screen the states produce", () => {
