@@ -5,6 +5,7 @@
  */
 import pkg from "../package.json" with { type: "json" };
 import type { MsalModule } from "./auth/msal.ts";
+import { SignInSession } from "./auth/session.ts";
 import { SignInService } from "./auth/signin.ts";
 import { SystemTimeSync } from "./auth/time-sync.ts";
 import { runCli } from "./cli/app.ts";
@@ -102,7 +103,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       profiles,
       tokens,
       locks,
-      signIn,
+      openSession: (profile) =>
+        new SignInSession({ profile, engine: signIn, tokenStore: tokens, locks, clock, logger }),
       loadDisplays: () => import(DISPLAY_MODULE) as Promise<typeof DisplayCli>,
       qr: (text) => (require(QR_MODULE) as typeof QrModule).qrMatrix(text),
       signal: controller.signal,

@@ -1,10 +1,10 @@
 import type { QrMatrix } from "../../display/render/qr.ts";
-import type { SignInService } from "../auth/signin.ts";
+import type { SignInSession } from "../auth/session.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
 import type { Env, Paths } from "../core/paths.ts";
 import type * as DisplayCli from "../display-cli.ts";
-import type { LockManager, ProfileStore, TokenStore } from "../store/types.ts";
+import type { LockManager, Profile, ProfileStore, TokenStore } from "../store/types.ts";
 
 /** A stream a command writes to. `isTTY` decides spinners, colour and box redraws. */
 export interface Output {
@@ -41,7 +41,8 @@ export interface CliContext {
   readonly tokens: TokenStore;
   /** Per-profile locks: anything that changes a profile's tokens holds its lock. */
   readonly locks: LockManager;
-  readonly signIn: SignInService;
+  /** The sign-in session of a profile (cache → refresh → device code, the button's policy). */
+  readonly openSession: (profile: Profile) => SignInSession;
   /** `display …` commands and the displays of `get-token --config`, loaded only when used. */
   readonly loadDisplays: () => Promise<typeof DisplayCli>;
   /** The QR encoder, loaded on first use (the device code prompt shows the URL as a QR code). */

@@ -1,9 +1,8 @@
-import type { ButtonAction } from "../../display/drivers/button.ts";
-import type { SignInState, TokenResult } from "../auth/signin.ts";
+import type { TokenResult } from "../auth/signin.ts";
 import { EntraToolError } from "../core/errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext, Output } from "./context.ts";
-import { removeTokens, requireProfile } from "./profiles.ts";
+import { requireProfile } from "./profiles.ts";
 import { DeviceCodePrompt } from "./prompt.ts";
 
 export const GET_TOKEN_HELP = `Usage: entratool get-token [--flow device-code] [--profile P] [--scope S]... [--output json|raw]
@@ -61,14 +60,20 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
   }
   const profile = await requireProfile(ctx, stringOption(parsed, "profile") ?? "default");
 
+  const session = ctx.openSession(profile);
   // The prompts and their tickers start with the first state worth showing: a cached token needs
   // none (and asking whether stderr is a terminal costs start-up time). Besides stderr, the code
   // goes to the controlling terminal when a script captures stderr.
   let prompts: DeviceCodePrompt[] | undefined;
   const tickers: ReturnType<typeof setInterval>[] = [];
-  const onState = (state: SignInState): void => {
+  const configFile = stringOption(parsed, "config");
+  const displays =
+    configFile === undefined
+      ? undefined
+      : await (await ctx.loadDisplays()).displaysForSignIn(ctx, configFile);
+  const unsubscribe = session.subscribe((state) => {
     if (!prompts) {
-      if (state.kind === "starting" || state.kind === "signed-in") return;
+      if (state.kind === "idle" || state.kind === "starting" || state.kind === "signed-in") return;
       const outputs = [ctx.io.stderr, ctx.io.promptMirror].filter((out): out is Output => out !== undefined);
       prompts = outputs.map((out) => {
         const color = out.isTTY && !ctx.env.NO_COLOR && ctx.env.TERM !== "dumb";
@@ -79,51 +84,19 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
     }
     for (const prompt of prompts) prompt.onState(state);
     displays?.onState(state);
-  };
-  const configFile = stringOption(parsed, "config");
-  const displays =
-    configFile === undefined
-      ? undefined
-      : await (await ctx.loadDisplays()).displaysForSignIn(ctx, configFile);
-  // The button of `--config` (if any): a short press asks for a new code, a long press signs out.
-  // Either ends the attempt in progress, which takes its code off every screen.
-  let pressed: ButtonAction | undefined;
-  let attempt: AbortController | undefined;
-  displays?.onButton((action) => {
-    pressed = action;
-    attempt?.abort();
   });
-  let result: TokenResult | undefined;
+  // The button of `--config` (if any): the session's policy (short press: new code; long: sign out).
+  displays?.onButton((action) => session.press(action));
+  let result: TokenResult;
   try {
-    while (result === undefined) {
-      const current = new AbortController();
-      attempt = current;
-      pressed = undefined;
-      const stop = (): void => current.abort();
-      if (ctx.signal.aborted) stop();
-      ctx.signal.addEventListener("abort", stop, { once: true });
-      try {
-        result = await ctx.signIn.getToken(profile, {
-          scopes: stringsOption(parsed, "scope"),
-          forceRefresh: flag(parsed, "force-refresh"),
-          signal: current.signal,
-          ...(timeoutMs === undefined ? {} : { timeoutMs }),
-          onState,
-        });
-      } catch (error) {
-        if (ctx.signal.aborted || pressed === undefined) throw error;
-        if (pressed === "sign-out") {
-          await removeTokens(ctx, profile.name);
-          throw new EntraToolError("E_SIGN_IN_REQUIRED", {
-            message: `Signed out with the button (the tokens of profile '${profile.name}' are removed); run the command again to sign in.`,
-          });
-        }
-        ctx.io.stderr.write("A new code was asked for with the button.\n");
-      } finally {
-        ctx.signal.removeEventListener("abort", stop);
-      }
-    }
+    result = await session.getToken({
+      scopes: stringsOption(parsed, "scope"),
+      forceRefresh: flag(parsed, "force-refresh"),
+      signal: ctx.signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
   } finally {
+    unsubscribe();
     for (const ticker of tickers) clearInterval(ticker);
     await displays?.close();
   }

@@ -81,9 +81,7 @@ export class DeviceCodePrompt {
         this.#out.write("Waiting for the system clock to be set (network time) before signing in...\n");
         break;
       case "sign-in-required":
-        this.#out.write(
-          `The saved sign-in for profile '${state.profile}' is no longer valid; a new sign-in is needed.\n`,
-        );
+        this.#out.write(`${state.reason.message}\n`);
         break;
       case "code-issued":
         this.#code = state;

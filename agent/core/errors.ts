@@ -92,6 +92,19 @@ export const ERRORS = {
     exit: ExitCode.signInRequired,
     message: "A new sign-in is needed. Run 'entratool get-token --flow device-code' to sign in again.",
   },
+  E_SIGNED_OUT: {
+    exit: ExitCode.signInRequired,
+    message: "Signed out: the saved sign-in was removed. Run the command again to sign in.",
+  },
+  E_WRONG_ACCOUNT: {
+    exit: ExitCode.signInRequired,
+    message:
+      "The account that signed in is not one this profile accepts; its tokens were removed. Sign in again with an account the profile expects.",
+  },
+  E_CODE_LOST: {
+    exit: ExitCode.signInRequired,
+    message: "The sign-in was approved, but its answer was lost on the network; a new code is needed.",
+  },
   E_THROTTLED: {
     exit: ExitCode.idp,
     message:

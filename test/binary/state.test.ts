@@ -122,7 +122,7 @@ describe.concurrent("the saved sign-in", () => {
     await approveShown(emulator(), child, { username });
     const result = await child.done;
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toContain("The saved sign-in for profile 'default' is no longer valid");
+    expect(result.stderr).toContain("The saved sign-in of profile 'default' is no longer valid");
     expect(tokenJson(result.stdout)).toMatchObject({ from_cache: false, account: { username } });
     expect((await getJson(box)).from_cache).toBe(true);
   });

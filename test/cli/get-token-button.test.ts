@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { SignInSession } from "../../agent/auth/session.ts";
 import type { SignInState } from "../../agent/auth/signin.ts";
 import type { CliContext, Output } from "../../agent/cli/context.ts";
 import { getTokenCommand } from "../../agent/cli/get-token.ts";
@@ -45,6 +46,12 @@ async function withButton(
   const stdout = new Capture();
   const stderr = new Capture();
   const tokens = w.tokenStore();
+  const locks = new FlockLockManager({
+    locksDir: join(w.stateDir, "locks"),
+    clock: w.clock,
+    logger: w.logger,
+  });
+  const engine = w.service();
   const ctx: CliContext = {
     io: { stdout, stderr, interactive: false, ask: async () => undefined },
     env: {},
@@ -53,8 +60,9 @@ async function withButton(
     clock: w.clock,
     profiles,
     tokens,
-    locks: new FlockLockManager({ locksDir: join(w.stateDir, "locks"), clock: w.clock, logger: w.logger }),
-    signIn: w.service(),
+    locks,
+    openSession: (profile) =>
+      new SignInSession({ profile, engine, tokenStore: tokens, locks, clock: w.clock, logger: w.logger }),
     signal: new AbortController().signal,
     version: "test",
     // Only displaysForSignIn is used by get-token; the rest of the module is not needed here.
@@ -100,9 +108,10 @@ describe("the sign-in button during get-token --config", () => {
       (thrown: unknown) => thrown,
     );
     expect(error).toBeInstanceOf(EntraToolError);
-    expect((error as EntraToolError).code).toBe("E_SIGN_IN_REQUIRED");
+    expect((error as EntraToolError).code).toBe("E_SIGNED_OUT");
+    expect((error as EntraToolError).exitCode).toBe(9);
     expect((error as EntraToolError).message).toBe(
-      "Signed out with the button (the tokens of profile 'default' are removed); run the command again to sign in.",
+      "Signed out with the button: the saved sign-in of profile 'default' was removed. Run the command again to sign in.",
     );
     expect(await tokens.readCache("default")).toBeUndefined();
   });

@@ -3,7 +3,6 @@ import { describe, expect, test } from "vitest";
 import type { CodeInfo, SessionState as SignInState } from "../../agent/auth/session-state.ts";
 import type { Output } from "../../agent/cli/context.ts";
 import { DeviceCodePrompt } from "../../agent/cli/prompt.ts";
-import { EntraToolError } from "../../agent/core/errors.ts";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { Bitmap } from "../../display/render/bitmap.ts";
 import { qrMatrix } from "../../display/render/qr.ts";
@@ -117,13 +116,16 @@ describe("device code prompt", () => {
     prompt.onState({
       kind: "sign-in-required",
       profile: "p",
-      reason: new EntraToolError("E_SIGN_IN_REQUIRED"),
+      reason: {
+        code: "E_SIGN_IN_REQUIRED",
+        message: "The saved sign-in of profile 'p' is no longer valid (it expired); a new sign-in is needed.",
+      },
     });
     expect(screen.text).toContain("Another entratool process is signing in profile 'p'");
     expect(screen.text).toContain(
       "Waiting for the system clock to be set (network time) before signing in...",
     );
-    expect(screen.text).toContain("The saved sign-in for profile 'p' is no longer valid");
+    expect(screen.text).toContain("The saved sign-in of profile 'p' is no longer valid (it expired)");
   });
 });
 
