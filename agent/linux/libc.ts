@@ -1,6 +1,6 @@
 /**
- * The libc calls entratool makes through bun:ffi (no native addons: Bun refuses the NAN addons
- * onoff/i2c-bus/spi-device, see FACTS.md "Bun and the hardware"): the token store's flock(2) locks
+ * The libc calls entratool makes through bun:ffi (no native addons: Bun 1.4 refuses the NAN addons
+ * onoff, i2c-bus and spi-device, and a compiled binary cannot embed them): the token store's flock(2) locks
  * and the display buses' device I/O. An interface, so that each user receives it and tests can
  * hand in a fake that plays the kernel's part.
  *
