@@ -1,7 +1,7 @@
-import { writeFile } from "node:fs/promises";
+import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ExitCode } from "../../agent/core/errors.ts";
+import { EntraToolError, ExitCode } from "../../agent/core/errors.ts";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { storeError } from "../../agent/store/errors.ts";
 import { FileKeyProvider } from "../../agent/store/key.ts";
@@ -36,6 +36,13 @@ describe("storeError", () => {
     const message = storeError("/s/f", "write the profiles file", errno(code)).message;
     expect(message).toContain(`/s/f (${code}). `);
     expect(message).toMatch(fix);
+  });
+
+  it("returns a cause that is already an EntraToolError as it is: it names its own path and fix", () => {
+    const cause = new EntraToolError("E_STORE", {
+      message: "The directory /s can be written by other users.",
+    });
+    expect(storeError("/s/f", "write the profiles file", cause)).toBe(cause);
   });
 
   it("gives the general advice for an unknown code or a cause without one", () => {
@@ -100,6 +107,24 @@ describe("store I/O failures", () => {
       code: "E_STORE",
       message: `Cannot open the lock file ${join(blocker, "locks", "work.lock")} (ENOTDIR). ${notDir}`,
     });
+  });
+
+  it("a state directory others can write is refused with its own sentence, and left as it is", async () => {
+    const state = join(dir, "shared-state");
+    await mkdir(state);
+    await chmod(state, 0o1777);
+    const locks = new FlockLockManager({
+      locksDir: join(state, "locks"),
+      clock: new VirtualClock(),
+      logger: logger(),
+    });
+    await expect(locks.acquire("work")).rejects.toMatchObject({
+      code: "E_STORE",
+      message: expect.stringMatching(
+        new RegExp(`^The directory ${state} can be written by other users \\(mode 1777\\)`),
+      ),
+    });
+    expect((await stat(state)).mode & 0o7777).toBe(0o1777);
   });
 
   it("an unreadable machine id reports the machine identity file", async () => {
