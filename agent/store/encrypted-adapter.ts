@@ -1,11 +1,12 @@
 import type { BigIntStats } from "node:fs";
-import { type FileHandle, open, rename, stat } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Adapter } from "lowdb";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
 
@@ -26,7 +27,7 @@ export interface EncryptedFileAdapterOptions<T> {
   readonly path: string;
   readonly keyProvider: KeyProvider;
   readonly logger: Logger;
-  /** Names the set-aside file (`<path>.corrupt-<time>`). */
+  /** Names the set-aside file (`<path>.corrupt-<time>`, see core/set-aside.ts). */
   readonly clock: Clock;
   /** Decrypted JSON that fails this is treated like a corrupt file. */
   readonly validate: (value: unknown) => value is T;
@@ -38,9 +39,9 @@ export interface EncryptedFileAdapterOptions<T> {
  *
  * Contract of `read()`: the document, or null when there is none *or it cannot be used*
  * (truncated, garbage, wrong key: written on another machine or with another key, invalid JSON,
- * fails `validate`). An unusable file is renamed aside to `<path>.corrupt-<time>` and a warning is
- * logged (path and reason only, never content), so null means "signed out" and the next write
- * starts afresh. Only I/O failures (EACCES, EIO, ...) throw, as E_STORE naming the path.
+ * fails `validate`). An unusable file is renamed aside to `<path>.corrupt-<time>` (core/set-aside.ts:
+ * only the newest few copies are kept) and a warning is logged (path and reason only, never
+ * content), so null means "signed out" and the next write starts afresh. Only I/O failures (EACCES, EIO, ...) throw, as E_STORE naming the path.
  *
  * `read()` is safe without a lock (a lock-free fast path uses it while another process may write):
  * writers replace the file atomically, and a file is set aside only while the path still names the
@@ -127,15 +128,14 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
       );
       return;
     }
-    const stamp = new Date(clock.now()).toISOString().replaceAll(":", "-");
-    const aside = `${path}.corrupt-${stamp}`;
+    let aside: string | undefined;
     try {
-      await rename(path, aside);
+      aside = await setAside(path, { clock });
     } catch (error) {
-      // Someone else (another process reading at the same time) already moved it: nothing to do.
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
       throw storeError(path, "set aside the token store file", error);
     }
+    // Someone else (another process reading at the same time) already moved it: nothing to do.
+    if (aside === undefined) return;
     logger.warn(
       { path, movedTo: aside, reason },
       "Unusable token store file set aside; the profile is signed out",

@@ -4,6 +4,7 @@ import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import { fsyncDir, isTempFileOf } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import { isSetAsideOf } from "../core/set-aside.ts";
 import { EncryptedFileAdapter } from "./encrypted-adapter.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
@@ -108,11 +109,8 @@ export class FileTokenStore implements TokenStore {
       throw storeError(tokensDir, "read the token directory", error);
     }
     const name = basename(path);
-    const corrupt = new RegExp(
-      `^${escapeRegExp(name)}\\.corrupt-\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}\\.\\d{3}Z$`,
-    );
     const doomed = entries.filter(
-      (entry) => entry === name || corrupt.test(entry) || isTempFileOf(path, entry),
+      (entry) => entry === name || isSetAsideOf(path, entry) || isTempFileOf(path, entry),
     );
     let removed = false;
     for (const entry of doomed) {
@@ -149,8 +147,4 @@ export class FileTokenStore implements TokenStore {
       validate: isTokenCacheDocument,
     });
   }
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

@@ -124,10 +124,18 @@ describe("FileTokenStore", () => {
     expect(await app().getTokenCache().getAllAccounts()).toHaveLength(1);
     // A set-aside copy and a temp file left by a crash belong to the profile too.
     await writeFile(join(tokensDir, "work.cache.corrupt-2026-11-27T12-00-00.000Z"), "x");
+    await writeFile(join(tokensDir, "work.cache.corrupt-2026-11-27T12-00-00.000Z-1"), "x");
     await writeFile(join(tokensDir, ".work.cache.0123456789ab.tmp"), "x");
+    // Another profile's copies, and a name that only looks like one, stay.
+    await writeFile(join(tokensDir, "other.cache.corrupt-2026-11-27T12-00-00.000Z"), "x");
+    await writeFile(join(tokensDir, "work.cache.corrupt-by-hand"), "x");
 
     expect(await store().remove("work")).toBe(true);
-    expect(await readdir(tokensDir)).toEqual(["other.cache"]);
+    expect((await readdir(tokensDir)).sort()).toEqual([
+      "other.cache",
+      "other.cache.corrupt-2026-11-27T12-00-00.000Z",
+      "work.cache.corrupt-by-hand",
+    ]);
     expect(await app().getTokenCache().getAllAccounts()).toEqual([]);
     expect(await app("other").getTokenCache().getAllAccounts()).toHaveLength(1);
     expect(await store().remove("work")).toBe(false);
