@@ -90,7 +90,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     env,
     loadMsal: () => import(MSAL_MODULE) as Promise<MsalModule>,
   });
-  const profiles = new JsonProfileStore({ file: paths.profilesFile, logger });
+  const profiles = new JsonProfileStore({ file: paths.profilesFile, logger, locks });
 
   const code = await runCli(
     {

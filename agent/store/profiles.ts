@@ -6,7 +6,7 @@ import type { Logger } from "../core/log.ts";
 import { SerialQueue } from "../core/serial.ts";
 import { storeError } from "./errors.ts";
 import { GUID, isValidName, NAME_RULE } from "./names.ts";
-import type { Profile, ProfileStore } from "./types.ts";
+import type { DirectoryLocks, Profile, ProfileStore } from "./types.ts";
 
 export type ProfileValidation =
   | { readonly ok: true; readonly profile: Profile }
@@ -109,6 +109,8 @@ export interface JsonProfileStoreOptions {
   /** paths.profilesFile. Its directory is created 0700 on the first write. */
   readonly file: string;
   readonly logger: Logger;
+  /** Every change is a read-modify-write under the lock of the file's directory. */
+  readonly locks: DirectoryLocks;
 }
 
 /** How many problems an E_CONFIG message lists (the rest are counted). */
@@ -120,18 +122,21 @@ const SHOWN_PROBLEMS = 3;
  * validation is E_CONFIG naming the file and the first problems, and is left where it is for the
  * user to fix (unlike the token store, it is not set aside).
  *
- * Operations of one instance run one after another; two processes editing profiles at the same
- * moment are not coordinated (a caller that needs it holds a LockManager lock around them).
+ * Operations of one instance run one after another, and every change (create, delete) reads,
+ * changes and replaces the file holding the lock of its directory, so changes made by several
+ * processes at once are all kept. Reads take no lock: the file is replaced atomically.
  */
 export class JsonProfileStore implements ProfileStore {
   readonly #file: string;
   readonly #logger: Logger;
-  /** Serialises read-modify-write operations of this instance. */
+  readonly #locks: DirectoryLocks;
+  /** Serialises the operations of this instance (the lock serialises processes). */
   readonly #queue = new SerialQueue();
 
   constructor(options: JsonProfileStoreOptions) {
     this.#file = options.file;
     this.#logger = options.logger;
+    this.#locks = options.locks;
   }
 
   list(): Promise<Profile[]> {
@@ -151,26 +156,49 @@ export class JsonProfileStore implements ProfileStore {
           details: { errors: checked.errors },
         });
       }
-      const profiles = await this.#read();
-      if (profiles.some((existing) => existing.name === checked.profile.name)) {
-        throw new EntraToolError("E_PROFILE_EXISTS", {
-          message: `A profile named '${checked.profile.name}' already exists. Delete it first or choose another name.`,
-        });
-      }
-      await this.#write([...profiles, checked.profile]);
+      await this.#underLock(async () => {
+        const profiles = await this.#read();
+        if (profiles.some((existing) => existing.name === checked.profile.name)) {
+          throw new EntraToolError("E_PROFILE_EXISTS", {
+            message: `A profile named '${checked.profile.name}' already exists. Delete it first or choose another name.`,
+          });
+        }
+        await this.#write([...profiles, checked.profile]);
+      });
       this.#logger.info({ profile: checked.profile.name }, "Profile created");
     });
   }
 
   delete(name: string): Promise<boolean> {
     return this.#queue.run(async () => {
-      const profiles = await this.#read();
-      const remaining = profiles.filter((profile) => profile.name !== name);
-      if (remaining.length === profiles.length) return false;
-      await this.#write(remaining);
-      this.#logger.info({ profile: name }, "Profile deleted");
-      return true;
+      // Nothing to delete needs no lock, and must not create the directory for it.
+      if (!(await this.#read()).some((profile) => profile.name === name)) return false;
+      const deleted = await this.#underLock(async () => {
+        const profiles = await this.#read();
+        const remaining = profiles.filter((profile) => profile.name !== name);
+        if (remaining.length === profiles.length) return false;
+        await this.#write(remaining);
+        return true;
+      });
+      if (deleted) this.#logger.info({ profile: name }, "Profile deleted");
+      return deleted;
     });
+  }
+
+  /** Runs a read-modify-write of the file holding its directory's lock (made 0700 when missing). */
+  async #underLock<T>(change: () => Promise<T>): Promise<T> {
+    const dir = dirname(this.#file);
+    try {
+      await ensurePrivateDir(dir);
+    } catch (error) {
+      throw storeError(dir, "create the configuration directory", error);
+    }
+    const lock = await this.#locks.lockDirectory(dir);
+    try {
+      return await change();
+    } finally {
+      await lock.release();
+    }
   }
 
   async #read(): Promise<Profile[]> {
@@ -203,7 +231,6 @@ export class JsonProfileStore implements ProfileStore {
   async #write(profiles: readonly Profile[]): Promise<void> {
     const document: ProfilesFile = { version: 1, profiles };
     try {
-      await ensurePrivateDir(dirname(this.#file));
       await writeFileAtomic(this.#file, `${JSON.stringify(document, null, 2)}\n`, 0o600);
     } catch (error) {
       throw storeError(this.#file, "write the profiles file", error);

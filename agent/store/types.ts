@@ -62,3 +62,14 @@ export interface LockOptions {
 export interface LockManager {
   acquire(name: string, options?: LockOptions): Promise<Lock>;
 }
+
+/**
+ * Exclusive, cross-process locks on a directory itself, for read-modify-writes of the store's own
+ * files in it (the profiles file, the key file). Like LockManager's, a killed holder cannot leave
+ * one behind. Held for a few file operations only, with no other lock taken meanwhile (a profile's
+ * lock may be held around one, never the other way round), so they cannot deadlock.
+ */
+export interface DirectoryLocks {
+  /** `dir` must exist. */
+  lockDirectory(dir: string, options?: LockOptions): Promise<Lock>;
+}

@@ -143,6 +143,58 @@ describe.concurrent("create-profile", () => {
   });
 });
 
+describe("create-profile in many processes at once", () => {
+  const createArgs = (name: string, scope: string): string[] => [
+    "create-profile",
+    "--name",
+    name,
+    "--tenant-id",
+    DEFAULT_TENANT_ID,
+    "--client-id",
+    DEMO_CLIENT_ID,
+    "--scope",
+    scope,
+  ];
+
+  it("ten runs with ten names: every run says created and all ten profiles are there", async () => {
+    const box = boxFor(emulator());
+    const names = Array.from({ length: 10 }, (_, index) => `pi-${index}`);
+    const results = await Promise.all(names.map((name) => run(createArgs(name, "User.Read"), box)));
+    for (const [index, result] of results.entries()) {
+      expect(result).toMatchObject({ code: 0, stdout: `Profile '${names[index]}' created.\n`, stderr: "" });
+    }
+    const listed = await run(["list-profiles"], box);
+    expect(listed.stdout.split("\n").filter(Boolean).sort()).toEqual([...names].sort());
+    expectPrivateTree(box.home);
+  });
+
+  it("ten runs with five names, twice each: one of each pair is created, the other is exit 2 E_PROFILE_EXISTS", async () => {
+    const box = boxFor(emulator());
+    const names = Array.from({ length: 5 }, (_, index) => `dup-${index}`);
+    const runs = names.flatMap((name) => [
+      { name, scope: "first" },
+      { name, scope: "second" },
+    ]);
+    const results = await Promise.all(runs.map(({ name, scope }) => run(createArgs(name, scope), box)));
+    for (const name of names) {
+      const mine = results.filter((_, index) => runs[index]?.name === name);
+      expect(mine.map((result) => result.code).sort()).toEqual([0, 2]);
+      expect(mine.find((result) => result.code === 0)?.stdout).toBe(`Profile '${name}' created.\n`);
+      expect(mine.find((result) => result.code === 2)).toMatchObject({
+        stdout: "",
+        stderr: `A profile named '${name}' already exists. Delete it first or choose another name.\n`,
+      });
+    }
+    const profiles = await profilesJson(box);
+    expect(profiles.map((profile) => profile.name).sort()).toEqual(names);
+    // The one kept is the one whose run said "created".
+    for (const profile of profiles) {
+      const winner = runs.find(({ name }, index) => name === profile.name && results[index]?.code === 0);
+      expect(profile.scopes).toEqual([winner?.scope]);
+    }
+  });
+});
+
 describe.concurrent("list-profiles, delete-profile, logout", () => {
   it("list-profiles prints names (text) or the profiles (json)", async () => {
     const box = boxFor(emulator());

@@ -72,7 +72,12 @@ describe("store I/O failures", () => {
 
   it("reading profiles under a file reports the profiles file", async () => {
     const file = join(blocker, "profiles.json");
-    await expect(new JsonProfileStore({ file, logger: logger() }).list()).rejects.toMatchObject({
+    const locks = new FlockLockManager({
+      locksDir: join(dir, "locks"),
+      clock: new VirtualClock(),
+      logger: logger(),
+    });
+    await expect(new JsonProfileStore({ file, logger: logger(), locks }).list()).rejects.toMatchObject({
       code: "E_STORE",
       message: `Cannot read the profiles file ${file} (ENOTDIR). ${notDir}`,
     });

@@ -2,6 +2,8 @@ import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isEntraToolError } from "../../agent/core/errors.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
+import { FlockLockManager } from "../../agent/store/lock.ts";
 import { GUID } from "../../agent/store/names.ts";
 import { JsonProfileStore, validateProfile } from "../../agent/store/profiles.ts";
 import type { Profile } from "../../agent/store/types.ts";
@@ -136,7 +138,12 @@ describe("JsonProfileStore", () => {
   });
   afterEach(() => cleanup());
 
-  const store = () => new JsonProfileStore({ file, logger: captureLogger().logger });
+  /** A store as another process would have it: its own instance and its own lock manager. */
+  const store = () => {
+    const logger = captureLogger().logger;
+    const locks = new FlockLockManager({ locksDir: join(dir, "locks"), clock: new VirtualClock(), logger });
+    return new JsonProfileStore({ file, logger, locks });
+  };
 
   it("has no profiles without a file", async () => {
     expect(await store().list()).toEqual([]);
@@ -179,6 +186,30 @@ describe("JsonProfileStore", () => {
     const names = ["p1", "p2", "p3", "p4", "p5"];
     await Promise.all(names.map((name) => profiles.create({ ...valid, name })));
     expect((await profiles.list()).map((profile) => profile.name).sort()).toEqual(names);
+  });
+
+  it("keeps every profile when several stores (as separate processes would) create at once", async () => {
+    const names = Array.from({ length: 10 }, (_, index) => `p${index}`);
+    await Promise.all(names.map((name) => store().create({ ...valid, name })));
+    expect((await store().list()).map((profile) => profile.name).sort()).toEqual(names.sort());
+    await Promise.all(names.slice(0, 5).map((name) => store().delete(name)));
+    expect((await store().list()).map((profile) => profile.name).sort()).toEqual(names.slice(5));
+  });
+
+  it("lets exactly one of several stores creating the same name at once succeed", async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, index) => store().create({ ...valid, scopes: [`s${index}`] })),
+    );
+    expect(results.filter((result) => result.status === "fulfilled")).toHaveLength(1);
+    const failures = results.flatMap((result) => (result.status === "rejected" ? [result.reason] : []));
+    expect(failures).toHaveLength(5);
+    for (const failure of failures) expect(failure).toMatchObject({ code: "E_PROFILE_EXISTS" });
+    expect(await store().list()).toHaveLength(1);
+  });
+
+  it("deleting a profile that is not there creates nothing", async () => {
+    expect(await store().delete("work")).toBe(false);
+    await expect(stat(dirname(file))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("refuses an invalid profile with E_CONFIG listing the problems and writes nothing", async () => {
