@@ -1,7 +1,7 @@
-import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { EntraToolError } from "../core/errors.ts";
+import { MAX_CONFIG_FILE_BYTES, readFileCapped } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { SerialQueue } from "../core/serial.ts";
 import { storeError } from "./errors.ts";
@@ -113,6 +113,9 @@ export interface JsonProfileStoreOptions {
   readonly locks: DirectoryLocks;
 }
 
+/** A profiles file holds a few hundred bytes a profile; this bounds the memory a bad path can take. */
+export const MAX_PROFILES_FILE_BYTES = MAX_CONFIG_FILE_BYTES;
+
 /** How many problems an E_CONFIG message lists (the rest are counted). */
 const SHOWN_PROBLEMS = 3;
 
@@ -204,9 +207,16 @@ export class JsonProfileStore implements ProfileStore {
   async #read(): Promise<Profile[]> {
     let text: string;
     try {
-      text = await readFile(this.#file, "utf8");
+      text = (await readFileCapped(this.#file, MAX_PROFILES_FILE_BYTES)).toString("utf8");
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return [];
+      if (code === "EFBIG") {
+        throw new EntraToolError("E_CONFIG", {
+          message: `The profiles file ${this.#file} is larger than ${MAX_PROFILES_FILE_BYTES / 1024 / 1024} MiB, more than any profiles file needs: fix it, or remove it to start without profiles.`,
+          details: { file: this.#file, limit: MAX_PROFILES_FILE_BYTES },
+        });
+      }
       throw storeError(this.#file, "read the profiles file", error);
     }
     let parsed: unknown;

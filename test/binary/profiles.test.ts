@@ -2,7 +2,8 @@
  * The profile commands as a user meets them: on a terminal (a pseudo-terminal, util-linux
  * `script`) and without one, list/delete/logout, and the usage errors of get-token.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { inTerminal, run, start } from "../support/cli.ts";
 import {
@@ -196,6 +197,26 @@ describe("create-profile in many processes at once", () => {
 });
 
 describe.concurrent("list-profiles, delete-profile, logout", () => {
+  it("a profiles file that is endless (a link to /dev/zero) fails at once with exit 2 naming it and the limit", async () => {
+    const box = boxFor(emulator());
+    const config = join(box.home, "config");
+    mkdirSync(config, { recursive: true, mode: 0o700 });
+    const file = join(config, "profiles.json");
+    symlinkSync("/dev/zero", file);
+    for (const args of [
+      ["list-profiles"],
+      ["get-token"],
+      ["create-profile", "--name", "x", "--tenant-id", "common", "--client-id", DEMO_CLIENT_ID],
+    ]) {
+      const result = await run(args, box);
+      expect(result).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: `The profiles file ${file} is larger than 1 MiB, more than any profiles file needs: fix it, or remove it to start without profiles.\n`,
+      });
+    }
+  });
+
   it("list-profiles prints names (text) or the profiles (json)", async () => {
     const box = boxFor(emulator());
     expect(await run(["list-profiles"], box)).toMatchObject({ code: 0, stdout: "", stderr: "" });

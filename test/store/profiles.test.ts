@@ -1,4 +1,4 @@
-import { chmod, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isEntraToolError } from "../../agent/core/errors.ts";
@@ -210,6 +210,27 @@ describe("JsonProfileStore", () => {
   it("deleting a profile that is not there creates nothing", async () => {
     expect(await store().delete("work")).toBe(false);
     await expect(stat(dirname(file))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it.each([
+    { what: "a file over 1 MiB", make: (path: string) => writeFile(path, " ".repeat(1024 * 1024 + 1)) },
+    { what: "a link to /dev/zero", make: (path: string) => symlink("/dev/zero", path) },
+  ])("reports $what as E_CONFIG naming the file and the limit, without reading it all", async ({ make }) => {
+    await mkdir(dirname(file), { recursive: true });
+    await make(file);
+    const expected = {
+      code: "E_CONFIG",
+      message: `The profiles file ${file} is larger than 1 MiB, more than any profiles file needs: fix it, or remove it to start without profiles.`,
+    };
+    await expect(store().list()).rejects.toMatchObject(expected);
+    await expect(store().create({ ...valid, name: "new" })).rejects.toMatchObject(expected);
+  });
+
+  it("reads a file of exactly 1 MiB", async () => {
+    await mkdir(dirname(file), { recursive: true });
+    const document = JSON.stringify({ version: 1, profiles: [valid] });
+    await writeFile(file, document.padEnd(1024 * 1024, " "));
+    expect(await store().list()).toEqual([valid]);
   });
 
   it("refuses an invalid profile with E_CONFIG listing the problems and writes nothing", async () => {
