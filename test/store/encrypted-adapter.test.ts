@@ -4,8 +4,8 @@ import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { EncryptedFileAdapter } from "../../agent/store/encrypted-adapter.ts";
-import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
-import { captureLogger, filesContaining, fixedIdentity, makeTempDir } from "./helpers.ts";
+import type { KeyProvider } from "../../agent/store/key.ts";
+import { captureLogger, filesContaining, keyProvider, makeTempDir } from "./helpers.ts";
 
 interface Doc {
   readonly version: 1;
@@ -62,12 +62,7 @@ describe("EncryptedFileAdapter", () => {
   afterEach(() => cleanup());
 
   const keys = (identity = "machine-a"): KeyProvider =>
-    new FileKeyProvider({
-      keyFile: join(dir, "store.key"),
-      credentialKeyFile: undefined,
-      machineIdentity: fixedIdentity(identity),
-      logger: log.logger,
-    });
+    keyProvider({ keyFile: join(dir, "store.key"), identity, logger: log.logger, clock });
   const adapter = (keyProvider: KeyProvider = keys(), at = path) =>
     new EncryptedFileAdapter<Doc>({ path: at, keyProvider, logger: log.logger, clock, validate: isDoc });
   const asideFiles = async () =>

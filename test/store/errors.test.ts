@@ -4,12 +4,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EntraToolError, ExitCode } from "../../agent/core/errors.ts";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { storeError } from "../../agent/store/errors.ts";
-import { FileKeyProvider } from "../../agent/store/key.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { MachineIdentity } from "../../agent/store/machine.ts";
 import { JsonProfileStore } from "../../agent/store/profiles.ts";
 import { FileTokenStore } from "../../agent/store/token-store.ts";
-import { captureLogger, fixedIdentity, makeTempDir } from "./helpers.ts";
+import { captureLogger, keyProvider, makeTempDir } from "./helpers.ts";
 
 const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`failed: ${code}`), { code });
 
@@ -84,15 +83,9 @@ describe("store I/O failures", () => {
   });
 
   it("removing tokens from a file reports the token directory", async () => {
-    const keyProvider = new FileKeyProvider({
-      keyFile: join(dir, "store.key"),
-      credentialKeyFile: undefined,
-      machineIdentity: fixedIdentity("m"),
-      logger: logger(),
-    });
     const tokens = new FileTokenStore({
       tokensDir: blocker,
-      keyProvider,
+      keyProvider: keyProvider({ keyFile: join(dir, "store.key"), logger: logger() }),
       logger: logger(),
       clock: new VirtualClock(),
     });

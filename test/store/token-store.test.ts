@@ -3,9 +3,9 @@ import { join } from "node:path";
 import { PublicClientApplication, TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
-import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
+import type { KeyProvider } from "../../agent/store/key.ts";
 import { FileTokenStore } from "../../agent/store/token-store.ts";
-import { captureLogger, filesContaining, fixedIdentity, makeTempDir } from "./helpers.ts";
+import { captureLogger, filesContaining, keyProvider as makeKeyProvider, makeTempDir } from "./helpers.ts";
 
 const CLIENT_ID = "11111111-2222-3333-4444-555555555555";
 const TENANT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
@@ -53,12 +53,7 @@ describe("FileTokenStore", () => {
     tokensDir = join(dir, "state", "tokens");
     log = captureLogger();
     clock = new VirtualClock();
-    keyProvider = new FileKeyProvider({
-      keyFile: join(dir, "state", "store.key"),
-      credentialKeyFile: undefined,
-      machineIdentity: fixedIdentity("machine-a"),
-      logger: log.logger,
-    });
+    keyProvider = makeKeyProvider({ keyFile: join(dir, "state", "store.key"), logger: log.logger, clock });
   });
   afterEach(() => cleanup());
 
