@@ -4,6 +4,7 @@ import { createFileExclusive, ensurePrivateDir } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError } from "../core/errors.ts";
+import { readFileCapped } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
@@ -98,8 +99,13 @@ export class FileKeyProvider implements KeyProvider {
   async #readCredential(): Promise<Buffer | undefined> {
     const file = this.#options.credentialKeyFile;
     if (file === undefined) return undefined;
-    const material = await readKeyMaterial(file);
-    if (material === undefined) return undefined;
+    let material: Buffer;
+    try {
+      material = await readFile(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw storeError(file, "read the key file", error);
+    }
     if (material.length < MIN_CREDENTIAL_BYTES) {
       const length = material.length;
       material.fill(0);
@@ -112,9 +118,8 @@ export class FileKeyProvider implements KeyProvider {
 
   async #readOrCreateKeyFile(machine: string): Promise<Buffer> {
     const file = this.#options.keyFile;
-    const existing = await readKeyMaterial(file);
-    if (existing?.length === KEY_BYTES) return this.#checkKeyFile(file, existing);
-    existing?.fill(0);
+    const existing = await readKeyFile(file);
+    if (existing.kind === "key") return this.#checkKeyFile(file, existing.material);
     const dir = dirname(file);
     try {
       await ensurePrivateDir(dir);
@@ -132,11 +137,9 @@ export class FileKeyProvider implements KeyProvider {
   /** Under the directory's lock: the key file made, repaired, or (made by another) read. */
   async #createOrReplace(file: string, machine: string): Promise<Buffer> {
     // Another process may have made or repaired it while this one waited for the lock.
-    const current = await readKeyMaterial(file);
-    if (current?.length === KEY_BYTES) return this.#checkKeyFile(file, current);
-    const damagedBytes = current?.length;
-    current?.fill(0);
-    const damaged = damagedBytes === undefined ? undefined : await this.#setAsideDamaged(file);
+    const current = await readKeyFile(file);
+    if (current.kind === "key") return this.#checkKeyFile(file, current.material);
+    const damaged = current.kind === "damaged" ? await this.#setAsideDamaged(file) : undefined;
     let created: boolean;
     try {
       const fresh = Buffer.from(crypto.getRandomValues(new Uint8Array(KEY_BYTES)));
@@ -146,12 +149,12 @@ export class FileKeyProvider implements KeyProvider {
       throw storeError(file, "create the key file", error);
     }
     const { logger } = this.#options;
-    if (damaged !== undefined) {
+    if (current.kind === "damaged" && damaged !== undefined) {
       const went =
         damaged.aside === undefined ? "was removed meanwhile" : `was set aside as ${damaged.aside}`;
       logger.warn(
-        { file, bytes: damagedBytes, movedTo: damaged.aside, tokenFiles: damaged.tokenFiles },
-        `The token store key ${file} was damaged (${damagedBytes} bytes instead of ${KEY_BYTES}); it ${went} ${withTokenFiles(damaged.tokenFiles.length)}, and a new key was created: every profile must sign in again.`,
+        { file, size: current.size, movedTo: damaged.aside, tokenFiles: damaged.tokenFiles },
+        `The token store key ${file} was damaged (${current.size} instead of ${KEY_BYTES}); it ${went} ${withTokenFiles(damaged.tokenFiles.length)}, and a new key was created: every profile must sign in again.`,
       );
     } else if (created) {
       logger.info({ file }, "Created the token store key");
@@ -166,13 +169,13 @@ export class FileKeyProvider implements KeyProvider {
       else logger.info({ file }, note);
     }
     // Read back in both cases: when another process won the race, its key is the one on disk.
-    const material = await readKeyMaterial(file);
-    if (material === undefined) {
+    const written = await readKeyFile(file);
+    if (written.kind !== "key") {
       throw new EntraToolError("E_STORE", {
-        message: `The key file ${file} disappeared right after it was created. Check what else manages that directory.`,
+        message: `The key file ${file} ${written.kind === "absent" ? "disappeared" : "was damaged"} right after it was created. Check what else manages that directory.`,
       });
     }
-    return this.#checkKeyFile(file, material);
+    return this.#checkKeyFile(file, written.material);
   }
 
   /**
@@ -215,13 +218,6 @@ export class FileKeyProvider implements KeyProvider {
    * swapped the key) and readable by its owner alone.
    */
   async #checkKeyFile(file: string, material: Buffer): Promise<Buffer> {
-    if (material.length !== KEY_BYTES) {
-      const length = material.length;
-      material.fill(0);
-      throw new EntraToolError("E_STORE", {
-        message: `The key file ${file} has ${length} bytes instead of ${KEY_BYTES} although it was just written. Check what else writes to that directory.`,
-      });
-    }
     try {
       await ensurePrivateDir(dirname(file));
     } catch (error) {
@@ -244,14 +240,33 @@ export class FileKeyProvider implements KeyProvider {
   }
 }
 
-/** Raw bytes of `file`, or undefined when it does not exist; other I/O errors are E_STORE. */
-async function readKeyMaterial(file: string): Promise<Buffer | undefined> {
+/** A key file is 32 bytes: more than this is damage, and is not read any further. */
+const MAX_KEY_FILE_BYTES = 4096;
+
+type KeyFileContent =
+  | { readonly kind: "absent" }
+  | { readonly kind: "key"; readonly material: Buffer }
+  /** `size` as said to a person: "7 bytes", "more than 4096 bytes". */
+  | { readonly kind: "damaged"; readonly size: string };
+
+/**
+ * The key file's material when it has the right size. At most MAX_KEY_FILE_BYTES are read, so a
+ * key file replaced by something endless (a link to /dev/zero) cannot take the memory. I/O errors
+ * are E_STORE: only content is damage, a file we cannot read is not.
+ */
+async function readKeyFile(file: string): Promise<KeyFileContent> {
+  let raw: Buffer;
   try {
-    return await readFile(file);
+    raw = await readFileCapped(file, MAX_KEY_FILE_BYTES);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { kind: "absent" };
+    if (code === "EFBIG") return { kind: "damaged", size: `more than ${MAX_KEY_FILE_BYTES} bytes` };
     throw storeError(file, "read the key file", error);
   }
+  if (raw.length === KEY_BYTES) return { kind: "key", material: raw };
+  raw.fill(0);
+  return { kind: "damaged", size: `${raw.length} bytes` };
 }
 
 /** "with the 2 token files it encrypted", for the one warning of a repair. */

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PublicClientApplication, TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -244,6 +244,27 @@ describe("FileKeyProvider with a damaged key file", () => {
     expect(warnings(one.records).map((record) => record.msg)).toEqual([
       sentence(0, "with the 1 token file it encrypted").replaceAll("30.400Z", "31.400Z"),
     ]);
+  });
+
+  it("an endless key file (a link to /dev/zero) is damage too, found without reading it all", async () => {
+    await mkdir(state, { recursive: true });
+    await symlink("/dev/zero", keyFile);
+    const { logger, records } = captureLogger();
+    expect(await provider(logger).getKey()).toHaveLength(32);
+    expect(warnings(records).map((record) => record.msg)).toEqual([
+      `The token store key ${keyFile} was damaged (more than 4096 bytes instead of 32); it was set aside as ${keyFile}.corrupt-${STAMP} (it encrypted no token files), and a new key was created: every profile must sign in again.`,
+    ]);
+    expect((await lstat(`${keyFile}.corrupt-${STAMP}`)).isSymbolicLink()).toBe(true);
+    expect(await readFile(keyFile)).toHaveLength(32);
+  });
+
+  it("a key file that cannot be read is E_STORE, not damage: nothing is set aside", async () => {
+    await mkdir(keyFile, { recursive: true });
+    await expect(provider(captureLogger().logger).getKey()).rejects.toMatchObject({
+      code: "E_STORE",
+      message: `Cannot read the key file ${keyFile} (EISDIR). A directory is in the way: move it aside.`,
+    });
+    expect(await readdir(state)).toEqual(["store.key"]);
   });
 
   it("does not repeat the unbound-key note on an unidentified machine: one warning", async () => {
