@@ -5,16 +5,23 @@ import { MAX_CONFIG_FILE_BYTES, readFileCapped } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { SerialQueue } from "../core/serial.ts";
 import { storeError } from "./errors.ts";
-import { GUID, isValidName, NAME_RULE } from "./names.ts";
+import { validateExpect } from "./expect.ts";
+import { DOMAIN, GUID, isValidName, NAME_RULE } from "./names.ts";
 import type { DirectoryLocks, Profile, ProfileStore } from "./types.ts";
 
 export type ProfileValidation =
   | { readonly ok: true; readonly profile: Profile }
   | { readonly ok: false; readonly errors: readonly string[] };
 
-const PROFILE_FIELDS = new Set(["name", "tenantId", "clientId", "scopes", "authorityHost", "defaultFlow"]);
-/** A DNS name with at least two labels and an alphabetic TLD, e.g. contoso.onmicrosoft.com. */
-const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+const PROFILE_FIELDS = new Set([
+  "name",
+  "tenantId",
+  "clientId",
+  "scopes",
+  "authorityHost",
+  "defaultFlow",
+  "expect",
+]);
 const TENANT_ALIASES = new Set(["organizations", "common", "consumers"]);
 
 /**
@@ -63,6 +70,8 @@ export function validateProfile(input: unknown): ProfileValidation {
   if (defaultFlow !== "device-code") {
     errors.push('defaultFlow: must be "device-code" (the only flow entratool supports)');
   }
+  const expected = record.expect === undefined ? undefined : validateExpect(record.expect);
+  if (expected?.ok === false) errors.push(...expected.errors);
   for (const key of Object.keys(record)) {
     if (!PROFILE_FIELDS.has(key)) errors.push(`${key}: unknown field`);
   }
@@ -77,6 +86,8 @@ export function validateProfile(input: unknown): ProfileValidation {
       scopes: [...(scopes as string[])],
       authorityHost: host,
       defaultFlow: "device-code",
+      // Absent rather than undefined, so that the file and `list-profiles --output json` omit it.
+      ...(expected?.ok ? { expect: expected.expect } : {}),
     },
   };
 }

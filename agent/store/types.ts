@@ -12,6 +12,22 @@ export interface Profile {
   /** e.g. `https://login.microsoftonline.com`; sovereign clouds have other hosts. No trailing slash. */
   readonly authorityHost: string;
   readonly defaultFlow: "device-code";
+  /** Which accounts may sign in to this profile; any account when absent. See ./expect.ts. */
+  readonly expect?: ProfileExpect;
+}
+
+/**
+ * An account binding: a device set up for one person or one organisation refuses a sign-in by
+ * anyone else (a code typed by the wrong person). At least one of the two is given.
+ */
+export interface ProfileExpect {
+  /** The tenant (directory) the account must be in: a GUID, compared in any case. */
+  readonly tenantId?: string;
+  /**
+   * Who may sign in: a full username (`ada@contoso.com`, compared in any case) or `@contoso.com`
+   * for anyone of that domain. Not empty.
+   */
+  readonly users?: readonly string[];
 }
 
 /** Profiles on disk (`profiles.json`). Validates on read and write; errors are EntraToolError E_CONFIG. */

@@ -168,6 +168,22 @@ describe("JsonProfileStore", () => {
     expect((await store().list()).map((profile) => profile.name)).toEqual(["lab"]);
   });
 
+  it("keeps an account binding (expect), and reports a bad one in the file with its path", async () => {
+    const expectRule = { tenantId: valid.tenantId, users: ["ada@contoso.com", "@contoso.com"] };
+    await store().create({ ...valid, expect: expectRule });
+    expect(await store().get("work")).toEqual({ ...valid, expect: expectRule });
+    expect(JSON.parse(await readFile(file, "utf8")).profiles[0].expect).toEqual(expectRule);
+
+    await writeFile(
+      file,
+      JSON.stringify({ version: 1, profiles: [{ ...valid, expect: { users: ["ada"] } }] }),
+    );
+    await expect(store().list()).rejects.toMatchObject({
+      code: "E_CONFIG",
+      message: expect.stringContaining("profiles[0].expect.users[0]: must be a username"),
+    });
+  });
+
   it("normalises the authority host on create", async () => {
     await store().create({ ...valid, authorityHost: "https://login.microsoftonline.com/" });
     expect((await store().get("work"))?.authorityHost).toBe("https://login.microsoftonline.com");
