@@ -105,6 +105,73 @@ describe.concurrent("create-profile", () => {
     expect(await profilesJson(box)).toEqual([]);
   });
 
+  it("--expect-tenant and --expect-user bind the profile to accounts, shown by list-profiles --output json", async () => {
+    const box = boxFor(emulator());
+    const result = await run(
+      [
+        "create-profile",
+        "--name",
+        "kiosk",
+        "--tenant-id",
+        DEFAULT_TENANT_ID,
+        "--client-id",
+        DEMO_CLIENT_ID,
+        "--expect-tenant",
+        DEFAULT_TENANT_ID,
+        "--expect-user",
+        "ada@contoso.com, @fabrikam.com",
+        "--expect-user=Bob@Contoso.com",
+      ],
+      box,
+    );
+    expect(result).toMatchObject({ code: 0, stdout: "Profile 'kiosk' created.\n", stderr: "" });
+    expect(await profilesJson(box)).toEqual([
+      expect.objectContaining({
+        name: "kiosk",
+        expect: {
+          tenantId: DEFAULT_TENANT_ID,
+          users: ["ada@contoso.com", "@fabrikam.com", "Bob@Contoso.com"],
+        },
+      }),
+    ]);
+    // Without the flags there is no rule, and no `expect` key.
+    await createProfile(box, "open");
+    expect((await profilesJson(box))[1]).not.toHaveProperty("expect");
+  });
+
+  it("invalid --expect-tenant and --expect-user are exit 2 naming both flags in one sentence", async () => {
+    const box = boxFor(emulator());
+    const result = await run(
+      [
+        "create-profile",
+        "--name",
+        "kiosk",
+        "--tenant-id",
+        "organizations",
+        "--client-id",
+        DEMO_CLIENT_ID,
+        "--expect-tenant",
+        "contoso.onmicrosoft.com",
+        "--expect-user",
+        "ada,@contoso.com",
+      ],
+      box,
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      "Invalid profile: --expect-tenant: must be the tenant's id, a GUID; --expect-user[0]: must be a username such as ada@contoso.com, or @contoso.com for anyone of that domain.\n",
+    );
+    expect(await profilesJson(box)).toEqual([]);
+  });
+
+  it("--help lists the account binding flags", async () => {
+    const result = await run(["create-profile", "--help"], boxFor(emulator()));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("[--expect-tenant T] [--expect-user U]...");
+    expect(result.stdout).toMatch(/^ {2}--expect-tenant T {4}accept only accounts of this tenant/m);
+    expect(result.stdout).toMatch(/^ {2}--expect-user U {6}accept only this account/m);
+  });
+
   it("the seed's 'Profile Setup' on a terminal asks for what is missing, again when invalid", async () => {
     const box = boxFor(emulator());
     const command = seedBlock("Profile Setup").trim();
