@@ -31,7 +31,12 @@ export interface EncryptedFileAdapterOptions<T> {
   readonly clock: Clock;
   /** Decrypted JSON that fails this is treated like a corrupt file. */
   readonly validate: (value: unknown) => value is T;
+  /** The durable write; writeFileAtomic unless a test hands in one that fails like a full disk. */
+  readonly writeFile?: FileWriter;
 }
+
+/** Writes `data` to `path` with `mode`, atomically and durably, as writeFileAtomic does. */
+export type FileWriter = (path: string, data: Uint8Array, mode: number) => Promise<void>;
 
 /**
  * A lowdb Adapter that keeps one JSON document encrypted in one file (0600, directory 0700),
@@ -99,7 +104,7 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
     }
     try {
       await ensurePrivateDir(dirname(path));
-      await writeFileAtomic(path, file, 0o600);
+      await (this.#options.writeFile ?? writeFileAtomic)(path, file, 0o600);
     } catch (error) {
       throw storeError(path, "write the token store file", error);
     }

@@ -43,7 +43,7 @@ export interface ProfileStore {
 
 /**
  * The encrypted, per-profile MSAL token cache. One instance serves the CLI and (later) the
- * daemon; it keeps no process-global state.
+ * daemon; it keeps no process-global state, and per instance only the caches it could not save.
  */
 export interface TokenStore {
   /** The MSAL cache plugin that loads and saves `profile`'s cache through the encrypted adapter. */
@@ -55,8 +55,22 @@ export interface TokenStore {
    * "signed out"; the authoritative answer is MSAL's read through `cachePlugin` under the lock.
    */
   readCache(profile: string): Promise<string | undefined>;
-  /** Removes every token of `profile` from disk (logout, delete-profile). true when something was removed. */
+  /**
+   * Removes every token of `profile` from disk (logout, delete-profile), and its unsaved cache.
+   * true when something was removed.
+   */
   remove(profile: string): Promise<boolean>;
+  /**
+   * Whether this instance holds a cache of `profile` that MSAL changed (a sign-in, a refresh) but
+   * that could not be saved (a full disk): the plugin keeps it in memory rather than lose tokens
+   * the identity provider already issued, and serves the profile from it.
+   */
+  hasUnsaved(profile: string): boolean;
+  /**
+   * Saves the unsaved cache of `profile`, if any (a no-op otherwise). Throws the E_STORE error
+   * when it still cannot be saved; the cache then stays unsaved.
+   */
+  flush(profile: string): Promise<void>;
 }
 
 /** A held lock. `release` is idempotent. */
