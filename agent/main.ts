@@ -68,6 +68,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     (options) => (require(PINO_MODULE) as typeof PinoModule).createLogger(options),
   );
   const clock = systemClock;
+  const locks = new FlockLockManager({ locksDir: paths.locksDir, clock, logger });
   const tokens = new FileTokenStore({
     tokensDir: paths.tokensDir,
     keyProvider: new FileKeyProvider({
@@ -75,11 +76,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       credentialKeyFile: paths.credentialKeyFile,
       machineIdentity: new MachineIdentity({ logger }),
       logger,
+      tokensDir: paths.tokensDir,
+      locks,
+      clock,
     }),
     logger,
     clock,
   });
-  const locks = new FlockLockManager({ locksDir: paths.locksDir, clock, logger });
   const signIn = new SignInService({
     // A Pi has no real-time clock: until network time, TLS and token expiry cannot be trusted.
     timeSync: new SystemTimeSync({ clock }),
@@ -91,7 +94,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     env,
     loadMsal: () => import(MSAL_MODULE) as Promise<MsalModule>,
   });
-  const profiles = new JsonProfileStore({ file: paths.profilesFile, logger });
+  const profiles = new JsonProfileStore({ file: paths.profilesFile, logger, locks });
 
   const code = await runCli(
     {

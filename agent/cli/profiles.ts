@@ -1,13 +1,22 @@
 import { EntraToolError } from "../core/errors.ts";
 import { validateProfile } from "../store/profiles.ts";
 import type { Lock, Profile } from "../store/types.ts";
-import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
+import {
+  flag,
+  type OptionSpec,
+  outputFormat,
+  type Parsed,
+  parse,
+  stringOption,
+  stringsOption,
+} from "./args.ts";
 import type { CliContext } from "./context.ts";
 
 export const DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com";
 
 export const CREATE_PROFILE_HELP = `Usage: entratool create-profile --name N --tenant-id T --client-id C [--scope S]...
                                [--authority-host URL] [--default-flow device-code]
+                               [--expect-tenant T] [--expect-user U]...
 
 Saves a profile: which app registration to sign in to, in which tenant, with which permissions.
 On a terminal, missing values are asked for; without one, a missing flag is an error.
@@ -19,6 +28,10 @@ On a terminal, missing values are asked for; without one, a missing flag is an e
   --authority-host URL default $ENTRATOOL_AUTHORITY_HOST, else ${DEFAULT_AUTHORITY_HOST}
                        (sovereign clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn)
   --default-flow F     device-code (the only flow)
+  --expect-tenant T    accept only accounts of this tenant (its id, a GUID)
+  --expect-user U      accept only this account (ada@contoso.com, any case) or anyone of a
+                       domain (@contoso.com); repeat, or separate with spaces or commas
+                       A sign-in by anyone else is refused.
 `;
 
 export const LIST_PROFILES_HELP = `Usage: entratool list-profiles [--output json]
@@ -110,11 +123,23 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   scopes: "--scope",
   authorityHost: "--authority-host",
   defaultFlow: "--default-flow",
+  expect: "--expect-tenant/--expect-user",
+  "expect.tenantId": "--expect-tenant",
+  "expect.users": "--expect-user",
 };
 
 /** Validation messages start with the field; on the command line the flag is what the user knows. */
 function asFlags(errors: readonly string[]): string[] {
-  return errors.map((error) => error.replace(/^(\w+)(?=[:[])/, (field) => FLAG_OF[field] ?? field));
+  return errors.map((error) => error.replace(/^([\w.]+)(?=[:[])/, (field) => FLAG_OF[field] ?? field));
+}
+
+/** `--expect-user` values: each may be a list separated by spaces or commas. */
+function expectedUsers(parsed: Parsed): string[] | undefined {
+  const values = parsed.values["expect-user"];
+  if (values === undefined) return undefined;
+  return (Array.isArray(values) ? values : [String(values)])
+    .flatMap((value) => value.split(/[\s,]+/))
+    .filter((value) => value.length > 0);
 }
 
 function errorsFor(candidate: Record<string, unknown>, key: string): string[] {
@@ -130,6 +155,8 @@ export async function createProfileCommand(ctx: CliContext, argv: readonly strin
     scope: { type: "string", multiple: true },
     "authority-host": { type: "string" },
     "default-flow": { type: "string" },
+    "expect-tenant": { type: "string" },
+    "expect-user": { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
   } satisfies OptionSpec);
   if (flag(parsed, "help")) {
@@ -145,6 +172,14 @@ export async function createProfileCommand(ctx: CliContext, argv: readonly strin
     ).replace(/\/+$/, ""),
     defaultFlow: stringOption(parsed, "default-flow") ?? "device-code",
   };
+  const expectTenant = stringOption(parsed, "expect-tenant");
+  const expectUsers = expectedUsers(parsed);
+  if (expectTenant !== undefined || expectUsers !== undefined) {
+    candidate.expect = {
+      ...(expectTenant === undefined ? {} : { tenantId: expectTenant }),
+      ...(expectUsers === undefined ? {} : { users: expectUsers }),
+    };
+  }
   let asked = false;
   for (const field of REQUIRED) {
     const given = stringOption(parsed, field.flag);

@@ -1,10 +1,12 @@
-import { constants } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { chmod, type FileHandle, link, mkdir, open, rename, stat, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { EntraToolError } from "./errors.ts";
 
 /*
  * Durable file primitives for the store. They throw Node's own errors (with `code` such as EACCES
- * and `path`); callers turn them into EntraToolErrors that say which file and what to fix.
+ * and `path`); callers turn them into EntraToolErrors that say which file and what to fix. The one
+ * exception is ensurePrivateDir's refusal of a shared directory, which is already that sentence.
  */
 
 const PRIVATE_DIR_MODE = 0o700;
@@ -107,13 +109,63 @@ export async function createFileExclusive(
 }
 
 /**
- * `mkdir -p` where every directory created gets 0700, and the leaf gets 0700 even when it existed
- * with another mode (existing parents are left alone: they may be shared, like ~/.local/state).
- * The chmod is skipped when the mode is already right, so a directory owned by root with 0700
- * (a systemd StateDirectory) needs no privilege.
+ * `mkdir -p` for a directory that will hold private files. Every directory it creates gets 0700
+ * (whatever the umask). A directory that already exists is never chmod'ed: it may be shared or
+ * someone else's (a systemd StateDirectory, ~/.local/state), and only its owner should change it.
+ *
+ * The nearest existing directory (`path` itself when it exists, else the deepest existing
+ * ancestor, in which the new ones are created) must not be writable by group or others: anyone who
+ * can write there can replace or pre-create what we put in it. Such a directory (a shared 1777
+ * one given as ENTRATOOL_HOME or STATE_DIRECTORY) is refused with E_STORE. Directories above it
+ * (/, /home, /tmp) are not ours to judge.
  */
 export async function ensurePrivateDir(path: string): Promise<void> {
-  await mkdir(path, { recursive: true, mode: PRIVATE_DIR_MODE });
-  const info = await stat(path);
-  if ((info.mode & 0o777) !== PRIVATE_DIR_MODE) await chmod(path, PRIVATE_DIR_MODE);
+  const missing: string[] = [];
+  let existing = resolve(path);
+  for (;;) {
+    const info = await statIfExists(existing);
+    if (info !== undefined) {
+      assertUsableDir(existing, info);
+      break;
+    }
+    const parent = dirname(existing);
+    // The root always exists; reaching it without a stat means something odd: let mkdir say what.
+    if (parent === existing) break;
+    missing.unshift(existing);
+    existing = parent;
+  }
+  for (const dir of missing) {
+    try {
+      await mkdir(dir, { mode: PRIVATE_DIR_MODE });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // Another process (of ours, most likely) made it in between: judge it as any existing one.
+      assertUsableDir(dir, await stat(dir));
+      continue;
+    }
+    // Ours: the umask may have taken bits off the mode.
+    if (((await stat(dir)).mode & 0o777) !== PRIVATE_DIR_MODE) await chmod(dir, PRIVATE_DIR_MODE);
+  }
+}
+
+async function statIfExists(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+function assertUsableDir(path: string, info: Stats): void {
+  if (!info.isDirectory()) {
+    throw Object.assign(new Error(`${path} is not a directory`), { code: "ENOTDIR", path });
+  }
+  if ((info.mode & 0o022) !== 0) {
+    const mode = (info.mode & 0o7777).toString(8).padStart(4, "0");
+    throw new EntraToolError("E_STORE", {
+      message: `The directory ${path} can be written by other users (mode ${mode}), so entratool will not keep its files there: make it private to this user ('chmod go-w ${path}') or set ENTRATOOL_HOME to a directory of its own.`,
+      details: { path, mode },
+    });
+  }
 }

@@ -1,11 +1,12 @@
 import type { BigIntStats } from "node:fs";
-import { type FileHandle, open, rename, stat } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Adapter } from "lowdb";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
 
@@ -26,11 +27,16 @@ export interface EncryptedFileAdapterOptions<T> {
   readonly path: string;
   readonly keyProvider: KeyProvider;
   readonly logger: Logger;
-  /** Names the set-aside file (`<path>.corrupt-<time>`). */
+  /** Names the set-aside file (`<path>.corrupt-<time>`, see core/set-aside.ts). */
   readonly clock: Clock;
   /** Decrypted JSON that fails this is treated like a corrupt file. */
   readonly validate: (value: unknown) => value is T;
+  /** The durable write; writeFileAtomic unless a test hands in one that fails like a full disk. */
+  readonly writeFile?: FileWriter;
 }
+
+/** Writes `data` to `path` with `mode`, atomically and durably, as writeFileAtomic does. */
+export type FileWriter = (path: string, data: Uint8Array, mode: number) => Promise<void>;
 
 /**
  * A lowdb Adapter that keeps one JSON document encrypted in one file (0600, directory 0700),
@@ -38,9 +44,9 @@ export interface EncryptedFileAdapterOptions<T> {
  *
  * Contract of `read()`: the document, or null when there is none *or it cannot be used*
  * (truncated, garbage, wrong key: written on another machine or with another key, invalid JSON,
- * fails `validate`). An unusable file is renamed aside to `<path>.corrupt-<time>` and a warning is
- * logged (path and reason only, never content), so null means "signed out" and the next write
- * starts afresh. Only I/O failures (EACCES, EIO, ...) throw, as E_STORE naming the path.
+ * fails `validate`). An unusable file is renamed aside to `<path>.corrupt-<time>` (core/set-aside.ts:
+ * only the newest few copies are kept) and a warning is logged (path and reason only, never
+ * content), so null means "signed out" and the next write starts afresh. Only I/O failures (EACCES, EIO, ...) throw, as E_STORE naming the path.
  *
  * `read()` is safe without a lock (a lock-free fast path uses it while another process may write):
  * writers replace the file atomically, and a file is set aside only while the path still names the
@@ -98,7 +104,7 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
     }
     try {
       await ensurePrivateDir(dirname(path));
-      await writeFileAtomic(path, file, 0o600);
+      await (this.#options.writeFile ?? writeFileAtomic)(path, file, 0o600);
     } catch (error) {
       throw storeError(path, "write the token store file", error);
     }
@@ -127,15 +133,14 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
       );
       return;
     }
-    const stamp = new Date(clock.now()).toISOString().replaceAll(":", "-");
-    const aside = `${path}.corrupt-${stamp}`;
+    let aside: string | undefined;
     try {
-      await rename(path, aside);
+      aside = await setAside(path, { clock });
     } catch (error) {
-      // Someone else (another process reading at the same time) already moved it: nothing to do.
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
       throw storeError(path, "set aside the token store file", error);
     }
+    // Someone else (another process reading at the same time) already moved it: nothing to do.
+    if (aside === undefined) return;
     logger.warn(
       { path, movedTo: aside, reason },
       "Unusable token store file set aside; the profile is signed out",

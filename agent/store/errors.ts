@@ -1,4 +1,4 @@
-import { EntraToolError } from "../core/errors.ts";
+import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 
 /** Also said for system files (/etc/machine-id), which the user only needs to be able to read. */
 const PERMISSION_FIX =
@@ -37,9 +37,11 @@ const GENERAL_FIX =
  * The one E_STORE error for a failed file operation of the store: a sentence that names what was
  * attempted on which path, the errno code, and the fix for that code. `action` reads after
  * "Cannot", e.g. "read the key file". `cause` (Node's error, or one that carries a `code`) is kept
- * as the error's cause.
+ * as the error's cause. A cause that is already an EntraToolError (a refused shared directory, say)
+ * already says what to do, about the right path: it is returned as it is.
  */
 export function storeError(path: string, action: string, cause: unknown): EntraToolError {
+  if (isEntraToolError(cause)) return cause;
   const code = errnoCode(cause);
   const fix = (code === undefined ? undefined : FIXES.get(code)) ?? GENERAL_FIX;
   return new EntraToolError("E_STORE", {

@@ -9,7 +9,7 @@ import { Errno, EWOULDBLOCK, errnoName } from "../linux/errno.ts";
 import { LazyLibc } from "../linux/libc.ts";
 import { storeError } from "./errors.ts";
 import { assertValidName } from "./names.ts";
-import type { Lock, LockManager, LockOptions } from "./types.ts";
+import type { DirectoryLocks, Lock, LockManager, LockOptions } from "./types.ts";
 
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
@@ -39,10 +39,14 @@ export interface FlockLockManagerOptions {
  * Two acquires in one process conflict too (each opens the file anew), so they serialise.
  * Waiting polls with LOCK_NB every `pollMs` on the injected clock, which keeps it abortable.
  *
+ * `lockDirectory` takes the same kind of lock on a directory itself, for the store's own files
+ * (the profiles file, the key file): no lock file is created, and no name can collide with a
+ * profile's, whose locks are files in `locksDir`.
+ *
  * Needs Bun (bun:ffi). libc is opened on the first acquire, per instance, so that importing this
  * module costs nothing and works where bun:ffi is absent.
  */
-export class FlockLockManager implements LockManager {
+export class FlockLockManager implements LockManager, DirectoryLocks {
   readonly #options: FlockLockManagerOptions;
   readonly #pollMs: number;
   readonly #libc: LazyLibc;
@@ -62,14 +66,12 @@ export class FlockLockManager implements LockManager {
 
   async acquire(name: string, options: LockOptions = {}): Promise<Lock> {
     assertValidName(name, "lock name");
-    const { signal, onWait } = options;
-    signal?.throwIfAborted();
+    options.signal?.throwIfAborted();
     const libc: Libc = await this.#libc.get();
-    const { locksDir, clock, logger } = this.#options;
-    const path = join(locksDir, `${name}.lock`);
+    const path = join(this.#options.locksDir, `${name}.lock`);
     let fd: number;
     try {
-      await ensurePrivateDir(locksDir);
+      await ensurePrivateDir(this.#options.locksDir);
       // A raw fd, not a FileHandle: Bun throws when a FileHandle is garbage-collected unclosed, and
       // a Lock dropped without release() must keep holding the lock, not crash the process.
       // Node and Bun open with O_CLOEXEC, so a child we spawn does not inherit (and keep) the lock.
@@ -77,6 +79,27 @@ export class FlockLockManager implements LockManager {
     } catch (error) {
       throw storeError(path, "open the lock file", error);
     }
+    return this.#lock(fd, libc, path, name, options);
+  }
+
+  /** The directory must exist (the caller made it with ensurePrivateDir). */
+  async lockDirectory(dir: string, options: LockOptions = {}): Promise<Lock> {
+    options.signal?.throwIfAborted();
+    const libc: Libc = await this.#libc.get();
+    let fd: number;
+    try {
+      // flock(2) needs only an open descriptor, and a directory opens read-only.
+      fd = await openAsync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    } catch (error) {
+      throw storeError(dir, "open the directory to lock", error);
+    }
+    return this.#lock(fd, libc, dir, dir, options);
+  }
+
+  /** Takes the flock on `fd` (closed on failure); `label` names the lock in logs. */
+  async #lock(fd: number, libc: Libc, path: string, label: string, options: LockOptions): Promise<Lock> {
+    const { signal, onWait } = options;
+    const { clock, logger } = this.#options;
     let waited = false;
     try {
       for (;;) {
@@ -91,7 +114,7 @@ export class FlockLockManager implements LockManager {
         }
         if (!waited) {
           waited = true;
-          logger.info({ lock: name }, "Lock is busy (held by another operation); waiting");
+          logger.info({ lock: label }, "Lock is busy (held by another operation); waiting");
           onWait?.();
         }
         await clock.sleep(this.#pollMs, signal);
@@ -100,8 +123,8 @@ export class FlockLockManager implements LockManager {
       await closeAsync(fd).catch(() => undefined);
       throw error;
     }
-    logger.debug({ lock: name }, "Lock acquired");
-    return new FlockLock(fd, libc, logger, name);
+    logger.debug({ lock: label }, "Lock acquired");
+    return new FlockLock(fd, libc, logger, label);
   }
 }
 

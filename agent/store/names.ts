@@ -14,6 +14,9 @@ export const NAME_PATTERN: RegExp = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  */
 export const GUID: RegExp = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A DNS name with at least two labels and an alphabetic TLD, e.g. contoso.onmicrosoft.com. */
+export const DOMAIN: RegExp = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+
 export const NAME_RULE =
   "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. 'work' or 'lab-pi')";
 

@@ -1,20 +1,27 @@
-import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { EntraToolError } from "../core/errors.ts";
+import { MAX_CONFIG_FILE_BYTES, readFileCapped } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { SerialQueue } from "../core/serial.ts";
 import { storeError } from "./errors.ts";
-import { GUID, isValidName, NAME_RULE } from "./names.ts";
-import type { Profile, ProfileStore } from "./types.ts";
+import { validateExpect } from "./expect.ts";
+import { DOMAIN, GUID, isValidName, NAME_RULE } from "./names.ts";
+import type { DirectoryLocks, Profile, ProfileStore } from "./types.ts";
 
 export type ProfileValidation =
   | { readonly ok: true; readonly profile: Profile }
   | { readonly ok: false; readonly errors: readonly string[] };
 
-const PROFILE_FIELDS = new Set(["name", "tenantId", "clientId", "scopes", "authorityHost", "defaultFlow"]);
-/** A DNS name with at least two labels and an alphabetic TLD, e.g. contoso.onmicrosoft.com. */
-const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+const PROFILE_FIELDS = new Set([
+  "name",
+  "tenantId",
+  "clientId",
+  "scopes",
+  "authorityHost",
+  "defaultFlow",
+  "expect",
+]);
 const TENANT_ALIASES = new Set(["organizations", "common", "consumers"]);
 
 /**
@@ -63,6 +70,8 @@ export function validateProfile(input: unknown): ProfileValidation {
   if (defaultFlow !== "device-code") {
     errors.push('defaultFlow: must be "device-code" (the only flow entratool supports)');
   }
+  const expected = record.expect === undefined ? undefined : validateExpect(record.expect);
+  if (expected?.ok === false) errors.push(...expected.errors);
   for (const key of Object.keys(record)) {
     if (!PROFILE_FIELDS.has(key)) errors.push(`${key}: unknown field`);
   }
@@ -77,6 +86,8 @@ export function validateProfile(input: unknown): ProfileValidation {
       scopes: [...(scopes as string[])],
       authorityHost: host,
       defaultFlow: "device-code",
+      // Absent rather than undefined, so that the file and `list-profiles --output json` omit it.
+      ...(expected?.ok ? { expect: expected.expect } : {}),
     },
   };
 }
@@ -109,7 +120,12 @@ export interface JsonProfileStoreOptions {
   /** paths.profilesFile. Its directory is created 0700 on the first write. */
   readonly file: string;
   readonly logger: Logger;
+  /** Every change is a read-modify-write under the lock of the file's directory. */
+  readonly locks: DirectoryLocks;
 }
+
+/** A profiles file holds a few hundred bytes a profile; this bounds the memory a bad path can take. */
+export const MAX_PROFILES_FILE_BYTES = MAX_CONFIG_FILE_BYTES;
 
 /** How many problems an E_CONFIG message lists (the rest are counted). */
 const SHOWN_PROBLEMS = 3;
@@ -120,18 +136,21 @@ const SHOWN_PROBLEMS = 3;
  * validation is E_CONFIG naming the file and the first problems, and is left where it is for the
  * user to fix (unlike the token store, it is not set aside).
  *
- * Operations of one instance run one after another; two processes editing profiles at the same
- * moment are not coordinated (a caller that needs it holds a LockManager lock around them).
+ * Operations of one instance run one after another, and every change (create, delete) reads,
+ * changes and replaces the file holding the lock of its directory, so changes made by several
+ * processes at once are all kept. Reads take no lock: the file is replaced atomically.
  */
 export class JsonProfileStore implements ProfileStore {
   readonly #file: string;
   readonly #logger: Logger;
-  /** Serialises read-modify-write operations of this instance. */
+  readonly #locks: DirectoryLocks;
+  /** Serialises the operations of this instance (the lock serialises processes). */
   readonly #queue = new SerialQueue();
 
   constructor(options: JsonProfileStoreOptions) {
     this.#file = options.file;
     this.#logger = options.logger;
+    this.#locks = options.locks;
   }
 
   list(): Promise<Profile[]> {
@@ -151,34 +170,64 @@ export class JsonProfileStore implements ProfileStore {
           details: { errors: checked.errors },
         });
       }
-      const profiles = await this.#read();
-      if (profiles.some((existing) => existing.name === checked.profile.name)) {
-        throw new EntraToolError("E_PROFILE_EXISTS", {
-          message: `A profile named '${checked.profile.name}' already exists. Delete it first or choose another name.`,
-        });
-      }
-      await this.#write([...profiles, checked.profile]);
+      await this.#underLock(async () => {
+        const profiles = await this.#read();
+        if (profiles.some((existing) => existing.name === checked.profile.name)) {
+          throw new EntraToolError("E_PROFILE_EXISTS", {
+            message: `A profile named '${checked.profile.name}' already exists. Delete it first or choose another name.`,
+          });
+        }
+        await this.#write([...profiles, checked.profile]);
+      });
       this.#logger.info({ profile: checked.profile.name }, "Profile created");
     });
   }
 
   delete(name: string): Promise<boolean> {
     return this.#queue.run(async () => {
-      const profiles = await this.#read();
-      const remaining = profiles.filter((profile) => profile.name !== name);
-      if (remaining.length === profiles.length) return false;
-      await this.#write(remaining);
-      this.#logger.info({ profile: name }, "Profile deleted");
-      return true;
+      // Nothing to delete needs no lock, and must not create the directory for it.
+      if (!(await this.#read()).some((profile) => profile.name === name)) return false;
+      const deleted = await this.#underLock(async () => {
+        const profiles = await this.#read();
+        const remaining = profiles.filter((profile) => profile.name !== name);
+        if (remaining.length === profiles.length) return false;
+        await this.#write(remaining);
+        return true;
+      });
+      if (deleted) this.#logger.info({ profile: name }, "Profile deleted");
+      return deleted;
     });
+  }
+
+  /** Runs a read-modify-write of the file holding its directory's lock (made 0700 when missing). */
+  async #underLock<T>(change: () => Promise<T>): Promise<T> {
+    const dir = dirname(this.#file);
+    try {
+      await ensurePrivateDir(dir);
+    } catch (error) {
+      throw storeError(dir, "create the configuration directory", error);
+    }
+    const lock = await this.#locks.lockDirectory(dir);
+    try {
+      return await change();
+    } finally {
+      await lock.release();
+    }
   }
 
   async #read(): Promise<Profile[]> {
     let text: string;
     try {
-      text = await readFile(this.#file, "utf8");
+      text = (await readFileCapped(this.#file, MAX_PROFILES_FILE_BYTES)).toString("utf8");
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return [];
+      if (code === "EFBIG") {
+        throw new EntraToolError("E_CONFIG", {
+          message: `The profiles file ${this.#file} is larger than ${MAX_PROFILES_FILE_BYTES / 1024 / 1024} MiB, more than any profiles file needs: fix it, or remove it to start without profiles.`,
+          details: { file: this.#file, limit: MAX_PROFILES_FILE_BYTES },
+        });
+      }
       throw storeError(this.#file, "read the profiles file", error);
     }
     let parsed: unknown;
@@ -203,7 +252,6 @@ export class JsonProfileStore implements ProfileStore {
   async #write(profiles: readonly Profile[]): Promise<void> {
     const document: ProfilesFile = { version: 1, profiles };
     try {
-      await ensurePrivateDir(dirname(this.#file));
       await writeFileAtomic(this.#file, `${JSON.stringify(document, null, 2)}\n`, 0o600);
     } catch (error) {
       throw storeError(this.#file, "write the profiles file", error);

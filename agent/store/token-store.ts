@@ -4,7 +4,8 @@ import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import { fsyncDir, isTempFileOf } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
-import { EncryptedFileAdapter } from "./encrypted-adapter.ts";
+import { isSetAsideOf } from "../core/set-aside.ts";
+import { EncryptedFileAdapter, type FileWriter } from "./encrypted-adapter.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
 import { assertValidName } from "./names.ts";
@@ -35,6 +36,8 @@ export interface FileTokenStoreOptions {
   readonly keyProvider: KeyProvider;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** The durable write of a token file; writeFileAtomic unless a test simulates a full disk. */
+  readonly writeFile?: FileWriter;
 }
 
 /**
@@ -46,6 +49,13 @@ export interface FileTokenStoreOptions {
  * is gone from disk (not just superseded). Nothing is cached here between MSAL's accesses: each
  * `beforeCacheAccess` reads the disk, so a logout or refresh by another process is seen.
  *
+ * Except when a save fails. Refresh tokens are single use: once the identity provider answered a
+ * refresh, the old one on disk is dead, and the answer must not be lost because the disk is full.
+ * So `afterCacheAccess` never throws (msal-node would drop the result): the cache it could not save
+ * is kept as the profile's unsaved cache, one warning is logged, and this instance serves that
+ * profile from the unsaved copy (`beforeCacheAccess`, `readCache`) until a save succeeds: on the
+ * next access of MSAL, or `flush`. Other processes still see the file, which is stale meanwhile.
+ *
  * Contracts for callers:
  * - Cross-process read-modify-write races are not handled here: hold the profile's lock
  *   (LockManager) around a sign-in, refresh or logout.
@@ -56,6 +66,8 @@ export interface FileTokenStoreOptions {
  */
 export class FileTokenStore implements TokenStore {
   readonly #options: FileTokenStoreOptions;
+  /** Profile → MSAL's serialized cache that could not be saved (see the class comment). */
+  readonly #unsaved = new Map<string, string>();
 
   constructor(options: FileTokenStoreOptions) {
     this.#options = options;
@@ -64,9 +76,14 @@ export class FileTokenStore implements TokenStore {
   /** Throws E_CONFIG for an invalid profile name, before any path is built. */
   cachePlugin(profile: string): ICachePlugin {
     const adapter = this.#adapter(profile);
-    const logger = this.#options.logger;
     return {
       beforeCacheAccess: async (context: TokenCacheContext): Promise<void> => {
+        const unsaved = this.#unsaved.get(profile);
+        if (unsaved !== undefined) {
+          // Newer than the file, which may hold a refresh token already redeemed.
+          context.tokenCache.deserialize(unsaved);
+          return;
+        }
         // A fresh Low per access: Low.read() keeps the previous data when the file is absent.
         const { Low } = await import("lowdb");
         const db = new Low<TokenCacheDocument>(adapter, { version: 1, msalCache: "" });
@@ -76,21 +93,65 @@ export class FileTokenStore implements TokenStore {
         if (db.data.msalCache !== "") context.tokenCache.deserialize(db.data.msalCache);
       },
       afterCacheAccess: async (context: TokenCacheContext): Promise<void> => {
-        if (!context.cacheHasChanged) return;
-        const { Low } = await import("lowdb");
-        const db = new Low<TokenCacheDocument>(adapter, {
-          version: 1,
-          msalCache: context.tokenCache.serialize(),
-        });
-        await db.write();
-        logger.debug({ profile, path: adapter.path }, "Token cache saved");
+        const pending = this.#unsaved.has(profile);
+        // An unsaved cache is saved at the next access, changed or not.
+        if (!context.cacheHasChanged && !pending) return;
+        await this.#save(profile, adapter, context.tokenCache.serialize(), pending);
       },
     };
   }
 
   async readCache(profile: string): Promise<string | undefined> {
-    const document = await this.#adapter(profile).read();
+    const adapter = this.#adapter(profile);
+    const unsaved = this.#unsaved.get(profile);
+    if (unsaved !== undefined) return unsaved;
+    const document = await adapter.read();
     return document && document.msalCache !== "" ? document.msalCache : undefined;
+  }
+
+  hasUnsaved(profile: string): boolean {
+    return this.#unsaved.has(profile);
+  }
+
+  async flush(profile: string): Promise<void> {
+    const adapter = this.#adapter(profile);
+    const unsaved = this.#unsaved.get(profile);
+    if (unsaved === undefined) return;
+    await adapter.write({ version: 1, msalCache: unsaved });
+    // Unless an access of MSAL put a newer one there while this was written.
+    if (this.#unsaved.get(profile) === unsaved) this.#unsaved.delete(profile);
+    this.#options.logger.info({ profile, path: adapter.path }, "Unsaved token cache saved");
+  }
+
+  /** Never throws: a cache that cannot be saved is kept as the profile's unsaved cache. */
+  async #save(
+    profile: string,
+    adapter: EncryptedFileAdapter<TokenCacheDocument>,
+    msalCache: string,
+    pending: boolean,
+  ): Promise<void> {
+    const { logger } = this.#options;
+    try {
+      const { Low } = await import("lowdb");
+      await new Low<TokenCacheDocument>(adapter, { version: 1, msalCache }).write();
+    } catch (error) {
+      this.#unsaved.set(profile, msalCache);
+      const code = errorCode(error);
+      const fields = { profile, path: adapter.path, code, reason: (error as Error).message };
+      // Said once, when the profile's tokens stop being saved, not at every access after.
+      if (pending) {
+        logger.debug(fields, "Token cache still not saved; kept in memory");
+      } else {
+        logger.warn(
+          fields,
+          `The tokens of profile '${profile}' could not be saved to ${adapter.path} (${code}); they are kept in memory and saving will be tried again.`,
+        );
+      }
+      return;
+    }
+    this.#unsaved.delete(profile);
+    if (pending) logger.info({ profile, path: adapter.path }, "Unsaved token cache saved");
+    else logger.debug({ profile, path: adapter.path }, "Token cache saved");
   }
 
   /**
@@ -100,21 +161,19 @@ export class FileTokenStore implements TokenStore {
   async remove(profile: string): Promise<boolean> {
     const path = this.#path(profile);
     const { tokensDir } = this.#options;
+    const dropped = this.#unsaved.delete(profile);
     let entries: string[];
     try {
       entries = await readdir(tokensDir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return dropped;
       throw storeError(tokensDir, "read the token directory", error);
     }
     const name = basename(path);
-    const corrupt = new RegExp(
-      `^${escapeRegExp(name)}\\.corrupt-\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}\\.\\d{3}Z$`,
-    );
     const doomed = entries.filter(
-      (entry) => entry === name || corrupt.test(entry) || isTempFileOf(path, entry),
+      (entry) => entry === name || isSetAsideOf(path, entry) || isTempFileOf(path, entry),
     );
-    let removed = false;
+    let removed = dropped;
     for (const entry of doomed) {
       try {
         await unlink(join(tokensDir, entry));
@@ -147,10 +206,15 @@ export class FileTokenStore implements TokenStore {
       logger: this.#options.logger,
       clock: this.#options.clock,
       validate: isTokenCacheDocument,
+      ...(this.#options.writeFile === undefined ? {} : { writeFile: this.#options.writeFile }),
     });
   }
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** The errno code an E_STORE error was made from (ENOSPC, EIO...), or its own code. */
+function errorCode(error: unknown): string {
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  if (typeof cause?.code === "string") return cause.code;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? code : "error";
 }

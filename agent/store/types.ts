@@ -12,6 +12,22 @@ export interface Profile {
   /** e.g. `https://login.microsoftonline.com`; sovereign clouds have other hosts. No trailing slash. */
   readonly authorityHost: string;
   readonly defaultFlow: "device-code";
+  /** Which accounts may sign in to this profile; any account when absent. See ./expect.ts. */
+  readonly expect?: ProfileExpect;
+}
+
+/**
+ * An account binding: a device set up for one person or one organisation refuses a sign-in by
+ * anyone else (a code typed by the wrong person). At least one of the two is given.
+ */
+export interface ProfileExpect {
+  /** The tenant (directory) the account must be in: a GUID, compared in any case. */
+  readonly tenantId?: string;
+  /**
+   * Who may sign in: a full username (`ada@contoso.com`, compared in any case) or `@contoso.com`
+   * for anyone of that domain. Not empty.
+   */
+  readonly users?: readonly string[];
 }
 
 /** Profiles on disk (`profiles.json`). Validates on read and write; errors are EntraToolError E_CONFIG. */
@@ -27,7 +43,7 @@ export interface ProfileStore {
 
 /**
  * The encrypted, per-profile MSAL token cache. One instance serves the CLI and (later) the
- * daemon; it keeps no process-global state.
+ * daemon; it keeps no process-global state, and per instance only the caches it could not save.
  */
 export interface TokenStore {
   /** The MSAL cache plugin that loads and saves `profile`'s cache through the encrypted adapter. */
@@ -39,8 +55,22 @@ export interface TokenStore {
    * "signed out"; the authoritative answer is MSAL's read through `cachePlugin` under the lock.
    */
   readCache(profile: string): Promise<string | undefined>;
-  /** Removes every token of `profile` from disk (logout, delete-profile). true when something was removed. */
+  /**
+   * Removes every token of `profile` from disk (logout, delete-profile), and its unsaved cache.
+   * true when something was removed.
+   */
   remove(profile: string): Promise<boolean>;
+  /**
+   * Whether this instance holds a cache of `profile` that MSAL changed (a sign-in, a refresh) but
+   * that could not be saved (a full disk): the plugin keeps it in memory rather than lose tokens
+   * the identity provider already issued, and serves the profile from it.
+   */
+  hasUnsaved(profile: string): boolean;
+  /**
+   * Saves the unsaved cache of `profile`, if any (a no-op otherwise). Throws the E_STORE error
+   * when it still cannot be saved; the cache then stays unsaved.
+   */
+  flush(profile: string): Promise<void>;
 }
 
 /** A held lock. `release` is idempotent. */
@@ -61,4 +91,15 @@ export interface LockOptions {
  */
 export interface LockManager {
   acquire(name: string, options?: LockOptions): Promise<Lock>;
+}
+
+/**
+ * Exclusive, cross-process locks on a directory itself, for read-modify-writes of the store's own
+ * files in it (the profiles file, the key file). Like LockManager's, a killed holder cannot leave
+ * one behind. Held for a few file operations only, with no other lock taken meanwhile (a profile's
+ * lock may be held around one, never the other way round), so they cannot deadlock.
+ */
+export interface DirectoryLocks {
+  /** `dir` must exist. */
+  lockDirectory(dir: string, options?: LockOptions): Promise<Lock>;
 }

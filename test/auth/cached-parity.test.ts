@@ -10,6 +10,8 @@ function msalOnly(store: TokenStore): TokenStore {
     cachePlugin: (profile) => store.cachePlugin(profile),
     remove: (profile) => store.remove(profile),
     readCache: async () => undefined,
+    hasUnsaved: (profile) => store.hasUnsaved(profile),
+    flush: (profile) => store.flush(profile),
   };
 }
 

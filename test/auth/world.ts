@@ -5,6 +5,7 @@ import { type ISerializableTokenCache, TokenCacheContext } from "@azure/msal-nod
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
 import type { FetchLike } from "../../agent/auth/network.ts";
 import { SignInService, type SignInServiceDeps, type SignInState } from "../../agent/auth/signin.ts";
+import { systemClock } from "../../agent/core/clock.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
 import type { Env } from "../../agent/core/paths.ts";
 import type { VirtualClock } from "../../agent/core/virtual-clock.ts";
@@ -146,6 +147,15 @@ export class World {
       credentialKeyFile: undefined,
       machineIdentity,
       logger: this.logger,
+      tokensDir: join(this.stateDir, "tokens"),
+      // Real time for the rare wait on the key's directory lock: it must not move the shared clock.
+      locks: new FlockLockManager({
+        locksDir: join(this.stateDir, "locks"),
+        clock: systemClock,
+        logger: this.logger,
+        pollMs: 5,
+      }),
+      clock: this.clock,
     });
     return new FileTokenStore({
       tokensDir: join(this.stateDir, "tokens"),

@@ -327,3 +327,12 @@ export async function signInAgainAfterSetAside(
   expect(String(warnings[0]?.reason)).toMatch(reason);
   return result;
 }
+
+/** The generated key file of a sandbox (ENTRATOOL_HOME). */
+export function keyFile(box: Sandbox): string {
+  return join(box.home, "state", "store.key");
+}
+
+/** The one warning logged when a damaged key file is replaced (see FileKeyProvider). */
+export const KEY_REPLACED =
+  /^The token store key .+ was damaged \(\d+ bytes instead of 32\); it was set aside as /;

@@ -2,7 +2,8 @@
  * The profile commands as a user meets them: on a terminal (a pseudo-terminal, util-linux
  * `script`) and without one, list/delete/logout, and the usage errors of get-token.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { inTerminal, run, start } from "../support/cli.ts";
 import {
@@ -104,6 +105,73 @@ describe.concurrent("create-profile", () => {
     expect(await profilesJson(box)).toEqual([]);
   });
 
+  it("--expect-tenant and --expect-user bind the profile to accounts, shown by list-profiles --output json", async () => {
+    const box = boxFor(emulator());
+    const result = await run(
+      [
+        "create-profile",
+        "--name",
+        "kiosk",
+        "--tenant-id",
+        DEFAULT_TENANT_ID,
+        "--client-id",
+        DEMO_CLIENT_ID,
+        "--expect-tenant",
+        DEFAULT_TENANT_ID,
+        "--expect-user",
+        "ada@contoso.com, @fabrikam.com",
+        "--expect-user=Bob@Contoso.com",
+      ],
+      box,
+    );
+    expect(result).toMatchObject({ code: 0, stdout: "Profile 'kiosk' created.\n", stderr: "" });
+    expect(await profilesJson(box)).toEqual([
+      expect.objectContaining({
+        name: "kiosk",
+        expect: {
+          tenantId: DEFAULT_TENANT_ID,
+          users: ["ada@contoso.com", "@fabrikam.com", "Bob@Contoso.com"],
+        },
+      }),
+    ]);
+    // Without the flags there is no rule, and no `expect` key.
+    await createProfile(box, "open");
+    expect((await profilesJson(box))[1]).not.toHaveProperty("expect");
+  });
+
+  it("invalid --expect-tenant and --expect-user are exit 2 naming both flags in one sentence", async () => {
+    const box = boxFor(emulator());
+    const result = await run(
+      [
+        "create-profile",
+        "--name",
+        "kiosk",
+        "--tenant-id",
+        "organizations",
+        "--client-id",
+        DEMO_CLIENT_ID,
+        "--expect-tenant",
+        "contoso.onmicrosoft.com",
+        "--expect-user",
+        "ada,@contoso.com",
+      ],
+      box,
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      "Invalid profile: --expect-tenant: must be the tenant's id, a GUID; --expect-user[0]: must be a username such as ada@contoso.com, or @contoso.com for anyone of that domain.\n",
+    );
+    expect(await profilesJson(box)).toEqual([]);
+  });
+
+  it("--help lists the account binding flags", async () => {
+    const result = await run(["create-profile", "--help"], boxFor(emulator()));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("[--expect-tenant T] [--expect-user U]...");
+    expect(result.stdout).toMatch(/^ {2}--expect-tenant T {4}accept only accounts of this tenant/m);
+    expect(result.stdout).toMatch(/^ {2}--expect-user U {6}accept only this account/m);
+  });
+
   it("the seed's 'Profile Setup' on a terminal asks for what is missing, again when invalid", async () => {
     const box = boxFor(emulator());
     const command = seedBlock("Profile Setup").trim();
@@ -143,7 +211,79 @@ describe.concurrent("create-profile", () => {
   });
 });
 
+describe("create-profile in many processes at once", () => {
+  const createArgs = (name: string, scope: string): string[] => [
+    "create-profile",
+    "--name",
+    name,
+    "--tenant-id",
+    DEFAULT_TENANT_ID,
+    "--client-id",
+    DEMO_CLIENT_ID,
+    "--scope",
+    scope,
+  ];
+
+  it("ten runs with ten names: every run says created and all ten profiles are there", async () => {
+    const box = boxFor(emulator());
+    const names = Array.from({ length: 10 }, (_, index) => `pi-${index}`);
+    const results = await Promise.all(names.map((name) => run(createArgs(name, "User.Read"), box)));
+    for (const [index, result] of results.entries()) {
+      expect(result).toMatchObject({ code: 0, stdout: `Profile '${names[index]}' created.\n`, stderr: "" });
+    }
+    const listed = await run(["list-profiles"], box);
+    expect(listed.stdout.split("\n").filter(Boolean).sort()).toEqual([...names].sort());
+    expectPrivateTree(box.home);
+  });
+
+  it("ten runs with five names, twice each: one of each pair is created, the other is exit 2 E_PROFILE_EXISTS", async () => {
+    const box = boxFor(emulator());
+    const names = Array.from({ length: 5 }, (_, index) => `dup-${index}`);
+    const runs = names.flatMap((name) => [
+      { name, scope: "first" },
+      { name, scope: "second" },
+    ]);
+    const results = await Promise.all(runs.map(({ name, scope }) => run(createArgs(name, scope), box)));
+    for (const name of names) {
+      const mine = results.filter((_, index) => runs[index]?.name === name);
+      expect(mine.map((result) => result.code).sort()).toEqual([0, 2]);
+      expect(mine.find((result) => result.code === 0)?.stdout).toBe(`Profile '${name}' created.\n`);
+      expect(mine.find((result) => result.code === 2)).toMatchObject({
+        stdout: "",
+        stderr: `A profile named '${name}' already exists. Delete it first or choose another name.\n`,
+      });
+    }
+    const profiles = await profilesJson(box);
+    expect(profiles.map((profile) => profile.name).sort()).toEqual(names);
+    // The one kept is the one whose run said "created".
+    for (const profile of profiles) {
+      const winner = runs.find(({ name }, index) => name === profile.name && results[index]?.code === 0);
+      expect(profile.scopes).toEqual([winner?.scope]);
+    }
+  });
+});
+
 describe.concurrent("list-profiles, delete-profile, logout", () => {
+  it("a profiles file that is endless (a link to /dev/zero) fails at once with exit 2 naming it and the limit", async () => {
+    const box = boxFor(emulator());
+    const config = join(box.home, "config");
+    mkdirSync(config, { recursive: true, mode: 0o700 });
+    const file = join(config, "profiles.json");
+    symlinkSync("/dev/zero", file);
+    for (const args of [
+      ["list-profiles"],
+      ["get-token"],
+      ["create-profile", "--name", "x", "--tenant-id", "common", "--client-id", DEMO_CLIENT_ID],
+    ]) {
+      const result = await run(args, box);
+      expect(result).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: `The profiles file ${file} is larger than 1 MiB, more than any profiles file needs: fix it, or remove it to start without profiles.\n`,
+      });
+    }
+  });
+
   it("list-profiles prints names (text) or the profiles (json)", async () => {
     const box = boxFor(emulator());
     expect(await run(["list-profiles"], box)).toMatchObject({ code: 0, stdout: "", stderr: "" });

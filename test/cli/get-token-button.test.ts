@@ -30,7 +30,11 @@ async function withButton(
   w: World,
   react: (state: SignInState, press: (action: ButtonAction) => void) => void,
 ) {
-  const profiles = new JsonProfileStore({ file: join(w.dir, "config", "profiles.json"), logger: w.logger });
+  const profiles = new JsonProfileStore({
+    file: join(w.dir, "config", "profiles.json"),
+    logger: w.logger,
+    locks: new FlockLockManager({ locksDir: join(w.stateDir, "locks"), clock: w.clock, logger: w.logger }),
+  });
   await profiles.create(w.profile());
   let listener: ((action: ButtonAction) => void) | undefined;
   const press = (action: ButtonAction): void => queueMicrotask(() => listener?.(action));

@@ -83,20 +83,58 @@ describe("ensurePrivateDir", () => {
     expect(await modeOf(leaf)).toBe(0o700);
   });
 
-  it("tightens an existing leaf to 0700 and leaves its existing parent alone", async () => {
-    const parent = join(dir, "shared");
-    const leaf = join(parent, "private");
-    await mkdir(leaf, { recursive: true });
-    await chmod(parent, 0o755);
-    await chmod(leaf, 0o755);
-    await ensurePrivateDir(leaf);
+  it("creates the leaf 0700 even under a umask that would take bits off", async () => {
+    const leaf = join(dir, "strict", "leaf");
+    const previous = process.umask(0o277);
+    try {
+      await ensurePrivateDir(leaf);
+    } finally {
+      process.umask(previous);
+    }
+    expect(await modeOf(join(dir, "strict"))).toBe(0o700);
     expect(await modeOf(leaf)).toBe(0o700);
-    expect(await modeOf(parent)).toBe(0o755);
   });
 
-  it("rejects a path that is a file", async () => {
+  it("leaves the mode of existing directories alone: a 0755 leaf and a 0755 parent stay 0755", async () => {
+    const parent = join(dir, "shared");
+    const existingLeaf = join(dir, "existing");
+    await mkdir(parent);
+    await mkdir(existingLeaf);
+    await chmod(parent, 0o755);
+    await chmod(existingLeaf, 0o755);
+    await ensurePrivateDir(join(parent, "private"));
+    await ensurePrivateDir(existingLeaf);
+    expect(await modeOf(parent)).toBe(0o755);
+    expect(await modeOf(join(parent, "private"))).toBe(0o700);
+    expect(await modeOf(existingLeaf)).toBe(0o755);
+  });
+
+  it.each([
+    { mode: 0o1777, shown: "1777" },
+    { mode: 0o770, shown: "0770" },
+    { mode: 0o702, shown: "0702" },
+  ])(
+    "refuses an existing directory of mode $shown with E_STORE and leaves it as it is",
+    async ({ mode, shown }) => {
+      const shared = join(dir, "shared");
+      await mkdir(shared);
+      await chmod(shared, mode);
+      const expected = {
+        code: "E_STORE",
+        message: `The directory ${shared} can be written by other users (mode ${shown}), so entratool will not keep its files there: make it private to this user ('chmod go-w ${shared}') or set ENTRATOOL_HOME to a directory of its own.`,
+      };
+      // Used as it is (a STATE_DIRECTORY), and as the parent of new ones (an ENTRATOOL_HOME).
+      await expect(ensurePrivateDir(shared)).rejects.toMatchObject(expected);
+      await expect(ensurePrivateDir(join(shared, "state", "tokens"))).rejects.toMatchObject(expected);
+      expect((await stat(shared)).mode & 0o7777).toBe(mode);
+      expect(await readdir(shared)).toEqual([]);
+    },
+  );
+
+  it("rejects a path that is a file, or lies under one, with ENOTDIR", async () => {
     const file = join(dir, "file");
     await writeFile(file, "x");
-    await expect(ensurePrivateDir(file)).rejects.toMatchObject({ code: expect.any(String) });
+    await expect(ensurePrivateDir(file)).rejects.toMatchObject({ code: "ENOTDIR" });
+    await expect(ensurePrivateDir(join(file, "below"))).rejects.toMatchObject({ code: "ENOTDIR" });
   });
 });

@@ -4,8 +4,8 @@ import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { EncryptedFileAdapter } from "../../agent/store/encrypted-adapter.ts";
-import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
-import { captureLogger, filesContaining, fixedIdentity, makeTempDir } from "./helpers.ts";
+import type { KeyProvider } from "../../agent/store/key.ts";
+import { captureLogger, filesContaining, keyProvider, makeTempDir } from "./helpers.ts";
 
 interface Doc {
   readonly version: 1;
@@ -62,12 +62,7 @@ describe("EncryptedFileAdapter", () => {
   afterEach(() => cleanup());
 
   const keys = (identity = "machine-a"): KeyProvider =>
-    new FileKeyProvider({
-      keyFile: join(dir, "store.key"),
-      credentialKeyFile: undefined,
-      machineIdentity: fixedIdentity(identity),
-      logger: log.logger,
-    });
+    keyProvider({ keyFile: join(dir, "store.key"), identity, logger: log.logger, clock });
   const adapter = (keyProvider: KeyProvider = keys(), at = path) =>
     new EncryptedFileAdapter<Doc>({ path: at, keyProvider, logger: log.logger, clock, validate: isDoc });
   const asideFiles = async () =>
@@ -124,6 +119,42 @@ describe("EncryptedFileAdapter", () => {
       expect(await adapter().read()).toEqual({ version: 1, secret: "after" });
     });
   }
+
+  it("keeps only the newest 5 set-aside copies of a file that keeps failing, each with its warning", async () => {
+    for (let round = 0; round < 8; round++) {
+      clock.advance(60_000);
+      await mkdir(join(dir, "tokens"), { recursive: true });
+      await writeFile(path, `garbage ${round}, as a failing card leaves it`);
+      expect(await adapter().read()).toBeNull();
+    }
+    const copies = (await asideFiles()).sort();
+    expect(copies).toHaveLength(5);
+    const contents = await Promise.all(copies.map((name) => readFile(join(dir, "tokens", name), "utf8")));
+    expect(contents.map((text) => text.split(",")[0])).toEqual([
+      "garbage 3",
+      "garbage 4",
+      "garbage 5",
+      "garbage 6",
+      "garbage 7",
+    ]);
+    expect(warnings()).toHaveLength(8);
+  });
+
+  it("names a second copy in the same millisecond with a -1 suffix rather than replacing the first", async () => {
+    await mkdir(join(dir, "tokens"), { recursive: true });
+    await writeFile(path, "first garbage");
+    expect(await adapter().read()).toBeNull();
+    await writeFile(path, "second garbage");
+    expect(await adapter().read()).toBeNull();
+    expect((await asideFiles()).sort()).toEqual([
+      "work.cache.corrupt-2026-11-27T12-34-56.789Z",
+      "work.cache.corrupt-2026-11-27T12-34-56.789Z-1",
+    ]);
+    expect(warnings().map((warning) => warning.movedTo)).toEqual([
+      join(dir, "tokens", "work.cache.corrupt-2026-11-27T12-34-56.789Z"),
+      join(dir, "tokens", "work.cache.corrupt-2026-11-27T12-34-56.789Z-1"),
+    ]);
+  });
 
   it("sets aside a file written on another machine (other key) and reads null", async () => {
     await adapter(keys("machine-a")).write({ version: 1, secret: MARKER });

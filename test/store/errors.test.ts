@@ -1,15 +1,14 @@
-import { writeFile } from "node:fs/promises";
+import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ExitCode } from "../../agent/core/errors.ts";
+import { EntraToolError, ExitCode } from "../../agent/core/errors.ts";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { storeError } from "../../agent/store/errors.ts";
-import { FileKeyProvider } from "../../agent/store/key.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { MachineIdentity } from "../../agent/store/machine.ts";
 import { JsonProfileStore } from "../../agent/store/profiles.ts";
 import { FileTokenStore } from "../../agent/store/token-store.ts";
-import { captureLogger, fixedIdentity, makeTempDir } from "./helpers.ts";
+import { captureLogger, keyProvider, makeTempDir } from "./helpers.ts";
 
 const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`failed: ${code}`), { code });
 
@@ -36,6 +35,13 @@ describe("storeError", () => {
     const message = storeError("/s/f", "write the profiles file", errno(code)).message;
     expect(message).toContain(`/s/f (${code}). `);
     expect(message).toMatch(fix);
+  });
+
+  it("returns a cause that is already an EntraToolError as it is: it names its own path and fix", () => {
+    const cause = new EntraToolError("E_STORE", {
+      message: "The directory /s can be written by other users.",
+    });
+    expect(storeError("/s/f", "write the profiles file", cause)).toBe(cause);
   });
 
   it("gives the general advice for an unknown code or a cause without one", () => {
@@ -65,22 +71,21 @@ describe("store I/O failures", () => {
 
   it("reading profiles under a file reports the profiles file", async () => {
     const file = join(blocker, "profiles.json");
-    await expect(new JsonProfileStore({ file, logger: logger() }).list()).rejects.toMatchObject({
+    const locks = new FlockLockManager({
+      locksDir: join(dir, "locks"),
+      clock: new VirtualClock(),
+      logger: logger(),
+    });
+    await expect(new JsonProfileStore({ file, logger: logger(), locks }).list()).rejects.toMatchObject({
       code: "E_STORE",
       message: `Cannot read the profiles file ${file} (ENOTDIR). ${notDir}`,
     });
   });
 
   it("removing tokens from a file reports the token directory", async () => {
-    const keyProvider = new FileKeyProvider({
-      keyFile: join(dir, "store.key"),
-      credentialKeyFile: undefined,
-      machineIdentity: fixedIdentity("m"),
-      logger: logger(),
-    });
     const tokens = new FileTokenStore({
       tokensDir: blocker,
-      keyProvider,
+      keyProvider: keyProvider({ keyFile: join(dir, "store.key"), logger: logger() }),
       logger: logger(),
       clock: new VirtualClock(),
     });
@@ -100,6 +105,24 @@ describe("store I/O failures", () => {
       code: "E_STORE",
       message: `Cannot open the lock file ${join(blocker, "locks", "work.lock")} (ENOTDIR). ${notDir}`,
     });
+  });
+
+  it("a state directory others can write is refused with its own sentence, and left as it is", async () => {
+    const state = join(dir, "shared-state");
+    await mkdir(state);
+    await chmod(state, 0o1777);
+    const locks = new FlockLockManager({
+      locksDir: join(state, "locks"),
+      clock: new VirtualClock(),
+      logger: logger(),
+    });
+    await expect(locks.acquire("work")).rejects.toMatchObject({
+      code: "E_STORE",
+      message: expect.stringMatching(
+        new RegExp(`^The directory ${state} can be written by other users \\(mode 1777\\)`),
+      ),
+    });
+    expect((await stat(state)).mode & 0o7777).toBe(0o1777);
   });
 
   it("an unreadable machine id reports the machine identity file", async () => {

@@ -1,8 +1,12 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import type { Clock } from "../../agent/core/clock.ts";
 import type { Logger } from "../../agent/core/log.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../agent/pino-logger.ts";
+import { FileKeyProvider } from "../../agent/store/key.ts";
+import { FlockLockManager } from "../../agent/store/lock.ts";
 import type { MachineIdentitySource } from "../../agent/store/machine.ts";
 
 /** A fresh directory under the OS temp dir, and a function that removes it. */
@@ -35,6 +39,38 @@ export function captureLogger(): { logger: Logger; records: LogRecord[]; raw: st
 
 export function fixedIdentity(value: string): MachineIdentitySource {
   return { get: async () => value };
+}
+
+export interface KeyProviderOptions {
+  readonly keyFile: string;
+  readonly logger: Logger;
+  readonly identity?: string | MachineIdentitySource;
+  readonly credentialKeyFile?: string;
+  /** Default: `tokens` beside the key file, as in the state directory. */
+  readonly tokensDir?: string;
+  readonly clock?: Clock;
+}
+
+/**
+ * A FileKeyProvider as main.ts wires it, with flock locks of its own (another instance acts as
+ * another process would).
+ */
+export function keyProvider(options: KeyProviderOptions): FileKeyProvider {
+  const clock = options.clock ?? new VirtualClock();
+  const identity = options.identity ?? "machine-a";
+  return new FileKeyProvider({
+    keyFile: options.keyFile,
+    credentialKeyFile: options.credentialKeyFile,
+    machineIdentity: typeof identity === "string" ? fixedIdentity(identity) : identity,
+    logger: options.logger,
+    tokensDir: options.tokensDir ?? join(dirname(options.keyFile), "tokens"),
+    locks: new FlockLockManager({
+      locksDir: join(dirname(options.keyFile), "locks"),
+      clock,
+      logger: options.logger,
+    }),
+    clock,
+  });
 }
 
 /** Every file under `dir` (recursively), with its raw bytes. */

@@ -1,10 +1,12 @@
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { PublicClientApplication, TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../agent/core/log.ts";
-import { FileKeyProvider } from "../../agent/store/key.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { UNKNOWN_MACHINE } from "../../agent/store/machine.ts";
-import { captureLogger, fixedIdentity, type LogRecord, makeTempDir } from "./helpers.ts";
+import { FileTokenStore } from "../../agent/store/token-store.ts";
+import { captureLogger, keyProvider, type LogRecord, makeTempDir } from "./helpers.ts";
 
 const modeOf = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 
@@ -12,20 +14,23 @@ describe("FileKeyProvider", () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   let keyFile: string;
+  let clock: VirtualClock;
   beforeEach(async () => {
     ({ dir, cleanup } = await makeTempDir());
     keyFile = join(dir, "state", "store.key");
+    clock = new VirtualClock(Date.UTC(2026, 11, 2, 10, 20, 30, 400));
   });
   afterEach(() => cleanup());
 
   const provider = (
     options: { identity?: string; credentialKeyFile?: string; file?: string; logger?: Logger } = {},
   ) =>
-    new FileKeyProvider({
+    keyProvider({
       keyFile: options.file ?? keyFile,
-      credentialKeyFile: options.credentialKeyFile,
-      machineIdentity: fixedIdentity(options.identity ?? "machine-a"),
+      ...(options.credentialKeyFile === undefined ? {} : { credentialKeyFile: options.credentialKeyFile }),
+      identity: options.identity ?? "machine-a",
       logger: options.logger ?? captureLogger().logger,
+      clock,
     });
   const unboundWarnings = (records: readonly LogRecord[]) =>
     records.filter((record) => record.level === "warn" && /bound to the key file only/.test(record.msg));
@@ -79,15 +84,6 @@ describe("FileKeyProvider", () => {
     await expect(provider({ credentialKeyFile }).getKey()).rejects.toMatchObject({
       code: "E_CONFIG",
       message: expect.stringContaining(credentialKeyFile),
-    });
-  });
-
-  it("rejects a key file of the wrong length with E_STORE naming it", async () => {
-    await mkdir(dirname(keyFile), { recursive: true });
-    await writeFile(keyFile, "not a key");
-    await expect(provider().getKey()).rejects.toMatchObject({
-      code: "E_STORE",
-      message: expect.stringContaining(keyFile),
     });
   });
 
@@ -145,17 +141,200 @@ describe("FileKeyProvider", () => {
     for (let round = 0; round < 10; round++) {
       const file = join(dir, `race-${round}`, "store.key");
       const { logger, records } = captureLogger();
-      const racer = () =>
-        new FileKeyProvider({
-          keyFile: file,
-          credentialKeyFile: undefined,
-          machineIdentity: fixedIdentity("m"),
-          logger,
-        });
+      const racer = () => keyProvider({ keyFile: file, identity: "m", logger });
       const [a, b] = await Promise.all([racer().getKey(), racer().getKey()]);
       expect(a.equals(b)).toBe(true);
       expect(await readFile(file)).toHaveLength(32);
       expect(records.filter((record) => record.msg === "Created the token store key")).toHaveLength(1);
     }
+  });
+
+  it("refuses a key file in a state directory that others can write (the key could have been swapped)", async () => {
+    await provider().getKey();
+    await chmod(dirname(keyFile), 0o1777);
+    await expect(provider().getKey()).rejects.toMatchObject({
+      code: "E_STORE",
+      message: expect.stringContaining(`The directory ${dirname(keyFile)} can be written by other users`),
+    });
+    expect((await stat(dirname(keyFile))).mode & 0o7777).toBe(0o1777);
+  });
+});
+
+describe("FileKeyProvider with a damaged key file", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let state: string;
+  let keyFile: string;
+  let tokensDir: string;
+  let clock: VirtualClock;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await makeTempDir());
+    state = join(dir, "state");
+    keyFile = join(state, "store.key");
+    tokensDir = join(state, "tokens");
+    clock = new VirtualClock(Date.UTC(2026, 11, 2, 10, 20, 30, 400));
+  });
+  afterEach(() => cleanup());
+
+  const STAMP = "2026-12-02T10-20-30.400Z";
+  const provider = (logger: Logger) => keyProvider({ keyFile, logger, clock });
+  const warnings = (records: readonly LogRecord[]) => records.filter((record) => record.level === "warn");
+  const sentence = (bytes: number, tokenFiles: string) =>
+    `The token store key ${keyFile} was damaged (${bytes} bytes instead of 32); it was set aside as ${keyFile}.corrupt-${STAMP} ${tokenFiles}, and a new key was created: every profile must sign in again.`;
+
+  /** A state directory in use: a key and the token files of two profiles it encrypted. */
+  async function stateInUse(): Promise<Buffer> {
+    const key = await provider(captureLogger().logger).getKey();
+    await mkdir(tokensDir, { recursive: true });
+    await writeFile(join(tokensDir, "work.cache"), "encrypted with the old key");
+    await writeFile(join(tokensDir, "lab.cache"), "encrypted with the old key too");
+    // Not token files of a profile: left where they are.
+    await writeFile(join(tokensDir, "work.cache.corrupt-2026-01-01T00-00-00.000Z"), "older copy");
+    await writeFile(join(tokensDir, ".work.cache.0123456789ab.tmp"), "crashed write");
+    return key;
+  }
+
+  it.each([
+    { what: "empty after a power cut", damage: Buffer.alloc(0) },
+    { what: "cut short", damage: Buffer.alloc(7, 1) },
+    { what: "too long", damage: Buffer.alloc(33, 2) },
+  ])(
+    "$what: it is set aside with the token files it encrypted, a new key is made, and one warning says so",
+    async ({ damage }) => {
+      const old = await stateInUse();
+      await writeFile(keyFile, damage);
+      const { logger, records } = captureLogger();
+
+      const fresh = await provider(logger).getKey();
+      expect(fresh).toHaveLength(32);
+      expect(fresh.equals(old)).toBe(false);
+      expect(await readFile(keyFile)).toHaveLength(32);
+      expect(((await stat(keyFile)).mode & 0o777).toString(8)).toBe("600");
+      expect(await readFile(`${keyFile}.corrupt-${STAMP}`)).toEqual(damage);
+      expect((await readdir(tokensDir)).sort()).toEqual([
+        ".work.cache.0123456789ab.tmp",
+        `lab.cache.corrupt-${STAMP}`,
+        "work.cache.corrupt-2026-01-01T00-00-00.000Z",
+        `work.cache.corrupt-${STAMP}`,
+      ]);
+      expect(warnings(records).map((record) => record.msg)).toEqual([
+        sentence(damage.length, "with the 2 token files it encrypted"),
+      ]);
+      // The new key is the one from now on.
+      expect((await provider(logger).getKey()).equals(fresh)).toBe(true);
+      expect(warnings(records)).toHaveLength(1);
+    },
+  );
+
+  it("says so when the key encrypted no token file, and when it encrypted one", async () => {
+    await mkdir(state, { recursive: true });
+    await writeFile(keyFile, "x");
+    const none = captureLogger();
+    await provider(none.logger).getKey();
+    expect(warnings(none.records).map((record) => record.msg)).toEqual([
+      sentence(1, "(it encrypted no token files)"),
+    ]);
+
+    clock.advance(1000);
+    await mkdir(tokensDir);
+    await writeFile(join(tokensDir, "work.cache"), "x");
+    await writeFile(keyFile, "");
+    const one = captureLogger();
+    await provider(one.logger).getKey();
+    expect(warnings(one.records).map((record) => record.msg)).toEqual([
+      sentence(0, "with the 1 token file it encrypted").replaceAll("30.400Z", "31.400Z"),
+    ]);
+  });
+
+  it("an endless key file (a link to /dev/zero) is damage too, found without reading it all", async () => {
+    await mkdir(state, { recursive: true });
+    await symlink("/dev/zero", keyFile);
+    const { logger, records } = captureLogger();
+    expect(await provider(logger).getKey()).toHaveLength(32);
+    expect(warnings(records).map((record) => record.msg)).toEqual([
+      `The token store key ${keyFile} was damaged (more than 4096 bytes instead of 32); it was set aside as ${keyFile}.corrupt-${STAMP} (it encrypted no token files), and a new key was created: every profile must sign in again.`,
+    ]);
+    expect((await lstat(`${keyFile}.corrupt-${STAMP}`)).isSymbolicLink()).toBe(true);
+    expect(await readFile(keyFile)).toHaveLength(32);
+  });
+
+  it("a key file that cannot be read is E_STORE, not damage: nothing is set aside", async () => {
+    await mkdir(keyFile, { recursive: true });
+    await expect(provider(captureLogger().logger).getKey()).rejects.toMatchObject({
+      code: "E_STORE",
+      message: `Cannot read the key file ${keyFile} (EISDIR). A directory is in the way: move it aside.`,
+    });
+    expect(await readdir(state)).toEqual(["store.key"]);
+  });
+
+  it("does not repeat the unbound-key note on an unidentified machine: one warning", async () => {
+    await mkdir(state, { recursive: true });
+    await writeFile(keyFile, "short");
+    const { logger, records } = captureLogger();
+    await keyProvider({ keyFile, logger, clock, identity: UNKNOWN_MACHINE }).getKey();
+    expect(warnings(records)).toHaveLength(1);
+    expect(warnings(records)[0]?.msg).toMatch(/^The token store key .* was damaged/);
+  });
+
+  it("processes that find the damage at the same moment end with one new key, one copy and one warning", async () => {
+    for (let round = 0; round < 5; round++) {
+      clock.advance(1000);
+      await mkdir(tokensDir, { recursive: true });
+      await writeFile(join(tokensDir, "work.cache"), `tokens ${round}`);
+      await writeFile(keyFile, `damaged ${round}`);
+      const { logger, records } = captureLogger();
+      // Each with its own lock manager and file descriptors, as separate processes have.
+      const keys = await Promise.all(Array.from({ length: 4 }, () => provider(logger).getKey()));
+      for (const key of keys) expect(key.equals(keys[0] as Buffer)).toBe(true);
+      expect(warnings(records)).toHaveLength(1);
+      const asideKeys = (await readdir(state)).filter((name) => name.startsWith("store.key.corrupt-"));
+      expect(asideKeys).toHaveLength(round + 1);
+      expect(await readFile(keyFile)).toHaveLength(32);
+    }
+  });
+
+  it("a too-short systemd credential stays E_CONFIG and sets nothing aside", async () => {
+    await mkdir(state, { recursive: true });
+    await writeFile(keyFile, "damaged, but not in use");
+    const credentialKeyFile = join(dir, "entratool.key");
+    await writeFile(credentialKeyFile, "short");
+    const { logger, records } = captureLogger();
+    await expect(keyProvider({ keyFile, credentialKeyFile, logger, clock }).getKey()).rejects.toMatchObject({
+      code: "E_CONFIG",
+      message: expect.stringContaining(credentialKeyFile),
+    });
+    expect((await readdir(state)).sort()).toEqual(["store.key"]);
+    expect(await readFile(credentialKeyFile, "utf8")).toBe("short");
+    expect(warnings(records)).toEqual([]);
+  });
+
+  it("through the token store: the profile reads as signed out with only the key's warning, and signs in afresh", async () => {
+    const { logger, records } = captureLogger();
+    const store = () => new FileTokenStore({ tokensDir, keyProvider: provider(logger), logger, clock });
+    const pca = new PublicClientApplication({
+      auth: { clientId: "11111111-2222-3333-4444-555555555555" },
+      cache: { cachePlugin: store().cachePlugin("work") },
+    });
+    const save = async (profile: string) => {
+      const cache = pca.getTokenCache();
+      cache.deserialize(
+        JSON.stringify({ Account: {}, IdToken: {}, AccessToken: {}, RefreshToken: {}, AppMetadata: {} }),
+      );
+      await store().cachePlugin(profile).afterCacheAccess(new TokenCacheContext(cache, true));
+    };
+    await save("work");
+    await save("lab");
+    expect(await store().readCache("work")).toBeDefined();
+
+    await writeFile(keyFile, "");
+    const before = records.length;
+    expect(await store().readCache("work")).toBeUndefined();
+    expect(await store().readCache("lab")).toBeUndefined();
+    expect(warnings(records.slice(before)).map((record) => record.msg)).toEqual([
+      sentence(0, "with the 2 token files it encrypted"),
+    ]);
+    await save("work");
+    expect(await store().readCache("work")).toBeDefined();
+    expect(warnings(records.slice(before))).toHaveLength(1);
   });
 });

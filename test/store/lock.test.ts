@@ -1,4 +1,4 @@
-import { readdir, stat } from "node:fs/promises";
+import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../agent/core/clock.ts";
@@ -156,5 +156,45 @@ describe("FlockLockManager", () => {
       libcPath: join(dir, "no-such-libc.so"),
     });
     await expect(manager.acquire("work")).rejects.toMatchObject({ code: "E_STORE" });
+  });
+
+  it("lockDirectory locks a directory itself: serialises, creates no file, and is apart from the name locks", async () => {
+    const clock = new VirtualClock();
+    const manager = new FlockLockManager({ locksDir, clock, logger: captureLogger().logger, pollMs: 20 });
+    const config = join(dir, "config");
+    await mkdir(config);
+    const first = await manager.lockDirectory(config);
+    // A name lock, even one named like the directory, is another lock.
+    let nameWaited = false;
+    const named = await manager.acquire("config", { onWait: () => (nameWaited = true) });
+    expect(nameWaited).toBe(false);
+    await named.release();
+
+    let waits = 0;
+    let released = false;
+    const second = manager
+      .lockDirectory(config, { onWait: () => waits++ })
+      .then((lock) => ({ lock, releasedBefore: released }));
+    while (waits === 0) await new Promise((resolve) => setImmediate(resolve));
+    released = true;
+    await first.release();
+    const { lock, releasedBefore } = await second;
+    expect(releasedBefore).toBe(true);
+    expect(waits).toBe(1);
+    await lock.release();
+    expect(await readdir(config)).toEqual([]);
+  });
+
+  it("lockDirectory of a missing directory is E_STORE naming it", async () => {
+    const manager = new FlockLockManager({
+      locksDir,
+      clock: new VirtualClock(),
+      logger: captureLogger().logger,
+    });
+    const missing = join(dir, "missing");
+    await expect(manager.lockDirectory(missing)).rejects.toMatchObject({
+      code: "E_STORE",
+      message: expect.stringContaining(`Cannot open the directory to lock ${missing} (ENOENT).`),
+    });
   });
 });

@@ -1,7 +1,9 @@
-import { chmod, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isEntraToolError } from "../../agent/core/errors.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
+import { FlockLockManager } from "../../agent/store/lock.ts";
 import { GUID } from "../../agent/store/names.ts";
 import { JsonProfileStore, validateProfile } from "../../agent/store/profiles.ts";
 import type { Profile } from "../../agent/store/types.ts";
@@ -136,7 +138,12 @@ describe("JsonProfileStore", () => {
   });
   afterEach(() => cleanup());
 
-  const store = () => new JsonProfileStore({ file, logger: captureLogger().logger });
+  /** A store as another process would have it: its own instance and its own lock manager. */
+  const store = () => {
+    const logger = captureLogger().logger;
+    const locks = new FlockLockManager({ locksDir: join(dir, "locks"), clock: new VirtualClock(), logger });
+    return new JsonProfileStore({ file, logger, locks });
+  };
 
   it("has no profiles without a file", async () => {
     expect(await store().list()).toEqual([]);
@@ -161,6 +168,22 @@ describe("JsonProfileStore", () => {
     expect((await store().list()).map((profile) => profile.name)).toEqual(["lab"]);
   });
 
+  it("keeps an account binding (expect), and reports a bad one in the file with its path", async () => {
+    const expectRule = { tenantId: valid.tenantId, users: ["ada@contoso.com", "@contoso.com"] };
+    await store().create({ ...valid, expect: expectRule });
+    expect(await store().get("work")).toEqual({ ...valid, expect: expectRule });
+    expect(JSON.parse(await readFile(file, "utf8")).profiles[0].expect).toEqual(expectRule);
+
+    await writeFile(
+      file,
+      JSON.stringify({ version: 1, profiles: [{ ...valid, expect: { users: ["ada"] } }] }),
+    );
+    await expect(store().list()).rejects.toMatchObject({
+      code: "E_CONFIG",
+      message: expect.stringContaining("profiles[0].expect.users[0]: must be a username"),
+    });
+  });
+
   it("normalises the authority host on create", async () => {
     await store().create({ ...valid, authorityHost: "https://login.microsoftonline.com/" });
     expect((await store().get("work"))?.authorityHost).toBe("https://login.microsoftonline.com");
@@ -179,6 +202,51 @@ describe("JsonProfileStore", () => {
     const names = ["p1", "p2", "p3", "p4", "p5"];
     await Promise.all(names.map((name) => profiles.create({ ...valid, name })));
     expect((await profiles.list()).map((profile) => profile.name).sort()).toEqual(names);
+  });
+
+  it("keeps every profile when several stores (as separate processes would) create at once", async () => {
+    const names = Array.from({ length: 10 }, (_, index) => `p${index}`);
+    await Promise.all(names.map((name) => store().create({ ...valid, name })));
+    expect((await store().list()).map((profile) => profile.name).sort()).toEqual(names.sort());
+    await Promise.all(names.slice(0, 5).map((name) => store().delete(name)));
+    expect((await store().list()).map((profile) => profile.name).sort()).toEqual(names.slice(5));
+  });
+
+  it("lets exactly one of several stores creating the same name at once succeed", async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, index) => store().create({ ...valid, scopes: [`s${index}`] })),
+    );
+    expect(results.filter((result) => result.status === "fulfilled")).toHaveLength(1);
+    const failures = results.flatMap((result) => (result.status === "rejected" ? [result.reason] : []));
+    expect(failures).toHaveLength(5);
+    for (const failure of failures) expect(failure).toMatchObject({ code: "E_PROFILE_EXISTS" });
+    expect(await store().list()).toHaveLength(1);
+  });
+
+  it("deleting a profile that is not there creates nothing", async () => {
+    expect(await store().delete("work")).toBe(false);
+    await expect(stat(dirname(file))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it.each([
+    { what: "a file over 1 MiB", make: (path: string) => writeFile(path, " ".repeat(1024 * 1024 + 1)) },
+    { what: "a link to /dev/zero", make: (path: string) => symlink("/dev/zero", path) },
+  ])("reports $what as E_CONFIG naming the file and the limit, without reading it all", async ({ make }) => {
+    await mkdir(dirname(file), { recursive: true });
+    await make(file);
+    const expected = {
+      code: "E_CONFIG",
+      message: `The profiles file ${file} is larger than 1 MiB, more than any profiles file needs: fix it, or remove it to start without profiles.`,
+    };
+    await expect(store().list()).rejects.toMatchObject(expected);
+    await expect(store().create({ ...valid, name: "new" })).rejects.toMatchObject(expected);
+  });
+
+  it("reads a file of exactly 1 MiB", async () => {
+    await mkdir(dirname(file), { recursive: true });
+    const document = JSON.stringify({ version: 1, profiles: [valid] });
+    await writeFile(file, document.padEnd(1024 * 1024, " "));
+    expect(await store().list()).toEqual([valid]);
   });
 
   it("refuses an invalid profile with E_CONFIG listing the problems and writes nothing", async () => {

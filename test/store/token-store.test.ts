@@ -3,9 +3,9 @@ import { join } from "node:path";
 import { PublicClientApplication, TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
-import { FileKeyProvider, type KeyProvider } from "../../agent/store/key.ts";
+import type { KeyProvider } from "../../agent/store/key.ts";
 import { FileTokenStore } from "../../agent/store/token-store.ts";
-import { captureLogger, filesContaining, fixedIdentity, makeTempDir } from "./helpers.ts";
+import { captureLogger, filesContaining, keyProvider as makeKeyProvider, makeTempDir } from "./helpers.ts";
 
 const CLIENT_ID = "11111111-2222-3333-4444-555555555555";
 const TENANT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
@@ -53,12 +53,7 @@ describe("FileTokenStore", () => {
     tokensDir = join(dir, "state", "tokens");
     log = captureLogger();
     clock = new VirtualClock();
-    keyProvider = new FileKeyProvider({
-      keyFile: join(dir, "state", "store.key"),
-      credentialKeyFile: undefined,
-      machineIdentity: fixedIdentity("machine-a"),
-      logger: log.logger,
-    });
+    keyProvider = makeKeyProvider({ keyFile: join(dir, "state", "store.key"), logger: log.logger, clock });
   });
   afterEach(() => cleanup());
 
@@ -124,10 +119,18 @@ describe("FileTokenStore", () => {
     expect(await app().getTokenCache().getAllAccounts()).toHaveLength(1);
     // A set-aside copy and a temp file left by a crash belong to the profile too.
     await writeFile(join(tokensDir, "work.cache.corrupt-2026-11-27T12-00-00.000Z"), "x");
+    await writeFile(join(tokensDir, "work.cache.corrupt-2026-11-27T12-00-00.000Z-1"), "x");
     await writeFile(join(tokensDir, ".work.cache.0123456789ab.tmp"), "x");
+    // Another profile's copies, and a name that only looks like one, stay.
+    await writeFile(join(tokensDir, "other.cache.corrupt-2026-11-27T12-00-00.000Z"), "x");
+    await writeFile(join(tokensDir, "work.cache.corrupt-by-hand"), "x");
 
     expect(await store().remove("work")).toBe(true);
-    expect(await readdir(tokensDir)).toEqual(["other.cache"]);
+    expect((await readdir(tokensDir)).sort()).toEqual([
+      "other.cache",
+      "other.cache.corrupt-2026-11-27T12-00-00.000Z",
+      "work.cache.corrupt-by-hand",
+    ]);
     expect(await app().getTokenCache().getAllAccounts()).toEqual([]);
     expect(await app("other").getTokenCache().getAllAccounts()).toHaveLength(1);
     expect(await store().remove("work")).toBe(false);
