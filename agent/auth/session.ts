@@ -2,12 +2,10 @@ import type { Clock } from "../core/clock.ts";
 import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { SerialQueue } from "../core/serial.ts";
+import { checkAccount } from "../store/expect.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
 import type { SessionState } from "./session-state.ts";
 import type { SignInService, TokenRequest, TokenResult } from "./signin.ts";
-
-/** How a profile's account rule judges who signed in (agent/store: `checkAccount`). */
-export type AccountCheck = { readonly ok: true } | { readonly ok: false; readonly expected: string };
 
 /** What a caller asks of the session; like the engine's request, without `onState` (subscribe instead). */
 export type SessionTokenRequest = Omit<TokenRequest, "onState">;
@@ -24,8 +22,6 @@ export interface SignInSessionOptions {
   readonly locks: LockManager;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Judges each account that signs in (the profile's `expect`); absent: every account is welcome. */
-  readonly checkAccount?: (account: { readonly username: string; readonly tenantId: string }) => AccountCheck;
   /** After a wrong account, how long until the next code unless `newCode()` comes first, ms; default 30 000. */
   readonly wrongAccountDelayMs?: number;
   /** New codes in a row after an approval whose answer was lost, before giving up; default 3. */
@@ -63,7 +59,7 @@ const DEFAULT_MAX_LOST_CODES = 3;
  *   one attempt: `newCode()` (the button's short press) replaces the code on the screens with a
  *   new one in the same call; `signOut()` (a long press) removes the tokens and ends the call with
  *   E_SIGNED_OUT; `cancel()` ends it with E_CANCELLED; an approval whose answer was lost on the
- *   network gets a new code; and a sign-in by an account the profile does not accept (`expect`)
+ *   network gets a new code; and a sign-in by an account the profile does not accept (its `expect`)
  *   is undone at once — its tokens removed, the screens saying who signed in and who is expected —
  *   and a new code follows after a button press or `wrongAccountDelayMs`.
  */
@@ -239,8 +235,8 @@ export class SignInSession {
     // Whether a lost approval gets a new code is the session's call (see #getToken).
     if (state.kind === "error" && state.error.code === "E_CODE_LOST") return;
     if (state.kind === "signed-in") {
-      const check = this.#options.checkAccount?.({ username: state.username, tenantId: state.tenantId });
-      if (check !== undefined && !check.ok) {
+      const check = checkAccount(this.profile.expect, { username: state.username, tenantId: state.tenantId });
+      if (!check.ok) {
         // Held back: the wrong account is never shown as signed in.
         current.rejected = { username: state.username, tenantId: state.tenantId, expected: check.expected };
         return;

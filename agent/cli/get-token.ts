@@ -1,5 +1,5 @@
 import type { TokenResult } from "../auth/signin.ts";
-import { EntraToolError } from "../core/errors.ts";
+import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext, Output } from "./context.ts";
 import { requireProfile } from "./profiles.ts";
@@ -101,7 +101,37 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
     await displays?.close();
   }
   ctx.io.stdout.write(formatToken(result, format, ctx.clock.now()));
+  await saveOrSay(ctx, profile.name, result);
   return 0;
+}
+
+/** Waits between the tries to save tokens that could not be saved (disk full), ms. */
+export const SAVE_RETRY_DELAYS_MS: readonly number[] = [500, 1000, 2000, 4000];
+
+/**
+ * A refresh token is single-use: when the new one could not be saved (disk full), the token is
+ * printed anyway, the save is tried again for a few seconds, and if it still fails the person is
+ * told, in one sentence, what that means and what to do. (The agent keeps them in memory and
+ * keeps trying.)
+ */
+async function saveOrSay(ctx: CliContext, profile: string, result: TokenResult): Promise<void> {
+  if (!ctx.tokens.hasUnsaved(profile)) return;
+  let failure: unknown;
+  for (const delayMs of [0, ...SAVE_RETRY_DELAYS_MS]) {
+    try {
+      if (delayMs > 0) await ctx.clock.sleep(delayMs, ctx.signal);
+      await ctx.tokens.flush(profile);
+      return;
+    } catch (error) {
+      failure = error;
+      if (ctx.signal.aborted) break;
+    }
+  }
+  const why = isEntraToolError(failure) ? failure.message : String(failure);
+  const until = new Date(result.expiresAt).toISOString().replace("T", " ").slice(0, 16);
+  ctx.io.stderr.write(
+    `The new sign-in of profile '${profile}' could not be saved: ${why} The token printed works until ${until} UTC; after that a new sign-in is needed unless the save succeeds first.\n`,
+  );
 }
 
 export function formatToken(result: TokenResult, format: "text" | "json" | "raw", now: number): string {

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { AccountCheck, SignInSessionOptions } from "../../agent/auth/session.ts";
+import type { SignInSessionOptions } from "../../agent/auth/session.ts";
 import { SignInSession } from "../../agent/auth/session.ts";
 import type { SessionState } from "../../agent/auth/session-state.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
@@ -33,11 +33,8 @@ function watch(s: SignInSession, react: (state: SessionState) => void = () => un
 
 const kinds = (states: readonly SessionState[]): string[] => states.map((state) => state.kind);
 
-/** Only accounts of contoso.example, as a profile's `expect` would say. */
-const contosoOnly = (account: { username: string }): AccountCheck =>
-  account.username.toLowerCase().endsWith("@contoso.example")
-    ? { ok: true }
-    : { ok: false, expected: "anyone @contoso.example" };
+/** A profile bound to the accounts of contoso.example. */
+const CONTOSO_ONLY = { users: ["@contoso.example"] };
 
 describe("SignInSession", () => {
   it("delivers the current state first, then every change, to every subscriber", async () => {
@@ -188,7 +185,7 @@ describe("SignInSession", () => {
 describe("account binding", () => {
   it("a sign-in by an account the profile does not accept is undone at once, then a new code follows", async () => {
     const w = await start();
-    const s = session(w, { checkAccount: contosoOnly, wrongAccountDelayMs: 20_000 });
+    const s = session(w, { profile: w.profile({ expect: CONTOSO_ONLY }), wrongAccountDelayMs: 20_000 });
     let codes = 0;
     const seen = watch(s, (state) => {
       if (state.kind !== "code-issued") return;
@@ -222,7 +219,7 @@ describe("account binding", () => {
 
   it("the tokens of the wrong account are gone from disk before the screens say so", async () => {
     const w = await start();
-    const s = session(w, { checkAccount: contosoOnly });
+    const s = session(w, { profile: w.profile({ expect: CONTOSO_ONLY }) });
     let storedAtWrongAccount: string | undefined;
     let cancelled = false;
     watch(s, (state) => {
@@ -245,7 +242,7 @@ describe("account binding", () => {
   it("a button press skips the wait after a wrong account", async () => {
     const w = await start();
     w.clock.passiveSleepsFromMs = 10_000;
-    const s = session(w, { checkAccount: contosoOnly, wrongAccountDelayMs: 60_000 });
+    const s = session(w, { profile: w.profile({ expect: CONTOSO_ONLY }), wrongAccountDelayMs: 60_000 });
     let codes = 0;
     watch(s, (state) => {
       if (state.kind === "code-issued") {
@@ -262,7 +259,7 @@ describe("account binding", () => {
     expect(w.clock.now() - before).toBeLessThan(60_000);
   });
 
-  it("a cached token of an account the profile no longer accepts is removed and a code shown", async () => {
+  it("a cached token of an account the profile no longer accepts is removed; a call that may not show a code ends with E_WRONG_ACCOUNT", async () => {
     const w = await start();
     const signIn = session(w);
     watch(signIn, (state) => {
@@ -271,7 +268,7 @@ describe("account binding", () => {
     });
     await signIn.getToken();
     // The profile now expects contoso: a silent call must not hand out fabrikam's token.
-    const strict = session(w, { checkAccount: contosoOnly });
+    const strict = session(w, { profile: w.profile({ expect: CONTOSO_ONLY }) });
     const error = await rejection(strict.getToken({ allowDeviceCode: false }));
     expect(error.code).toBe("E_WRONG_ACCOUNT");
     expect(error.exitCode).toBe(9);

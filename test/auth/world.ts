@@ -10,6 +10,7 @@ import { EntraToolError } from "../../agent/core/errors.ts";
 import type { Env } from "../../agent/core/paths.ts";
 import type { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../agent/pino-logger.ts";
+import type { FileWriter } from "../../agent/store/encrypted-adapter.ts";
 import { FileKeyProvider } from "../../agent/store/key.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { MachineIdentity } from "../../agent/store/machine.ts";
@@ -134,8 +135,8 @@ export class World {
     };
   }
 
-  /** The encrypted token store of this world's state directory (a new instance each call). */
-  tokenStore(): FileTokenStore {
+  /** The encrypted token store of this world's state directory (a new instance each call), optionally writing through `writeFile` (a full disk). */
+  tokenStore(options: { readonly writeFile?: FileWriter } = {}): FileTokenStore {
     const machineIdentity = new MachineIdentity({
       logger: this.logger,
       machineIdFiles: [join(this.dir, "machine", "machine-id")],
@@ -162,6 +163,7 @@ export class World {
       keyProvider,
       logger: this.logger,
       clock: this.clock,
+      ...options,
     });
   }
 
