@@ -47,7 +47,10 @@ export interface FdRecordWatcherOptions {
   readonly recordSize: number;
   /** fcntl(2) to make the fd non-blocking, close(2) to close it. */
   readonly libc: Libc;
-  /** Paces `close()` while it waits for Bun's copy of the fd to be closed. */
+  /**
+   * Paces `close()` while it waits, 1 ms at a time, for Bun's copy of the fd to be closed (a
+   * VirtualClock must be in auto mode, or close() waits for someone to advance it).
+   */
   readonly clock: Clock;
   /**
    * Called once per whole record, in the order the kernel gave them. `record` views exactly
@@ -120,7 +123,10 @@ export class FdRecordWatcher {
    * Stops the watch, closes the fd and resolves once Bun's copy is closed as well: whatever the fd
    * held (a GPIO line) is then free for a new request. No record is delivered after this is called.
    * Idempotent. Rejects with an FdWatchError "release" when Bun's copy is still open after
-   * `releaseTimeoutMs` (the fd itself is closed all the same).
+   * `releaseTimeoutMs` (the fd itself is closed all the same). Copies are known by number and by
+   * what /proc/self/fd shows for them: should the kernel give a closed copy's number to another
+   * fd on the same file (another request of the same line) before this looks, close() takes it
+   * for the copy and waits out the timeout. Without /proc it cannot look, and does not wait.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
