@@ -68,6 +68,8 @@ export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
+/** dup(2) through fcntl, the copy close-on-exec: a second owner of the same open file. */
+export const F_DUPFD_CLOEXEC = 1030;
 
 /**
  * libc, loaded on first use, once per owner (no module-level state), so that importing a user of

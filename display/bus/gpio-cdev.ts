@@ -1,16 +1,8 @@
 import { readdir } from "node:fs/promises";
 import type { Clock } from "../../agent/core/clock.ts";
-import { isAbortError } from "../../agent/core/errors.ts";
 import { Errno, errnoName } from "../../agent/linux/errno.ts";
-import {
-  F_GETFL,
-  F_SETFL,
-  type LazyLibc,
-  type Libc,
-  O_CLOEXEC,
-  O_NONBLOCK,
-  O_RDWR,
-} from "../../agent/linux/libc.ts";
+import { FdRecordWatcher, FdWatchError } from "../../agent/linux/fd-stream.ts";
+import { F_DUPFD_CLOEXEC, type LazyLibc, type Libc, O_CLOEXEC, O_RDWR } from "../../agent/linux/libc.ts";
 import { BusError, isUnsupportedErrno, openError } from "./errors.ts";
 import {
   decodeChipInfo,
@@ -41,14 +33,12 @@ import { busLibc } from "./libc.ts";
 import type { Edge, GpioLine } from "./types.ts";
 
 export interface GpioCdevOptions {
-  /** Paces the edge-event polling (see CdevGpioLine.watch). */
+  /** Paces the short wait, when a watch ends, for the line to be released (see CdevGpioLine). */
   readonly clock: Clock;
   /** Where /dev/gpiochip* live; "/dev" unless a test points elsewhere. */
   readonly devDir?: string;
   /** Shown by `gpioinfo` as the holder of our lines; "entratool" by default. */
   readonly consumer?: string;
-  /** How often a watched line's fd is read for edge events, in ms; 10 by default. */
-  readonly pollMs?: number;
   readonly libc?: Libc;
   readonly libcPath?: string;
 }
@@ -70,8 +60,9 @@ export interface GpioLineRequestOptions {
   /** Inputs only: the kernel's debounce period in ms (GPIO_V2_LINE_ATTR_ID_DEBOUNCE). */
   readonly debounceMs?: number;
   /**
-   * Told when polling for edge events fails (a BusError; the watch then stops) or a listener
-   * throws (its error; polling goes on). Without it such errors are dropped.
+   * Told when reading edge events fails (a BusError; the watch then stops), when a listener throws
+   * (its error; the watch goes on), and when a watch that ended could not be seen to release the
+   * line (a BusError). Without it such errors are dropped.
    */
   readonly onError?: (error: unknown) => void;
 }
@@ -87,8 +78,9 @@ export interface FoundGpioLine {
 }
 
 /**
- * Edge events the kernel buffers per line between two polls (event_buffer_size). The default,
- * 16, could overflow during switch bounce at a 10 ms poll; the kernel caps this at 1024.
+ * Edge events the kernel buffers per line until we read them (event_buffer_size). The default, 16,
+ * could overflow during switch bounce while the event loop is busy (an e-ink refresh, a sign-in
+ * request); the kernel caps this at 1024.
  */
 const EVENT_BUFFER_SIZE = 64;
 
@@ -204,21 +196,11 @@ export class GpioCdev {
     } finally {
       libc.close(chipFd);
     }
-    if (options.edges !== undefined) {
-      // Reads of a line fd block until an event arrives; O_NONBLOCK makes an empty queue EAGAIN.
-      const status = libc.fcntl(lineFd, F_GETFL, 0);
-      if (status < 0 || libc.fcntl(lineFd, F_SETFL, status | O_NONBLOCK) < 0) {
-        const errno = libc.errno();
-        libc.close(lineFd);
-        throw ioctlError(chip.path, `make ${label} non-blocking`, errno);
-      }
-    }
     return new CdevGpioLine({
       libc,
       fd: lineFd,
       label,
       clock: this.#options.clock,
-      pollMs: this.#options.pollMs ?? 10,
       watchable: options.edges !== undefined,
       onError: options.onError,
     });
@@ -264,24 +246,28 @@ interface CdevGpioLineInit {
   readonly fd: number;
   readonly label: string;
   readonly clock: Clock;
-  readonly pollMs: number;
   readonly watchable: boolean;
   readonly onError: ((error: unknown) => void) | undefined;
 }
 
 /**
- * One requested line. Edge events are read from the line fd, non-blocking, every `pollMs` on the
- * injected clock: Bun has no epoll for arbitrary fds (FACTS.md) and a blocking read would stall
- * the event loop. An edge is thus seen up to `pollMs` (10 ms by default) plus timer jitter late,
- * at the cost of one read(2) per poll; its `at` is the kernel's timestamp, so press durations
- * stay exact whatever the poll latency.
+ * One requested line. While anyone watches it, a copy of the line fd sits in Bun's own epoll set
+ * (agent/linux/fd-stream.ts): no timer and no thread of ours, so an idle watch costs nothing, and
+ * an edge reaches the listeners within a millisecond or so of the kernel queueing it. Its `at` is
+ * the kernel's timestamp all the same, so press durations stay exact however late the event loop
+ * gets to it.
+ *
+ * The kernel frees a line when the last fd on it is closed, and Bun closes its copy a moment
+ * after the watch ends: close() waits for that, so that the line can be requested again at once.
  */
 export class CdevGpioLine implements GpioLine {
   readonly label: string;
   readonly #init: CdevGpioLineInit;
   readonly #listeners = new Set<(edge: Edge, at: number) => void>();
+  /** Watches that ended and are still releasing their copy of the line fd. */
+  readonly #releasing = new Set<Promise<void>>();
   #fd: number | undefined;
-  #polling: AbortController | undefined;
+  #watcher: FdRecordWatcher | undefined;
 
   constructor(init: CdevGpioLineInit) {
     this.#init = init;
@@ -302,74 +288,84 @@ export class CdevGpioLine implements GpioLine {
 
   /** `at` is the kernel's timestamp of the edge, epoch ms (requested on CLOCK_REALTIME). */
   watch(listener: (edge: Edge, at: number) => void): () => void {
-    this.#requireFd();
+    const fd = this.#requireFd();
     if (!this.#init.watchable) {
       throw new BusError("E_BUS_ARGUMENT", {
         message: `${this.label} was requested without edge detection: request it as an input with 'edges'.`,
       });
     }
+    this.#watcher ??= this.#startWatch(fd);
     this.#listeners.add(listener);
-    if (this.#polling === undefined) {
-      this.#polling = new AbortController();
-      void this.#poll(this.#polling.signal);
-    }
     return () => {
       this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#stopPolling();
+      if (this.#listeners.size === 0) this.#stopWatch();
     };
   }
 
+  /** Ends any watch and closes the line; resolves once the kernel has released it. */
   async close(): Promise<void> {
     const fd = this.#fd;
     if (fd === undefined) return;
     this.#fd = undefined;
     this.#listeners.clear();
-    this.#stopPolling();
+    this.#stopWatch();
+    const released = await Promise.allSettled(this.#releasing);
     this.#init.libc.close(fd);
+    const failed = released.find((result) => result.status === "rejected");
+    if (failed !== undefined) throw watchError(this.label, failed.reason);
   }
 
-  #stopPolling(): void {
-    this.#polling?.abort();
-    this.#polling = undefined;
+  #startWatch(fd: number): FdRecordWatcher {
+    const { libc, clock } = this.#init;
+    // The watcher owns (and closes) the fd it is given; the line keeps its own for get() and close().
+    const copy = libc.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) throw ioctlError(this.label, "watch the edges of", libc.errno());
+    try {
+      const watcher: FdRecordWatcher = new FdRecordWatcher({
+        fd: copy,
+        recordSize: GPIO_V2_LINE_EVENT_SIZE,
+        libc,
+        clock,
+        onRecord: (record) => this.#edge(record),
+        onError: (error) => this.#watchEnded(watcher, error),
+      });
+      return watcher;
+    } catch (error) {
+      throw watchError(this.label, error);
+    }
   }
 
-  async #poll(signal: AbortSignal): Promise<void> {
-    const { libc, clock, pollMs } = this.#init;
-    // Room for 16 events per read(2); the kernel only returns whole events.
-    const buffer = new Uint8Array(GPIO_V2_LINE_EVENT_SIZE * 16);
-    for (;;) {
+  #stopWatch(): void {
+    const watcher = this.#watcher;
+    if (watcher === undefined) return;
+    this.#watcher = undefined;
+    const releasing = watcher.close();
+    this.#releasing.add(releasing);
+    releasing
+      .catch((error: unknown) => {
+        // Once close() has begun, it reports this itself.
+        if (this.#fd !== undefined) this.#init.onError?.(watchError(this.label, error));
+      })
+      .finally(() => this.#releasing.delete(releasing));
+  }
+
+  /** The watch ended by itself (a failed read, or the line fd's end): release it and tell. */
+  #watchEnded(watcher: FdRecordWatcher, error: unknown): void {
+    if (this.#watcher !== watcher) return;
+    this.#stopWatch();
+    this.#init.onError?.(watchError(this.label, error));
+  }
+
+  #edge(record: Uint8Array): void {
+    const event = decodeLineEvent(record);
+    const edge: Edge = event.id === GpioLineEventId.RISING_EDGE ? "rising" : "falling";
+    const ms = Number(event.timestampNs / 1000n) / 1000;
+    for (const listener of [...this.#listeners]) {
+      // A throwing listener must not keep the others from the edge, nor end the watch.
       try {
-        await clock.sleep(pollMs, signal);
+        listener(edge, ms);
       } catch (error) {
-        if (signal.aborted || isAbortError(error)) return;
-        throw error;
-      }
-      const fd = this.#fd;
-      if (fd === undefined || signal.aborted) return;
-      for (;;) {
-        const count = libc.read(fd, buffer);
-        if (count < 0) {
-          const errno = libc.errno();
-          if (errno === Errno.EINTR) continue;
-          if (errno === Errno.EAGAIN) break;
-          this.#stopPolling();
-          this.#init.onError?.(ioctlError(this.label, "read edge events of", errno));
-          return;
-        }
-        for (let at = 0; at + GPIO_V2_LINE_EVENT_SIZE <= count; at += GPIO_V2_LINE_EVENT_SIZE) {
-          const event = decodeLineEvent(buffer.subarray(at, at + GPIO_V2_LINE_EVENT_SIZE));
-          const edge: Edge = event.id === GpioLineEventId.RISING_EDGE ? "rising" : "falling";
-          const ms = Number(event.timestampNs / 1000n) / 1000;
-          for (const listener of [...this.#listeners]) {
-            // A throwing listener must not end the polling (or become an unhandled rejection).
-            try {
-              listener(edge, ms);
-            } catch (error) {
-              this.#init.onError?.(error);
-            }
-          }
-        }
-        if (count < buffer.length) break;
+        this.#init.onError?.(error);
       }
     }
   }
@@ -415,6 +411,42 @@ function ioctlError(subject: string, what: string, errno: number | undefined): B
     details: { subject },
     message: `Cannot ${what} ${subject} (${name}): check the pin configuration and that no other program reconfigured it.`,
   });
+}
+
+/** The BusError for a watch that could not start, ended by itself, or was not seen to release its line. */
+function watchError(label: string, error: unknown): BusError {
+  const details = { line: label };
+  if (!(error instanceof FdWatchError)) {
+    return new BusError("E_BUS_IO", {
+      cause: error,
+      details,
+      message: `Cannot watch ${label} for edges: restart entratool, and report the log if it happens again.`,
+    });
+  }
+  const errno = error.errno;
+  const options = { cause: error, details, ...(errno === undefined ? {} : { errno }) };
+  switch (error.reason) {
+    case "start":
+      return new BusError("E_BUS_IO", {
+        ...options,
+        message: `Cannot watch ${label} for edges (${errno ?? error.message}): check that no other program reconfigured the pin.`,
+      });
+    case "read":
+      return new BusError("E_BUS_IO", {
+        ...options,
+        message: `Reading the edges of ${label} failed (${errno ?? "unknown error"}): check that its GPIO chip is still there, then restart entratool.`,
+      });
+    case "end":
+      return new BusError("E_BUS_IO", {
+        ...options,
+        message: `The kernel ended the edges of ${label} (its GPIO chip went away): restart entratool once the chip is back.`,
+      });
+    case "release":
+      return new BusError("E_BUS_IO", {
+        ...options,
+        message: `${label} was not seen to be released (${error.message}): restart entratool if the pin is then reported busy.`,
+      });
+  }
 }
 
 /** gpio_v2_line_config.flags for a request; rejects what the kernel would refuse with EINVAL. */

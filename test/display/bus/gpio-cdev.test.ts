@@ -1,111 +1,15 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
-import { Errno } from "../../../agent/linux/errno.ts";
+import { openLibc } from "../../../agent/linux/libc.ts";
 import { type BusError, isBusError } from "../../../display/bus/errors.ts";
 import { GpioCdev } from "../../../display/bus/gpio-cdev.ts";
-import {
-  decodeLineInfo,
-  decodeLineRequest,
-  decodeLineValues,
-  encodeChipInfo,
-  encodeLineEvent,
-  encodeLineInfo,
-  encodeLineValues,
-  GpioLineAttrId,
-  GpioLineFlag,
-  type GpioLineRequest,
-} from "../../../display/bus/gpio-uapi.ts";
-import {
-  GPIO_GET_CHIPINFO_IOCTL,
-  GPIO_V2_GET_LINE_IOCTL,
-  GPIO_V2_GET_LINEINFO_IOCTL,
-  GPIO_V2_LINE_GET_VALUES_IOCTL,
-  GPIO_V2_LINE_SET_VALUES_IOCTL,
-} from "../../../display/bus/ioctl.ts";
+import { encodeLineEvent, GpioLineAttrId, GpioLineFlag } from "../../../display/bus/gpio-uapi.ts";
 import type { Edge } from "../../../display/bus/types.ts";
-import { FakeLibc } from "./fake-libc.ts";
-
-interface FakeChip {
-  readonly node: string;
-  readonly name: string;
-  readonly label: string;
-  readonly lineNames: readonly string[];
-  /** offset → consumer of lines already held. */
-  readonly held?: ReadonlyMap<number, string>;
-}
-
-/** The GPIO character device of a Pi 4: its header chip, the firmware expander, and a Pi 5-style alias. */
-class FakeGpioKernel {
-  readonly libc = new FakeLibc();
-  readonly requests: GpioLineRequest[] = [];
-  /** Last value set on each requested line fd, and the events waiting to be read. */
-  readonly levels = new Map<number, bigint>();
-  readonly events: Uint8Array[] = [];
-
-  constructor(dir: string, chips: readonly FakeChip[]) {
-    for (const chip of chips) this.libc.devices.set(join(dir, chip.node), this.#chip(chip));
-  }
-
-  #chip(chip: FakeChip) {
-    return {
-      ioctl: (request: number, arg: Uint8Array | number) => {
-        if (typeof arg === "number") return { errno: Errno.EINVAL };
-        if (request === GPIO_GET_CHIPINFO_IOCTL) {
-          arg.set(encodeChipInfo({ name: chip.name, label: chip.label, lines: chip.lineNames.length }));
-          return 0;
-        }
-        if (request === GPIO_V2_GET_LINEINFO_IOCTL) {
-          const { offset } = decodeLineInfo(arg);
-          const consumer = chip.held?.get(offset) ?? "";
-          const flags = consumer === "" ? GpioLineFlag.INPUT : GpioLineFlag.USED | GpioLineFlag.OUTPUT;
-          arg.set(encodeLineInfo({ name: chip.lineNames[offset] ?? "", consumer, offset, flags, attrs: [] }));
-          return 0;
-        }
-        if (request === GPIO_V2_GET_LINE_IOCTL) {
-          const decoded = decodeLineRequest(arg);
-          this.requests.push(decoded);
-          if (decoded.offsets.some((offset) => chip.held?.has(offset))) return { errno: Errno.EBUSY };
-          const fd = this.libc.attach(this.#line());
-          new DataView(arg.buffer, arg.byteOffset).setInt32(588, fd, true);
-          return 0;
-        }
-        return { errno: Errno.ENOTTY };
-      },
-    };
-  }
-
-  #line() {
-    let level = 0n;
-    return {
-      ioctl: (request: number, arg: Uint8Array | number) => {
-        if (typeof arg === "number") return { errno: Errno.EINVAL };
-        const { bits, mask } = decodeLineValues(arg);
-        if (request === GPIO_V2_LINE_SET_VALUES_IOCTL) {
-          level = (level & ~mask) | (bits & mask);
-          this.levels.set(0, level);
-          return 0;
-        }
-        if (request === GPIO_V2_LINE_GET_VALUES_IOCTL) {
-          arg.set(encodeLineValues({ bits: level & mask, mask }));
-          return 0;
-        }
-        return { errno: Errno.ENOTTY };
-      },
-      read: (buffer: Uint8Array) => {
-        // Whole events only, as many as fit, EAGAIN when none (the fd is O_NONBLOCK).
-        let count = 0;
-        while (this.events.length > 0 && count + 48 <= buffer.length) {
-          buffer.set(this.events.shift() as Uint8Array, count);
-          count += 48;
-        }
-        return count === 0 ? { errno: Errno.EAGAIN } : count;
-      },
-    };
-  }
-}
+import { fdsOn, type KernelFds, kernelFds } from "../../linux/kernel-fds.ts";
+import { type FakeChip, FakeGpioKernel } from "./fake-gpio-kernel.ts";
 
 const bcm2711Names = Array.from({ length: 58 }, (_, i) => `GPIO${i}`);
 const expanderNames = [
@@ -120,13 +24,20 @@ const expanderNames = [
 ];
 
 let dir: string;
+let real: { libc: Awaited<ReturnType<typeof openLibc>>; fds: KernelFds };
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "entratool-gpio-"));
   // gpiochip4 stands for the Pi 5's compatibility symlink to gpiochip0: the same chip twice.
   for (const node of ["gpiochip0", "gpiochip1", "gpiochip4", "i2c-1"]) await writeFile(join(dir, node), "");
+  real = { libc: await openLibc(), fds: await kernelFds() };
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+const kernels: FakeGpioKernel[] = [];
+afterEach(() => {
+  for (const kernel of kernels.splice(0)) kernel.dispose();
 });
 
 function rig(held?: ReadonlyMap<number, string>): {
@@ -134,12 +45,22 @@ function rig(held?: ReadonlyMap<number, string>): {
   gpio: GpioCdev;
   clock: VirtualClock;
 } {
-  const header = { name: "gpiochip0", label: "pinctrl-bcm2711", lineNames: bcm2711Names, held };
-  const kernel = new FakeGpioKernel(dir, [
-    { node: "gpiochip0", ...header },
-    { node: "gpiochip1", name: "gpiochip1", label: "raspberrypi-exp-gpio", lineNames: expanderNames },
-    { node: "gpiochip4", ...header },
-  ]);
+  const header: Omit<FakeChip, "node"> = {
+    name: "gpiochip0",
+    label: "pinctrl-bcm2711",
+    lineNames: bcm2711Names,
+    ...(held === undefined ? {} : { held }),
+  };
+  const kernel = new FakeGpioKernel(
+    dir,
+    [
+      { node: "gpiochip0", ...header },
+      { node: "gpiochip1", name: "gpiochip1", label: "raspberrypi-exp-gpio", lineNames: expanderNames },
+      { node: "gpiochip4", ...header },
+    ],
+    real,
+  );
+  kernels.push(kernel);
   const clock = new VirtualClock();
   return { kernel, clock, gpio: new GpioCdev({ clock, devDir: dir, libc: kernel.libc }) };
 }
@@ -222,7 +143,7 @@ describe("GpioCdev against a fake GPIO character device", () => {
     expect(kernel.libc.calls).toEqual([]);
   });
 
-  test("a button: pull-up input with both edges, polled non-blocking on the clock", async () => {
+  test("a button: pull-up input with both edges, its events read as the kernel queues them", async () => {
     const { gpio, kernel, clock } = rig();
     const line = await gpio.requestLine(
       { name: "GPIO27", chipLabel: "pinctrl-bcm2711" },
@@ -239,30 +160,151 @@ describe("GpioCdev against a fake GPIO character device", () => {
     );
     expect(request?.attrs).toEqual([{ id: GpioLineAttrId.DEBOUNCE, value: 5000n, mask: 1n }]);
     expect(request?.eventBufferSize).toBe(64);
-    const fcntl = kernel.libc.calls.filter((c) => c.call === "fcntl");
-    expect(fcntl.at(-1)?.arg).toBe(0o2 | 0o4000); // O_RDWR kept, O_NONBLOCK added
 
-    const seen: Array<[Edge, number]> = [];
-    let done: () => void = () => undefined;
-    const twoEvents = new Promise<void>((resolve) => {
-      done = resolve;
-    });
-    const stop = line.watch((edge, at) => {
-      seen.push([edge, at]);
-      if (seen.length === 2) done();
-    });
-    kernel.events.push(
-      encodeLineEvent({ timestampNs: 5_000_000_000n, id: 2, offset: 27, seqno: 1, lineSeqno: 1 }),
-      encodeLineEvent({ timestampNs: 5_812_345_000n, id: 1, offset: 27, seqno: 2, lineSeqno: 2 }),
+    const { seen, until } = collect();
+    const stop = line.watch(seen.listener);
+    kernel.emit(
+      "gpiochip0",
+      27,
+      { timestampNs: 5_000_000_000n, id: 2, offset: 27, seqno: 1, lineSeqno: 1 },
+      { timestampNs: 5_812_345_000n, id: 1, offset: 27, seqno: 2, lineSeqno: 2 },
     );
-    await twoEvents;
+    await until(2);
+    // An event cut in two by the writes is delivered whole, once its end arrives.
+    const third = encodeLineEvent({ timestampNs: 6_000_250_000n, id: 2, offset: 27, seqno: 3, lineSeqno: 3 });
+    kernel.write("gpiochip0", 27, third.subarray(0, 20));
+    kernel.write("gpiochip0", 27, third.subarray(20));
+    await until(3);
     stop();
-    expect(seen).toEqual([
+    expect(seen.edges).toEqual([
       ["falling", 5000],
       ["rising", 5812.345],
+      ["falling", 6000.25],
     ]);
-    expect(clock.sleeps.every((ms) => ms === 10)).toBe(true);
+    // No timer: the watch waits on the line fd in Bun's event loop, nothing sleeps.
+    expect(clock.sleeps).toEqual([]);
     await line.close();
+    expect(kernel.libc.openFds).toEqual([]);
+    expect(kernel.isHeld("gpiochip0", 27)).toBe(false);
+  });
+
+  test("close() releases a watched line: it can be requested again at once", async () => {
+    const { gpio, kernel } = rig();
+    const options = { direction: "input", edges: "both" } as const;
+    const first = await gpio.requestLine({ name: "GPIO27" }, options);
+    const { seen, until } = collect();
+    first.watch(seen.listener);
+    kernel.emit("gpiochip0", 27, { timestampNs: 1_000_000n, id: 1, offset: 27, seqno: 1, lineSeqno: 1 });
+    await until(1);
+    const target = kernel.target("gpiochip0", 27);
+    // The line fd, the watcher's copy and Bun's copy of that.
+    expect(fdsOn(target, "read")).toHaveLength(3);
+    await first.close();
+    expect(fdsOn(target, "read")).toEqual([]);
+
+    const second = await gpio.requestLine({ name: "GPIO27" }, options);
+    const again = collect();
+    second.watch(again.seen.listener);
+    kernel.emit("gpiochip0", 27, { timestampNs: 2_000_000n, id: 2, offset: 27, seqno: 2, lineSeqno: 2 });
+    await again.until(1);
+    expect(again.seen.edges).toEqual([["falling", 2]]);
+    expect(seen.edges).toEqual([["rising", 1]]);
+    await second.close();
+    expect(kernel.libc.openFds).toEqual([]);
+  });
+
+  test("a line still held is refused with EBUSY naming us", async () => {
+    const { gpio } = rig();
+    const line = await gpio.requestLine({ name: "GPIO27" }, { direction: "input", edges: "both" });
+    line.watch(() => undefined);
+    const error = (await gpio
+      .requestLine({ name: "GPIO27" }, { direction: "input", edges: "both" })
+      .catch((e: unknown) => e)) as BusError;
+    expect(error.code).toBe("E_GPIO_LINE_BUSY");
+    expect(error.message).toContain("already in use by entratool");
+    await line.close();
+  });
+
+  test("the last listener gone ends the watch and frees its copies of the fd; a new listener starts another", async () => {
+    const { gpio, kernel } = rig();
+    const line = await gpio.requestLine({ name: "GPIO27" }, { direction: "input", edges: "both" });
+    const target = kernel.target("gpiochip0", 27);
+    const a = collect();
+    const b = collect();
+    const stopA = line.watch(a.seen.listener);
+    const stopB = line.watch(b.seen.listener);
+    expect(fdsOn(target, "read")).toHaveLength(3);
+    kernel.emit("gpiochip0", 27, { timestampNs: 1_000_000n, id: 1, offset: 27, seqno: 1, lineSeqno: 1 });
+    await Promise.all([a.until(1), b.until(1)]);
+    stopA();
+    stopB();
+    const c = collect();
+    line.watch(c.seen.listener);
+    kernel.emit("gpiochip0", 27, { timestampNs: 3_000_000n, id: 2, offset: 27, seqno: 2, lineSeqno: 2 });
+    await c.until(1);
+    expect([a.seen.edges, b.seen.edges, c.seen.edges]).toEqual([
+      [["rising", 1]],
+      [["rising", 1]],
+      [["falling", 3]],
+    ]);
+    await line.close();
+    expect(fdsOn(target, "read")).toEqual([]);
+  });
+
+  test("a throwing listener is reported and neither stops the others nor the watch", async () => {
+    const { gpio, kernel } = rig();
+    const errors: unknown[] = [];
+    const line = await gpio.requestLine(
+      { name: "GPIO27" },
+      { direction: "input", edges: "both", onError: (error) => errors.push(error) },
+    );
+    const boom = new Error("listener failed");
+    line.watch(() => {
+      throw boom;
+    });
+    const { seen, until } = collect();
+    line.watch(seen.listener);
+    kernel.emit("gpiochip0", 27, { timestampNs: 1_000_000n, id: 1, offset: 27, seqno: 1, lineSeqno: 1 });
+    await until(1);
+    kernel.emit("gpiochip0", 27, { timestampNs: 2_000_000n, id: 2, offset: 27, seqno: 2, lineSeqno: 2 });
+    await until(2);
+    expect(seen.edges).toEqual([
+      ["rising", 1],
+      ["falling", 2],
+    ]);
+    expect(errors).toEqual([boom, boom]);
+    await line.close();
+  });
+
+  test("an end of the edge events stops the watch with one E_BUS_IO and releases the copies", async () => {
+    const { gpio, kernel } = rig();
+    let reported: (error: unknown) => void = () => undefined;
+    const failure = new Promise<unknown>((resolve) => {
+      reported = resolve;
+    });
+    const errors: unknown[] = [];
+    const line = await gpio.requestLine(
+      { name: "GPIO27" },
+      {
+        direction: "input",
+        edges: "both",
+        onError: (error) => {
+          errors.push(error);
+          reported(error);
+        },
+      },
+    );
+    const target = kernel.target("gpiochip0", 27);
+    line.watch(() => undefined);
+    kernel.endEvents("gpiochip0", 27);
+    const error = await failure;
+    expect(isBusError(error, "E_BUS_IO")).toBe(true);
+    expect((error as BusError).message).toBe(
+      "The kernel ended the edges of GPIO27 (its GPIO chip went away): restart entratool once the chip is back.",
+    );
+    await line.close();
+    expect(errors).toHaveLength(1);
+    expect(fdsOn(target, "read")).toEqual([]);
     expect(kernel.libc.openFds).toEqual([]);
   });
 
@@ -273,3 +315,22 @@ describe("GpioCdev against a fake GPIO character device", () => {
     await line.close();
   });
 });
+
+/** Edges a listener was given, with a promise for the nth. */
+function collect() {
+  const edges: Array<[Edge, number]> = [];
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  const listener = (edge: Edge, at: number): void => {
+    edges.push([edge, at]);
+    for (const w of waiters.splice(0)) {
+      if (edges.length >= w.n) w.resolve();
+      else waiters.push(w);
+    }
+  };
+  const until = (n: number) =>
+    new Promise<void>((resolve) => {
+      if (edges.length >= n) resolve();
+      else waiters.push({ n, resolve });
+    });
+  return { seen: { edges, listener }, until };
+}
