@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ISerializableTokenCache, TokenCacheContext } from "@azure/msal-node";
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
+import { ProviderDiscovery } from "../../agent/auth/discovery.ts";
 import type { FetchLike } from "../../agent/auth/network.ts";
 import { SignInService, type SignInServiceDeps, type SignInState } from "../../agent/auth/signin.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
@@ -133,6 +134,16 @@ export class World {
     };
   }
 
+  /** Where OpenID configurations are kept: the state directory's, as the CLI keeps them. */
+  get discoveryDir(): string {
+    return join(this.stateDir, "discovery");
+  }
+
+  /** Discovery on this world's state directory (a new instance each call, like a new process). */
+  discovery(): ProviderDiscovery {
+    return new ProviderDiscovery({ dir: this.discoveryDir, clock: this.clock, logger: this.logger });
+  }
+
   /** The encrypted token store of this world's state directory (a new instance each call). */
   tokenStore(): FileTokenStore {
     const machineIdentity = new MachineIdentity({
@@ -191,6 +202,7 @@ export class World {
       logger: this.logger,
       fetch: this.fetch(fetchOptions),
       env,
+      discovery: this.discovery(),
       loadMsal: () => import("../../agent/auth/msal.ts"),
       ...deps,
     });
@@ -206,11 +218,15 @@ export class World {
     return this.emulator.requests().filter((entry) => entry.grantType === "device_code");
   }
 
-  /** Requests to the emulator by kind: "devicecode", "device_code", "refresh_token" or the path. */
+  /**
+   * Requests to the emulator by kind: "discovery" (the OpenID configuration), "devicecode",
+   * "device_code", "refresh_token", or the path.
+   */
   requestKinds(): string[] {
-    return this.emulator
-      .requests()
-      .map((entry) => (entry.path.endsWith("/devicecode") ? "devicecode" : (entry.grantType ?? entry.path)));
+    return this.emulator.requests().map((entry) => {
+      if (entry.path.endsWith("/.well-known/openid-configuration")) return "discovery";
+      return entry.path.endsWith("/devicecode") ? "devicecode" : (entry.grantType ?? entry.path);
+    });
   }
 
   /** Every file under the state directory, as raw text. */
