@@ -60,6 +60,8 @@ export class World {
   readonly harness: EmulatorHarness;
   readonly dir: string;
   readonly stateDir: string;
+  /** The emulator's TLS files (its CA is what `fetch()` trusts): other loopback servers may share them. */
+  readonly tlsDir: string;
   readonly logLines: string[] = [];
   /** The emulator's own log: one line per answered request (`POST /…/token device_code 400 …`). */
   readonly emulatorLines: string[] = [];
@@ -71,11 +73,12 @@ export class World {
     destination: { write: (line: string) => void this.logLines.push(line) },
   });
 
-  private constructor(harness: EmulatorHarness, dir: string) {
+  private constructor(harness: EmulatorHarness, dir: string, tlsDir: string) {
     this.harness = harness;
     this.clock = harness.clock;
     this.dir = dir;
     this.stateDir = join(dir, "state");
+    this.tlsDir = tlsDir;
   }
 
   static async create(options: WorldOptions): Promise<World> {
@@ -88,7 +91,7 @@ export class World {
         if (world) world.#emulatorLine(line);
       },
     });
-    world = new World(harness, dir);
+    world = new World(harness, dir, options.tlsDir);
     await harness.start();
     // MSAL reads `Date` for token expiry: keep it on the shared virtual clock (after the TLS files
     // were made on real time above), so that "advance past expiry" means the same to everyone.
