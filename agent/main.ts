@@ -4,7 +4,6 @@
  * wires them together. Everything below it receives its dependencies.
  */
 import pkg from "../package.json" with { type: "json" };
-import { ProviderDiscovery } from "./auth/discovery.ts";
 import type { MsalModule } from "./auth/msal.ts";
 import { SignInService } from "./auth/signin.ts";
 import { SystemTimeSync } from "./auth/time-sync.ts";
@@ -89,7 +88,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     logger,
     fetch,
     env,
-    discovery: new ProviderDiscovery({ dir: paths.discoveryDir, clock, logger }),
+    discoveryDir: paths.discoveryDir,
     loadMsal: () => import(MSAL_MODULE) as Promise<MsalModule>,
   });
   const profiles = new JsonProfileStore({ file: paths.profilesFile, logger });

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
@@ -90,6 +89,22 @@ export interface ProviderDiscoveryOptions {
 /** `{authorityHost}/{tenant}` as msal-node and the cache key name it. */
 export function authorityOf(authorityHost: string, tenant: string): string {
   return `${authorityHost.replace(/\/+$/, "")}/${tenant}`;
+}
+
+/**
+ * 12 hex digits that tell apart authorities whose readable file names are the same. Not for
+ * security (the file holds nothing secret), and not node:crypto, which costs the CLI's start-up
+ * time even when a cached token needs no discovery at all: two 32-bit FNV-1a passes.
+ */
+function nameHash(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    a = Math.imul(a ^ code, 0x01000193) >>> 0;
+    b = Math.imul(b ^ code ^ (i & 0xff), 0x01000193) >>> 0;
+  }
+  return `${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}`.slice(0, 12);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -303,8 +318,7 @@ export class ProviderDiscovery {
     if (dir === undefined) return undefined;
     const url = new URL(authority);
     const readable = `${url.host}${url.pathname}`.replace(/[^A-Za-z0-9.-]+/g, "_").slice(0, 80);
-    const hash = createHash("sha256").update(authority).digest("hex").slice(0, 12);
-    return join(dir, `${readable}-${hash}.json`);
+    return join(dir, `${readable}-${nameHash(authority)}.json`);
   }
 
   /** The copy kept on disk, if there is a usable one; a damaged one is set aside (and logged). */

@@ -6,9 +6,9 @@ import type { Env } from "../core/paths.ts";
 import { safeLine } from "../core/text.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
 import { findCachedAccessToken, OIDC_SCOPES } from "./cached-token.ts";
-import { msalAuthority, ProviderDiscovery } from "./discovery.ts";
+import type { ProviderDiscovery } from "./discovery.ts";
 import type { MsalModule } from "./msal.ts";
-import { type DeviceCodeDetails, EntraNetworkClient, type FetchLike } from "./network.ts";
+import type { DeviceCodeDetails, EntraNetworkClient, FetchLike } from "./network.ts";
 import type { CodeInfo, ErrorInfo, SessionState } from "./session-state.ts";
 import type { TimeSync } from "./time-sync.ts";
 
@@ -68,10 +68,10 @@ export interface SignInServiceDeps {
   /** Per-request timeout for the identity provider, ms. */
   readonly requestTimeoutMs?: number;
   /**
-   * Finds and keeps the identity providers' OpenID configurations (main.ts gives it
-   * Paths.discoveryDir). Absent: one that keeps them in memory only.
+   * Where the identity providers' OpenID configurations are kept (Paths.discoveryDir; see
+   * ./discovery.ts). Absent: they are kept in memory only, for this service's lifetime.
    */
-  readonly discovery?: ProviderDiscovery;
+  readonly discoveryDir?: string;
   /**
    * How long a refresh request already sent may finish after a cancel or timeout, ms (see
    * NetworkClientOptions.refreshGraceMs). Default 5000.
@@ -131,12 +131,12 @@ function untilAborted<T>(
  */
 export class SignInService {
   readonly #deps: SignInServiceDeps;
-  readonly #discovery: ProviderDiscovery;
+  /** Made on first use (see `#underLock`); keeps documents in memory across this service's calls. */
+  #discovery: ProviderDiscovery | undefined;
   #warnedTlsUnchecked = false;
 
   constructor(deps: SignInServiceDeps) {
     this.#deps = deps;
-    this.#discovery = deps.discovery ?? new ProviderDiscovery({ clock: deps.clock, logger: deps.logger });
   }
 
   async getToken(profile: Profile, request: TokenRequest = {}): Promise<TokenResult> {
@@ -288,6 +288,19 @@ export class SignInService {
       return untilAborted(promise, signal);
     };
     this.#warnIfTlsUnchecked();
+    // Loaded only now: a cached token (`#fromCache`) needs neither, and the CLI's start-up time is
+    // what a cached `get-token` costs (README, benchmark).
+    const [{ EntraNetworkClient }, { msalAuthority, ProviderDiscovery }] = await Promise.all([
+      import("./network.ts"),
+      import("./discovery.ts"),
+    ]);
+    const { clock, discoveryDir } = this.#deps;
+    this.#discovery ??= new ProviderDiscovery({
+      clock,
+      logger,
+      ...(discoveryDir === undefined ? {} : { dir: discoveryDir }),
+    });
+    const discovery = this.#discovery;
     let code: CodeInfo | undefined;
     const network = new EntraNetworkClient({
       fetch: this.#deps.fetch,
@@ -304,7 +317,7 @@ export class SignInService {
     });
     // Before msal-node: it is given the endpoints, so that it makes no discovery request itself.
     const provider = await call(
-      this.#discovery.resolve(profile.authorityHost, profile.tenantId, (url) => network.getDocument(url)),
+      discovery.resolve(profile.authorityHost, profile.tenantId, (url) => network.getDocument(url)),
     );
     network.useProvider(provider);
     const msal = await this.#deps.loadMsal();

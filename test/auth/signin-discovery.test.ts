@@ -71,6 +71,32 @@ describe("the OpenID configuration", () => {
     expect(JSON.parse(await readFile(path, "utf8")).fetchedAt).toBe(w.clock.now());
   });
 
+  it("is not needed for a cached token: no request, no file read, no msal-node", async () => {
+    // An access token that outlives the configuration's day.
+    const w = await start({ accessTokenLifetime: 2 * 24 * 3600 });
+    await signIn(w);
+    // Even after that day, and with the kept copy damaged.
+    w.clock.advance(DISCOVERY_MAX_AGE_MS + SECOND);
+    for (const file of await discoveryFiles(w)) await writeFile(join(w.discoveryDir, file), "damaged");
+    const before = { requests: w.emulator.requests().length, fetches: w.fetchCalls.length };
+    let msalLoads = 0;
+    const service = w.service({
+      loadMsal: () => {
+        msalLoads += 1;
+        return import("../../agent/auth/msal.ts");
+      },
+    });
+    const cached = await service.getToken(w.profile());
+    expect(cached.fromCache).toBe(true);
+    expect([w.emulator.requests().length, w.fetchCalls.length, msalLoads]).toEqual([
+      before.requests,
+      before.fetches,
+      0,
+    ]);
+    // Nothing was set aside either: the file was never read.
+    expect(await discoveryFiles(w)).toHaveLength(1);
+  });
+
   it("is used after its day when the provider cannot be reached for it, and the log says so", async () => {
     const w = await start();
     await signIn(w);

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ISerializableTokenCache, TokenCacheContext } from "@azure/msal-node";
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
-import { ProviderDiscovery } from "../../agent/auth/discovery.ts";
 import type { FetchLike } from "../../agent/auth/network.ts";
 import { SignInService, type SignInServiceDeps, type SignInState } from "../../agent/auth/signin.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
@@ -142,11 +141,6 @@ export class World {
     return join(this.stateDir, "discovery");
   }
 
-  /** Discovery on this world's state directory (a new instance each call, like a new process). */
-  discovery(): ProviderDiscovery {
-    return new ProviderDiscovery({ dir: this.discoveryDir, clock: this.clock, logger: this.logger });
-  }
-
   /** The encrypted token store of this world's state directory (a new instance each call). */
   tokenStore(): FileTokenStore {
     const machineIdentity = new MachineIdentity({
@@ -205,7 +199,7 @@ export class World {
       logger: this.logger,
       fetch: this.fetch(fetchOptions),
       env,
-      discovery: this.discovery(),
+      discoveryDir: this.discoveryDir,
       loadMsal: () => import("../../agent/auth/msal.ts"),
       ...deps,
     });
