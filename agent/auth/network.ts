@@ -166,11 +166,14 @@ export function shownUrl(url: string): string {
  * password, not absurdly long, no control characters; undefined otherwise.
  */
 export function httpsUrl(value: unknown): string | undefined {
-  if (typeof value !== "string" || value.length > MAX_URL_CHARS) return undefined;
-  if (safeLine(value) !== value) return undefined;
+  if (typeof value !== "string") return undefined;
+  const text = value.trim();
+  // A URL with control characters or spaces inside is not cleaned up but refused: what a person
+  // would read and what the link opens could differ.
+  if (text.length > MAX_URL_CHARS || safeLine(text) !== text || /\s/.test(text)) return undefined;
   try {
-    const url = new URL(value);
-    return url.protocol === "https:" && url.username === "" && url.password === "" ? value : undefined;
+    const url = new URL(text);
+    return url.protocol === "https:" && url.username === "" && url.password === "" ? text : undefined;
   } catch {
     return undefined;
   }

@@ -142,6 +142,22 @@ describe("the OpenID configuration", () => {
     expect(logged(w, /names no device_authorization_endpoint; using Entra's path/)).toHaveLength(1);
   });
 
+  it("keeps msal-node's grant type for Entra, and sends RFC 8628's URN to other providers", async () => {
+    const entra = await start();
+    await signIn(entra);
+    const grantTypes = (w: World): string[] =>
+      w.emulator
+        .requests()
+        .flatMap((entry) => (entry.path.endsWith("/token") ? [entry.grantType ?? ""] : []));
+    expect(grantTypes(entra)).toEqual(["device_code"]);
+    await entra.dispose();
+
+    // Without Entra's cloud_instance_name, on a host that is not Entra's, it is any provider.
+    const other = await start({ discoveryOmit: ["cloud_instance_name"] });
+    await signIn(other);
+    expect(grantTypes(other)).toEqual(["urn:ietf:params:oauth:grant-type:device_code"]);
+  });
+
   it("sends requests where the document says, not where msal-node would", async () => {
     // A tenant named like this makes msal-node's own device code URL `/devicecodes.example.com/…/token`.
     const w = await start();
