@@ -92,6 +92,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     logger,
     fetch,
     env,
+    discoveryDir: paths.discoveryDir,
     loadMsal: () => import(MSAL_MODULE) as Promise<MsalModule>,
   });
   const profiles = new JsonProfileStore({ file: paths.profilesFile, logger, locks });

@@ -49,12 +49,36 @@ export function scrubSecrets(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/** A pino logger writing JSON lines to `options.destination`, secrets censored. */
+/**
+ * A serialised error (pino's shape) without its stack traces, nested ones included: what an error
+ * is and says stays, where in the code it came from is for debugging only.
+ */
+function withoutStacks(value: unknown, depth = 0): unknown {
+  if (depth > 8 || typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => withoutStacks(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (key !== "stack") out[key] = withoutStacks(item, depth + 1);
+  }
+  return out;
+}
+
+/**
+ * A pino logger writing JSON lines to `options.destination`, secrets censored. Errors under `err`
+ * carry their stack trace only while the logger's level is debug or trace: at the default levels
+ * the log reaches a person's terminal (the CLI's stderr), where a stack trace helps nobody.
+ */
 export function createLogger(options: LoggerOptions): Logger {
-  return pino(
+  const logger: Logger = pino(
     {
       level: options.level ?? "info",
       base: options.base ?? null,
+      serializers: {
+        err: (err: Error): unknown => {
+          const serialised = pino.stdSerializers.err(err);
+          return logger.isLevelEnabled("debug") ? serialised : withoutStacks(serialised);
+        },
+      },
       redact: { paths: [...REDACT_PATHS], censor: CENSOR },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: {
@@ -64,4 +88,5 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     options.destination,
   );
+  return logger;
 }

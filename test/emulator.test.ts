@@ -462,6 +462,84 @@ describe("Entra emulator over HTTPS", () => {
       expect((await h.poll(TENANT, CLIENT, deviceCode)).json?.error).toBe("authorization_pending");
     });
 
+    it("redirects instead of answering", async () => {
+      h.emulator.injectFaults("token", [
+        { type: "redirect", status: 307, location: "http://127.0.0.1:9/steal" },
+      ]);
+      const redirected = await h.request(`/${TENANT}/oauth2/v2.0/token`, {
+        method: "POST",
+        body: "grant_type=refresh_token",
+        redirect: "manual",
+      });
+      expect(redirected.status).toBe(307);
+      expect(redirected.headers.get("location")).toBe("http://127.0.0.1:9/steal");
+      expect(h.emulator.requests().at(-1)).toMatchObject({ fault: "redirect", status: 307 });
+    });
+
+    it("answers with a canned status and body, JSON or text", async () => {
+      h.emulator.injectFaults("token", [
+        { type: "respond", status: 200, body: {} },
+        { type: "respond", status: 404, body: "<html>not here</html>" },
+      ]);
+      const { deviceCode } = await issue();
+      const empty = await h.poll(TENANT, CLIENT, deviceCode);
+      expect([empty.status, empty.json]).toEqual([200, {}]);
+      const page = await h.poll(TENANT, CLIENT, deviceCode);
+      expect([page.status, page.headers.get("content-type"), page.text]).toEqual([
+        404,
+        "text/html; charset=utf-8",
+        "<html>not here</html>",
+      ]);
+      expect((await h.poll(TENANT, CLIENT, deviceCode)).json?.error).toBe("authorization_pending");
+    });
+
+    it("streams a body of the size asked for, with or without Content-Length", async () => {
+      h.emulator.injectFaults("token", [
+        { type: "huge", bytes: 3 * 1024 * 1024, declareLength: true },
+        { type: "huge", bytes: 200_000 },
+      ]);
+      // (Not through h.request: the body is JSON only in name.)
+      const post = () =>
+        fetch(`${h.host}/${TENANT}/oauth2/v2.0/token`, { method: "POST", tls: { ca: h.caPem } });
+      const declared = await post();
+      expect(declared.headers.get("content-length")).toBe(String(3 * 1024 * 1024));
+      const text = await declared.text();
+      expect(text).toHaveLength(3 * 1024 * 1024);
+      expect(text.startsWith('{"access_token":"aaaa')).toBe(true);
+      const chunked = await post();
+      expect(chunked.headers.get("content-length")).toBeNull();
+      expect(await chunked.text()).toHaveLength(200_000);
+      expect(h.emulator.requests().map((entry) => entry.bytesSent)).toEqual([3 * 1024 * 1024, 200_000]);
+    });
+
+    it("handles a request and then loses its answer", async () => {
+      const { deviceCode, userCode } = await issue();
+      h.emulator.approve({ userCode });
+      h.emulator.injectFaults("token", [{ type: "lose_answer" }]);
+      await expect(h.poll(TENANT, CLIENT, deviceCode)).rejects.toThrow();
+      // The lost answer was the tokens: the code is redeemed, so asking again is refused.
+      expect(h.emulator.requests().at(-1)).toMatchObject({ fault: "lose_answer", status: 200 });
+      const again = await h.poll(TENANT, CLIENT, deviceCode);
+      expect(again.json).toMatchObject({ error: "invalid_grant", error_codes: [70000] });
+    });
+
+    it("takes discovery faults only for the OpenID configuration, and leaves out fields on request", async () => {
+      h.emulator.injectFaults("discovery", [{ type: "respond", status: 404, body: { error: "not_found" } }]);
+      h.emulator.injectFaults("any", [{ type: "status", status: 500 }]);
+      const path = `/${TENANT}/v2.0/.well-known/openid-configuration`;
+      expect((await h.get(path)).status).toBe(404);
+      expect((await h.get(path)).status).toBe(200);
+      expect((await h.deviceCode(TENANT, CLIENT)).status).toBe(500);
+      h.emulator.setSettings({ discoveryOmit: ["device_authorization_endpoint", "end_session_endpoint"] });
+      const document = (await h.get(path)).json ?? {};
+      expect(document.token_endpoint).toBe(`${h.host}/${TENANT}/oauth2/v2.0/token`);
+      expect(document).not.toHaveProperty("device_authorization_endpoint");
+      expect(document).not.toHaveProperty("end_session_endpoint");
+      expect(() => h.emulator.setSettings({ discoveryOmit: "issuer" as unknown as string[] })).toThrow(
+        /discoveryOmit/,
+      );
+    });
+
     it("keeps faults of one kind away from the other endpoint", async () => {
       h.emulator.injectFaults("token", [{ type: "status", status: 500 }]);
       expect((await h.deviceCode(TENANT, CLIENT)).status).toBe(200);
@@ -546,7 +624,7 @@ describe("Entra emulator over HTTPS", () => {
       expect(
         (await h.control("inject-faults", { kind: "devicecode", faults: [{ type: "drop" }] })).json,
       ).toEqual({
-        queued: { devicecode: 1, token: 0, any: 0 },
+        queued: { discovery: 0, devicecode: 1, token: 0, any: 0 },
       });
       await expect(h.deviceCode(TENANT, CLIENT)).rejects.toThrow();
 

@@ -16,54 +16,35 @@ import {
 import { EntraToolError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Profile } from "../store/types.ts";
+import type { MsalAuthority } from "./discovery.ts";
 import { classifyTokenError } from "./entra-errors.ts";
-
-/**
- * Entra's v2.0 endpoints for an authority host and tenant. They follow one pattern in every
- * cloud (public, US Gov, China), so we give them to MSAL instead of letting it discover them:
- * no discovery request at start-up, and a cached token is served with no network at all.
- */
-export function authorityMetadata(authorityHost: string, tenant: string) {
-  const base = `${authorityHost}/${tenant}`;
-  const host = new URL(authorityHost).host;
-  return {
-    authority: base,
-    knownAuthority: host,
-    openIdConfiguration: {
-      issuer: `${authorityHost}/{tenantid}/v2.0`,
-      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
-      token_endpoint: `${base}/oauth2/v2.0/token`,
-      device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
-      end_session_endpoint: `${base}/oauth2/v2.0/logout`,
-      jwks_uri: `${base}/discovery/v2.0/keys`,
-    },
-    cloudDiscovery: {
-      tenant_discovery_endpoint: `${base}/v2.0/.well-known/openid-configuration`,
-      "api-version": "1.1",
-      metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
-    },
-  };
-}
 
 export interface MsalClientDeps {
   readonly cachePlugin: ICachePlugin;
   readonly networkClient: INetworkModule;
   readonly logger: Logger;
+  /**
+   * The authority and its metadata, from the provider's OpenID configuration (./discovery.ts's
+   * `msalAuthority`): with them msal-node makes no discovery request of its own.
+   */
+  readonly authority: MsalAuthority;
 }
 
 /** Builds the MSAL client for one profile (a fresh one per operation; see FileTokenStore). */
 export type MsalClientFactory = (profile: Profile, deps: MsalClientDeps) => PublicClientApplication;
 
-export const createPublicClient: MsalClientFactory = (profile, { cachePlugin, networkClient, logger }) => {
-  const meta = authorityMetadata(profile.authorityHost, profile.tenantId);
+export const createPublicClient: MsalClientFactory = (
+  profile,
+  { cachePlugin, networkClient, logger, authority },
+) => {
   const verbose = logger.isLevelEnabled("debug");
   const configuration: Configuration = {
     auth: {
       clientId: profile.clientId,
-      authority: meta.authority,
-      knownAuthorities: [meta.knownAuthority],
-      authorityMetadata: JSON.stringify(meta.openIdConfiguration),
-      cloudDiscoveryMetadata: JSON.stringify(meta.cloudDiscovery),
+      authority: authority.authority,
+      knownAuthorities: authority.knownAuthorities,
+      authorityMetadata: authority.authorityMetadata,
+      cloudDiscoveryMetadata: authority.cloudDiscoveryMetadata,
     },
     cache: { cachePlugin },
     system: {

@@ -3,10 +3,12 @@ import type { Clock } from "../core/clock.ts";
 import { EntraToolError, isAbortError, isEntraToolError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Env } from "../core/paths.ts";
+import { safeLine } from "../core/text.ts";
 import type { LockManager, Profile, TokenStore } from "../store/types.ts";
 import { findCachedAccessToken, OIDC_SCOPES } from "./cached-token.ts";
+import type { ProviderDiscovery } from "./discovery.ts";
 import type { MsalModule } from "./msal.ts";
-import { EntraNetworkClient, type FetchLike } from "./network.ts";
+import type { DeviceCodeDetails, EntraNetworkClient, FetchLike } from "./network.ts";
 import type { CodeInfo, ErrorInfo, SessionState } from "./session-state.ts";
 import type { TimeSync } from "./time-sync.ts";
 
@@ -66,6 +68,16 @@ export interface SignInServiceDeps {
   /** Per-request timeout for the identity provider, ms. */
   readonly requestTimeoutMs?: number;
   /**
+   * Where the identity providers' OpenID configurations are kept (Paths.discoveryDir; see
+   * ./discovery.ts). Absent: they are kept in memory only, for this service's lifetime.
+   */
+  readonly discoveryDir?: string;
+  /**
+   * How long a refresh request already sent may finish after a cancel or timeout, ms (see
+   * NetworkClientOptions.refreshGraceMs). Default 5000.
+   */
+  readonly refreshGraceMs?: number;
+  /**
    * Whether the system clock can be trusted (./time-sync.ts has the real one). Absent: it always
    * can. When it cannot, `getToken` waits before the cache check and before any request.
    */
@@ -119,6 +131,9 @@ function untilAborted<T>(
  */
 export class SignInService {
   readonly #deps: SignInServiceDeps;
+  /** Made on first use (see `#underLock`); keeps documents in memory across this service's calls. */
+  #discovery: ProviderDiscovery | undefined;
+  #warnedTlsUnchecked = false;
 
   constructor(deps: SignInServiceDeps) {
     this.#deps = deps;
@@ -238,9 +253,25 @@ export class SignInService {
       tokenType: found.tokenType,
       expiresAt: found.expiresAt,
       scopes: found.scopes,
-      account: { username: found.username, tenantId: found.tenantId, homeAccountId: found.homeAccountId },
+      account: {
+        username: shownText(found.username),
+        tenantId: shownText(found.tenantId),
+        homeAccountId: found.homeAccountId,
+      },
       fromCache: true,
     };
+  }
+
+  /**
+   * Says once per service (a process, in practice) that TLS certificates are not checked: the
+   * runtime honours NODE_TLS_REJECT_UNAUTHORIZED=0, and then a man in the middle gets every token.
+   */
+  #warnIfTlsUnchecked(): void {
+    if (this.#warnedTlsUnchecked || this.#deps.env.NODE_TLS_REJECT_UNAUTHORIZED !== "0") return;
+    this.#warnedTlsUnchecked = true;
+    this.#deps.logger.warn(
+      "NODE_TLS_REJECT_UNAUTHORIZED=0 switches TLS certificate checks off, so anyone on the network path can read and change the sign-in: unset it (for a private CA, use NODE_EXTRA_CA_CERTS).",
+    );
   }
 
   async #underLock(
@@ -256,7 +287,20 @@ export class SignInService {
       msalCalls.push(promise);
       return untilAborted(promise, signal);
     };
-    const msal = await this.#deps.loadMsal();
+    this.#warnIfTlsUnchecked();
+    // Loaded only now: a cached token (`#fromCache`) needs neither, and the CLI's start-up time is
+    // what a cached `get-token` costs (README, benchmark).
+    const [{ EntraNetworkClient }, { msalAuthority, ProviderDiscovery }] = await Promise.all([
+      import("./network.ts"),
+      import("./discovery.ts"),
+    ]);
+    const { clock, discoveryDir } = this.#deps;
+    this.#discovery ??= new ProviderDiscovery({
+      clock,
+      logger,
+      ...(discoveryDir === undefined ? {} : { dir: discoveryDir }),
+    });
+    const discovery = this.#discovery;
     let code: CodeInfo | undefined;
     const network = new EntraNetworkClient({
       fetch: this.#deps.fetch,
@@ -265,14 +309,23 @@ export class SignInService {
       env: this.#deps.env,
       signal,
       ...(this.#deps.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#deps.requestTimeoutMs }),
+      ...(this.#deps.refreshGraceMs === undefined ? {} : { refreshGraceMs: this.#deps.refreshGraceMs }),
       onPoll: (event) => {
         if (code) emit({ kind: "waiting", profile: profile.name, poll: event, ...code });
       },
+      onRefresh: () => emit({ kind: "refreshing", profile: profile.name }),
     });
+    // Before msal-node: it is given the endpoints, so that it makes no discovery request itself.
+    const provider = await call(
+      discovery.resolve(profile.authorityHost, profile.tenantId, (url) => network.getDocument(url)),
+    );
+    network.useProvider(provider);
+    const msal = await this.#deps.loadMsal();
     const client = msal.createPublicClient(profile, {
       cachePlugin: this.#deps.tokenStore.cachePlugin(profile.name),
       networkClient: network,
       logger,
+      authority: msalAuthority(provider),
     });
     const scopes = scopesFor(profile, request);
 
@@ -282,7 +335,7 @@ export class SignInService {
         const result = await call(
           client.acquireTokenSilent({ account, scopes, forceRefresh: request.forceRefresh ?? false }),
         );
-        return toTokenResult(profile.name, result);
+        return toTokenResult(profile.name, result, this.#deps.clock.now());
       } catch (thrown) {
         const error = this.#explain(thrown, network, signal, msal);
         if (error.code !== "E_SIGN_IN_REQUIRED") throw error;
@@ -304,7 +357,7 @@ export class SignInService {
         client.acquireTokenByDeviceCode({
           scopes,
           deviceCodeCallback: (response) => {
-            code = codeInfo(response, this.#deps.clock.now());
+            code = codeInfo(network.deviceCode(response.deviceCode), this.#deps.clock.now());
             logger.info(
               { profile: profile.name, verificationUri: code.verificationUri, expiresIn: response.expiresIn },
               "device code issued",
@@ -315,7 +368,7 @@ export class SignInService {
       );
       if (!result) throw new EntraToolError("E_IDP", { message: "The identity provider returned no token." });
       await this.#keepOnlyAccount(client, result.account);
-      return toTokenResult(profile.name, result);
+      return toTokenResult(profile.name, result, this.#deps.clock.now());
     } catch (thrown) {
       throw this.#explain(thrown, network, signal, msal);
     }
@@ -358,25 +411,37 @@ export function errorInfo(error: EntraToolError): ErrorInfo {
   return { code: error.code, message: error.message };
 }
 
-/** The code as states carry it, from msal-node's device code response. */
-function codeInfo(
-  response: {
-    userCode: string;
-    verificationUri: string;
-    message: string;
-    expiresIn: number;
-    interval: number;
-  },
-  now: number,
-): CodeInfo {
+/** The sentence shown with a code when the provider sent none (Entra's own English one). */
+export function promptMessage(verificationUri: string, userCode: string): string {
+  return `To sign in, use a web browser to open the page ${verificationUri} and enter the code ${userCode} to authenticate.`;
+}
+
+/**
+ * The code as states carry it, from the device authorization response the network client
+ * validated (msal-node's callback leaves out `verification_uri_complete`). Every string in it is
+ * free of control characters and every URL is https (EntraNetworkClient checked them).
+ */
+function codeInfo(details: DeviceCodeDetails | undefined, now: number): CodeInfo {
+  if (!details) {
+    // msal-node announced a code the network client never saw: nothing safe to show.
+    throw new EntraToolError("E_INTERNAL", { message: "A device code arrived that was never requested." });
+  }
+  const complete = details.verificationUriComplete;
   return {
-    userCode: response.userCode,
-    verificationUri: response.verificationUri,
-    message: response.message,
-    expiresAt: now + response.expiresIn * 1000,
-    intervalSeconds: response.interval,
-    qrPayload: response.verificationUri,
+    userCode: details.userCode,
+    verificationUri: details.verificationUri,
+    ...(complete === undefined ? {} : { verificationUriComplete: complete }),
+    message: details.message ?? promptMessage(details.verificationUri, details.userCode),
+    expiresAt: now + details.expiresInSeconds * 1000,
+    intervalSeconds: details.intervalSeconds,
+    qrPayload: complete ?? details.verificationUri,
   };
+}
+
+/** An account name or tenant from a token, fit for a screen: one line, no control characters, bounded. */
+function shownText(text: string): string {
+  const line = safeLine(text);
+  return line.length > 256 ? line.slice(0, 256) : line;
 }
 
 function terminalState(profile: string, thrown: EntraToolError): SignInState {
@@ -399,16 +464,29 @@ function terminalState(profile: string, thrown: EntraToolError): SignInState {
   }
 }
 
-function toTokenResult(profile: string, result: AuthenticationResult): TokenResult {
+/**
+ * msal-node's result as the engine hands it out, checked once more (the network client already
+ * refused token responses without a token): a result with no token, or one already expired, is
+ * the identity provider's error, not a token.
+ */
+function toTokenResult(profile: string, result: AuthenticationResult, now: number): TokenResult {
+  const expiresAt = result.expiresOn ? result.expiresOn.getTime() : 0;
+  if (typeof result.accessToken !== "string" || result.accessToken === "" || !(expiresAt > now)) {
+    throw new EntraToolError("E_IDP", {
+      message:
+        "The identity provider returned an unusable token (empty, or already expired): try again later, and check --authority-host if it persists.",
+      details: { empty: !result.accessToken, expiresAt: new Date(expiresAt).toISOString() },
+    });
+  }
   return {
     profile,
     accessToken: result.accessToken,
     tokenType: result.tokenType || "Bearer",
-    expiresAt: result.expiresOn ? result.expiresOn.getTime() : 0,
+    expiresAt,
     scopes: result.scopes.filter((scope) => !OIDC_SCOPES.has(scope.toLowerCase())),
     account: {
-      username: result.account?.username ?? "",
-      tenantId: result.account?.tenantId ?? result.tenantId,
+      username: shownText(result.account?.username ?? ""),
+      tenantId: shownText(result.account?.tenantId ?? result.tenantId),
       homeAccountId: result.account?.homeAccountId ?? "",
     },
     fromCache: result.fromCache,

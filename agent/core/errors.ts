@@ -88,6 +88,16 @@ export const ERRORS = {
     message:
       "Consent is needed for the requested permissions (AADSTS65001). Ask an administrator to grant consent, or sign in with an account that may consent.",
   },
+  E_AUTHORITY: {
+    exit: ExitCode.appRegistration,
+    message:
+      "The identity provider did not answer as an OpenID provider with the device code flow. Check --authority-host and --tenant-id in the profile.",
+  },
+  E_REDIRECT: {
+    exit: ExitCode.appRegistration,
+    message:
+      "The identity provider answered with a redirect, and entratool follows no redirects from it (so that no secret leaves for another host or scheme): check --authority-host and any proxy.",
+  },
   E_SIGN_IN_REQUIRED: {
     exit: ExitCode.signInRequired,
     message: "A new sign-in is needed. Run 'entratool get-token --flow device-code' to sign in again.",

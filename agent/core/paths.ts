@@ -16,6 +16,8 @@ export interface Paths {
   readonly tokensDir: string;
   /** One lock file per profile. */
   readonly locksDir: string;
+  /** The identity providers' OpenID configurations, one file per authority (no secrets), kept for a day. */
+  readonly discoveryDir: string;
   /** The generated key (0600) used when no systemd credential is given. */
   readonly keyFile: string;
   /** `$CREDENTIALS_DIRECTORY/entratool.key` when systemd passes credentials. */
@@ -46,6 +48,7 @@ export function resolvePaths(env: Env, homeDir: string): Paths {
     profilesFile: join(configDir, "profiles.json"),
     tokensDir: join(stateDir, "tokens"),
     locksDir: join(stateDir, "locks"),
+    discoveryDir: join(stateDir, "discovery"),
     keyFile: join(stateDir, "store.key"),
     credentialKeyFile: credentials ? join(credentials, "entratool.key") : undefined,
   };

@@ -28,6 +28,11 @@ export interface EmulatorSettings {
   registeredClients: string[] | null;
   /** Answer `slow_down` when a code is polled sooner than its interval after the previous poll. */
   enforcePollInterval: boolean;
+  /**
+   * Fields left out of the OpenID configuration, to act out providers that publish less than
+   * Entra does (`device_authorization_endpoint`: one that predates RFC 8628's discovery field).
+   */
+  discoveryOmit: string[];
 }
 
 export const DEFAULT_SETTINGS: Readonly<EmulatorSettings> = Object.freeze({
@@ -39,6 +44,7 @@ export const DEFAULT_SETTINGS: Readonly<EmulatorSettings> = Object.freeze({
   userCodeFormat: "AAAA-AAAA",
   registeredClients: null,
   enforcePollInterval: true,
+  discoveryOmit: [],
 });
 
 export type ApprovalOutcome = "ok" | "policy_blocked" | "consent_required" | "not_public_client";
@@ -49,14 +55,33 @@ export const APPROVAL_OUTCOMES: readonly ApprovalOutcome[] = [
   "not_public_client",
 ];
 
-export type FaultKind = "devicecode" | "token" | "any";
+/** Which requests a fault waits for. `any` is the device code or the token endpoint, not discovery. */
+export type FaultKind = "discovery" | "devicecode" | "token" | "any";
+export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
 export type Fault =
   | { type: "latency"; ms: number }
   | { type: "status"; status: 500 | 502 | 503 | 504 }
   | { type: "429"; retryAfterSeconds: number }
   /** Destroys the socket after the request arrived, without any response. */
   | { type: "drop" }
-  | { type: "slow_down" };
+  | { type: "slow_down" }
+  /** Answers with a redirect to `location` instead of handling the request. */
+  | { type: "redirect"; status: (typeof REDIRECT_STATUSES)[number]; location: string }
+  /**
+   * Answers `status` with `body` instead of handling the request: JSON, or a string sent as it is
+   * (`contentType` text/html unless given). A server, gateway or captive portal saying what it likes.
+   */
+  | { type: "respond"; status: number; body: Json; contentType?: string }
+  /**
+   * Answers 200 with a body of `bytes` bytes that starts like a token response and never ends it,
+   * streamed as the client reads (chunked; with Content-Length when `declareLength`).
+   */
+  | { type: "huge"; bytes: number; declareLength?: boolean }
+  /**
+   * Handles the request as usual (a poll may redeem its code, a refresh rotate its token), then
+   * drops the connection instead of sending the answer: an answer lost on the network.
+   */
+  | { type: "lose_answer" };
 
 export interface RequestLogEntry {
   /** `clock.now()` when the request arrived. */
@@ -68,6 +93,8 @@ export interface RequestLogEntry {
   status: number;
   error?: string;
   fault?: Fault["type"];
+  /** Body bytes written for a `huge` fault (what the client let through before it hung up). */
+  bytesSent?: number;
 }
 
 export interface PendingCode {
@@ -194,13 +221,15 @@ interface RequestContext {
   correlationId: string;
   readonly entry: RequestLogEntry | null;
   readonly body: string;
+  /** Set by a `lose_answer` fault: the answer is worked out, then the connection is dropped instead. */
+  loseAnswer: boolean;
 }
 
 /** What every responder returns, so that handlers can `return this.#json(...)` on each branch. */
 type Replied = "replied";
 const REPLIED: Replied = "replied";
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /**
  * A loopback stand-in for Entra ID's v2.0 endpoints: discovery, JWKS, device code, token
@@ -229,7 +258,7 @@ export class EntraEmulator {
   readonly #codes = new Map<string, DeviceCodeRecord>();
   readonly #refreshTokens = new Map<string, RefreshTokenRecord>();
   readonly #users = new Map<string, EmulatorUser>();
-  readonly #faults: Record<FaultKind, Fault[]> = { devicecode: [], token: [], any: [] };
+  readonly #faults: Record<FaultKind, Fault[]> = { discovery: [], devicecode: [], token: [], any: [] };
   readonly #requests: RequestLogEntry[] = [];
   /** Every token and device_code handed out, so tests can prove none of them leaks to disk or logs. */
   readonly #secrets: string[] = [];
@@ -392,6 +421,7 @@ export class EntraEmulator {
     this.#faults[kind].push(...faults.map((fault) => ({ ...fault })));
     return {
       queued: {
+        discovery: this.#faults.discovery.length,
         devicecode: this.#faults.devicecode.length,
         token: this.#faults.token.length,
         any: this.#faults.any.length,
@@ -447,6 +477,7 @@ export class EntraEmulator {
     this.#secrets.length = 0;
     this.#codes.clear();
     this.#refreshTokens.clear();
+    this.#faults.discovery.length = 0;
     this.#faults.devicecode.length = 0;
     this.#faults.token.length = 0;
     this.#faults.any.length = 0;
@@ -491,6 +522,7 @@ export class EntraEmulator {
       correlationId: typeof header === "string" && header.length > 0 ? header : randomUUID(),
       entry,
       body,
+      loseAnswer: false,
     };
     try {
       if (isControl) this.#control(ctx);
@@ -519,6 +551,12 @@ export class EntraEmulator {
       return this.#html(ctx, 200, errorPage(ctx.url.searchParams.get("code") ?? ""));
     }
     if (method === "GET" && tail === "v2.0/.well-known/openid-configuration") {
+      const fault = this.#takeFault("discovery");
+      if (fault) {
+        const outcome = await this.#actOut(ctx, fault);
+        // (slow_down means nothing to a GET.)
+        if (outcome !== "go-on" && outcome !== "slow-down") return outcome;
+      }
       return this.#json(ctx, 200, this.#openIdConfiguration(tenant));
     }
     if (method === "GET" && tail === "discovery/v2.0/keys") {
@@ -539,29 +577,9 @@ export class EntraEmulator {
       const fault = this.#takeFault(kind);
       let forcedSlowDown = false;
       if (fault) {
-        if (ctx.entry) ctx.entry.fault = fault.type;
-        switch (fault.type) {
-          case "latency":
-            await this.#delay(fault.ms);
-            if (this.#stopping || !this.#server) {
-              ctx.req.socket.destroy();
-              return undefined;
-            }
-            break;
-          case "status":
-            return this.#error(ctx, Errors.transient(fault.status));
-          case "429":
-            return this.#error(ctx, Errors.transient(429), {
-              "retry-after": String(fault.retryAfterSeconds),
-            });
-          case "drop":
-            this.#finish(ctx, 0);
-            ctx.req.socket.destroy();
-            return undefined;
-          case "slow_down":
-            forcedSlowDown = true;
-            break;
-        }
+        const outcome = await this.#actOut(ctx, fault);
+        if (outcome === "slow-down") forcedSlowDown = true;
+        else if (outcome !== "go-on") return outcome;
       }
       if (kind === "devicecode") {
         if (forcedSlowDown)
@@ -621,6 +639,12 @@ export class EntraEmulator {
   }
 
   #openIdConfiguration(tenant: string): Record<string, Json> {
+    const document = this.#fullOpenIdConfiguration(tenant);
+    for (const field of this.#settings.discoveryOmit) delete document[field];
+    return document;
+  }
+
+  #fullOpenIdConfiguration(tenant: string): Record<string, Json> {
     const base = `${this.authorityHost}/${this.#endpointTenant(tenant)}`;
     return {
       token_endpoint: `${base}/oauth2/v2.0/token`,
@@ -1027,8 +1051,85 @@ export class EntraEmulator {
 
   // ---- faults -------------------------------------------------------------------------------
 
-  #takeFault(kind: "devicecode" | "token"): Fault | undefined {
+  #takeFault(kind: "discovery" | "devicecode" | "token"): Fault | undefined {
+    if (kind === "discovery") return this.#faults.discovery.shift();
     return this.#faults[kind].shift() ?? this.#faults.any.shift();
+  }
+
+  /**
+   * Acts out a fault taken for this request. Returns what the handler does next: nothing more
+   * (the fault answered or dropped it: `REPLIED` or undefined), handle it as usual (`go-on`), or
+   * handle it as usual but answer a poll with slow_down (`slow-down`).
+   */
+  async #actOut(ctx: RequestContext, fault: Fault): Promise<Replied | undefined | "go-on" | "slow-down"> {
+    if (ctx.entry) ctx.entry.fault = fault.type;
+    switch (fault.type) {
+      case "latency":
+        await this.#delay(fault.ms);
+        if (this.#stopping || !this.#server) {
+          ctx.req.socket.destroy();
+          return undefined;
+        }
+        return "go-on";
+      case "status":
+        return this.#error(ctx, Errors.transient(fault.status));
+      case "429":
+        return this.#error(ctx, Errors.transient(429), {
+          "retry-after": String(fault.retryAfterSeconds),
+        });
+      case "drop":
+        this.#finish(ctx, 0);
+        ctx.req.socket.destroy();
+        return undefined;
+      case "slow_down":
+        return "slow-down";
+      case "redirect":
+        this.#finish(ctx, fault.status);
+        this.#write(ctx, fault.status, "text/plain; charset=utf-8", "", { location: fault.location });
+        return REPLIED;
+      case "respond":
+        if (typeof fault.body === "string") {
+          this.#finish(ctx, fault.status);
+          this.#write(ctx, fault.status, fault.contentType ?? "text/html; charset=utf-8", fault.body, {});
+          return REPLIED;
+        }
+        return this.#json(ctx, fault.status, fault.body);
+      case "huge":
+        await this.#stream(ctx, fault.bytes, fault.declareLength ?? false);
+        return REPLIED;
+      case "lose_answer":
+        ctx.loseAnswer = true;
+        return "go-on";
+    }
+  }
+
+  /**
+   * Streams a 200 answer of `bytes` bytes (`{"access_token":"aaaa…`, never closed), writing only
+   * as fast as the client reads, and stops as soon as it hangs up: the emulator itself stays small
+   * however large the answer it acts out.
+   */
+  async #stream(ctx: RequestContext, bytes: number, declareLength: boolean): Promise<void> {
+    const res = ctx.res;
+    this.#finish(ctx, 200);
+    res.writeHead(200, {
+      "content-type": "application/json; charset=utf-8",
+      ...(declareLength ? { "content-length": String(bytes) } : {}),
+    });
+    const head = Buffer.from('{"access_token":"');
+    const filler = Buffer.alloc(64 * 1024, "a");
+    let sent = 0;
+    const closed = new Promise<void>((resolve) => res.once("close", resolve));
+    while (sent < bytes && !res.destroyed && !this.#stopping) {
+      const part = sent === 0 ? head : filler;
+      const chunk = part.subarray(0, Math.min(part.length, bytes - sent));
+      const flushed = res.write(chunk);
+      sent += chunk.length;
+      if (ctx.entry) ctx.entry.bytesSent = sent;
+      if (!flushed) {
+        await Promise.race([new Promise<void>((resolve) => res.once("drain", resolve)), closed]);
+      }
+    }
+    if (!res.destroyed) res.end();
   }
 
   #delay(ms: number): Promise<void> {
@@ -1186,6 +1287,11 @@ export class EntraEmulator {
     headers: Record<string, string>,
   ): void {
     if (ctx.res.destroyed || ctx.res.headersSent) return;
+    if (ctx.loseAnswer) {
+      // Worked out (a code redeemed, a token rotated) and never delivered.
+      ctx.req.socket.destroy();
+      return;
+    }
     ctx.res.writeHead(status, {
       "content-type": type,
       "x-ms-request-id": ctx.traceId,
@@ -1275,6 +1381,7 @@ function cloneSettings(settings: EmulatorSettings): EmulatorSettings {
   return {
     ...settings,
     registeredClients: settings.registeredClients === null ? null : [...settings.registeredClients],
+    discoveryOmit: [...settings.discoveryOmit],
   };
 }
 
@@ -1286,7 +1393,14 @@ function validateSettings(candidate: Record<keyof EmulatorSettings, unknown>): E
     }
     return value;
   };
-  const { interval, clockOffsetSeconds, userCodeFormat, registeredClients, enforcePollInterval } = candidate;
+  const {
+    interval,
+    clockOffsetSeconds,
+    userCodeFormat,
+    registeredClients,
+    enforcePollInterval,
+    discoveryOmit,
+  } = candidate;
   if (interval !== null) nonNegative("interval");
   if (typeof clockOffsetSeconds !== "number" || !Number.isFinite(clockOffsetSeconds)) {
     throw new EmulatorError("clockOffsetSeconds must be a number", 400);
@@ -1302,6 +1416,9 @@ function validateSettings(candidate: Record<keyof EmulatorSettings, unknown>): E
   }
   if (typeof enforcePollInterval !== "boolean")
     throw new EmulatorError("enforcePollInterval must be a boolean", 400);
+  if (!(Array.isArray(discoveryOmit) && discoveryOmit.every((field) => typeof field === "string"))) {
+    throw new EmulatorError("discoveryOmit must be an array of field names", 400);
+  }
   return cloneSettings({
     interval: interval === null ? null : nonNegative("interval"),
     expiresIn: nonNegative("expiresIn"),
@@ -1311,6 +1428,7 @@ function validateSettings(candidate: Record<keyof EmulatorSettings, unknown>): E
     userCodeFormat,
     registeredClients: registeredClients as string[] | null,
     enforcePollInterval,
+    discoveryOmit: discoveryOmit as string[],
   });
 }
 
@@ -1327,7 +1445,27 @@ function validateFault(fault: unknown): void {
         return typeof record.retryAfterSeconds === "number" && record.retryAfterSeconds >= 0;
       case "drop":
       case "slow_down":
+      case "lose_answer":
         return true;
+      case "redirect":
+        return (
+          (REDIRECT_STATUSES as readonly unknown[]).includes(record.status) &&
+          typeof record.location === "string"
+        );
+      case "respond":
+        return (
+          Number.isInteger(record.status) &&
+          (record.status as number) >= 200 &&
+          (record.status as number) <= 599 &&
+          "body" in record &&
+          (record.contentType === undefined || typeof record.contentType === "string")
+        );
+      case "huge":
+        return (
+          Number.isSafeInteger(record.bytes) &&
+          (record.bytes as number) > 0 &&
+          (record.declareLength === undefined || typeof record.declareLength === "boolean")
+        );
       default:
         return false;
     }

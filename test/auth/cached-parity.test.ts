@@ -26,9 +26,14 @@ describe("the cached-token fast path agrees with msal-node", () => {
     const before = w.emulator.requests().length;
 
     const fast = await w.service().getToken(w.profile());
-    const viaMsal = await w.service({ tokenStore: msalOnly(w.tokenStore()) }).getToken(w.profile());
+    const states = new StateLog();
+    const viaMsal = await w
+      .service({ tokenStore: msalOnly(w.tokenStore()) })
+      .getToken(w.profile(), { onState: states.onState });
 
     expect(fast).toEqual(viaMsal);
+    // msal-node's own cache hit redeems nothing: no "refreshing".
+    expect(states.kinds()).toEqual(["starting", "signed-in"]);
     expect(fast.fromCache).toBe(true);
     expect(w.emulator.requests()).toHaveLength(before);
   });

@@ -55,7 +55,7 @@ describe("waiting for network time before talking to Entra", () => {
     expect(result.fromCache).toBe(false);
     expect(timeSync.asked).toBe(2);
     expect(log.kinds()).toEqual(["starting", "waiting-for-time", "code-issued", "signed-in"]);
-    expect(w.requestKinds()).toEqual(["devicecode", "device_code"]);
+    expect(w.requestKinds()).toEqual(["discovery", "devicecode", "device_code"]);
     // The first request went out after the 2 s wait, not before.
     const first = w.emulator.requests()[0];
     expect(first?.at).toBeGreaterThanOrEqual(startedAt + TIME_SYNC_POLL_MS);

@@ -35,7 +35,7 @@ describe("sign-in outcomes other than success", () => {
     expect(error.exitCode).toBe(exitCode);
     expect(log.last()).toMatchObject({ kind: stateKind, profile: "default" });
     // A terminal answer: no second poll, no new code.
-    expect(w.requestKinds()).toEqual(["devicecode", "device_code"]);
+    expect(w.requestKinds()).toEqual(["discovery", "devicecode", "device_code"]);
   });
 
   it("reports an unregistered client as E_APP_REGISTRATION without showing a code", async () => {
@@ -46,7 +46,7 @@ describe("sign-in outcomes other than success", () => {
     expect(error.exitCode).toBe(8);
     expect(error.details).toMatchObject({ error: "unauthorized_client", error_codes: [700016] });
     expect(log.kinds()).toEqual(["starting", "error"]);
-    expect(w.requestKinds()).toEqual(["devicecode"]);
+    expect(w.requestKinds()).toEqual(["discovery", "devicecode"]);
   });
 
   it("gives up on a device code endpoint that keeps failing, without showing a code", async () => {
@@ -62,7 +62,7 @@ describe("sign-in outcomes other than success", () => {
     expect(error.exitCode).toBe(3);
     expect(error.message).toBe("Microsoft Entra ID is unavailable (HTTP 503). Try again in a few minutes.");
     expect(log.kinds()).toEqual(["starting", "offline"]);
-    expect(w.requestKinds()).toEqual(["devicecode", "devicecode", "devicecode"]);
+    expect(w.requestKinds()).toEqual(["discovery", "devicecode", "devicecode", "devicecode"]);
   });
 
   it("reports an unreachable identity provider as E_NETWORK after a few retries", async () => {
@@ -76,9 +76,9 @@ describe("sign-in outcomes other than success", () => {
     expect(error.exitCode).toBe(3);
     expect(log.last()).toMatchObject({ kind: "offline", error: { code: "E_NETWORK" } });
     expect(log.kinds()).not.toContain("code-issued");
-    // Three attempts at the device code endpoint, 0.5 s and 1 s apart (virtual).
+    // Three attempts at the OpenID configuration, 0.5 s and 1 s apart (virtual); nothing after.
     expect(w.fetchCalls.map((call) => call.path)).toEqual(
-      Array.from({ length: 3 }, () => `/${profile.tenantId}/oauth2/v2.0/devicecode`),
+      Array.from({ length: 3 }, () => `/${profile.tenantId}/v2.0/.well-known/openid-configuration`),
     );
     expect(w.clock.now() - startedAt).toBe(1.5 * SECOND);
   });
@@ -123,7 +123,8 @@ describe("cancellation and timeouts", () => {
     expect(poll?.signal?.aborted).toBe(true);
     // The held poll never got its answer, and nothing was sent after it.
     expect(w.polls()).toEqual([expect.objectContaining({ fault: "latency", status: 0 })]);
-    expect(w.fetchCalls).toHaveLength(2);
+    expect(w.requestKinds()).toEqual(["discovery", "devicecode", "device_code"]);
+    expect(w.fetchCalls).toHaveLength(3);
   });
 
   it("stops at once when the signal fires between polls", async () => {

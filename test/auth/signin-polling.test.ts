@@ -67,7 +67,7 @@ describe("device code sign-in against the emulator", () => {
     });
     // The emulator's 3600 s, counted (by MSAL, conservatively) from before the first poll.
     expect(result.expiresAt).toBe(issuedAt + 3600 * SECOND);
-    expect(w.requestKinds()).toEqual(["devicecode", "device_code", "device_code"]);
+    expect(w.requestKinds()).toEqual(["discovery", "devicecode", "device_code", "device_code"]);
     expect(log.last()).toMatchObject({
       kind: "signed-in",
       username: DEFAULT_USER.username,

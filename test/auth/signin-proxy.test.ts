@@ -30,17 +30,17 @@ describe("proxies", () => {
     const hostPort = w.harness.host.replace("https://", "");
     expect(proxy.targets.length).toBeGreaterThan(0);
     expect(new Set(proxy.targets)).toEqual(new Set([hostPort]));
-    expect(w.fetchCalls.map((call) => call.proxy)).toEqual([
-      `http://127.0.0.1:${proxy.port}`,
-      `http://127.0.0.1:${proxy.port}`,
-    ]);
+    // The OpenID configuration, the device code and the poll.
+    expect(w.fetchCalls.map((call) => call.proxy)).toEqual(
+      Array.from({ length: 3 }, () => `http://127.0.0.1:${proxy.port}`),
+    );
   });
 
   it("goes direct for hosts in NO_PROXY", async () => {
     const { w, proxy } = await signInWith((url) => ({ https_proxy: url, NO_PROXY: "localhost,127.0.0.1" }));
     expect(proxy.targets).toEqual([]);
-    expect(w.fetchCalls.map((call) => call.proxy)).toEqual([undefined, undefined]);
-    expect(w.requestKinds()).toEqual(["devicecode", "device_code"]);
+    expect(w.fetchCalls.map((call) => call.proxy)).toEqual([undefined, undefined, undefined]);
+    expect(w.requestKinds()).toEqual(["discovery", "devicecode", "device_code"]);
   });
 
   it("reports a proxy that cannot be reached as E_NETWORK", async () => {

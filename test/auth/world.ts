@@ -61,6 +61,8 @@ export class World {
   readonly harness: EmulatorHarness;
   readonly dir: string;
   readonly stateDir: string;
+  /** The emulator's TLS files (its CA is what `fetch()` trusts): other loopback servers may share them. */
+  readonly tlsDir: string;
   readonly logLines: string[] = [];
   /** The emulator's own log: one line per answered request (`POST /…/token device_code 400 …`). */
   readonly emulatorLines: string[] = [];
@@ -72,11 +74,12 @@ export class World {
     destination: { write: (line: string) => void this.logLines.push(line) },
   });
 
-  private constructor(harness: EmulatorHarness, dir: string) {
+  private constructor(harness: EmulatorHarness, dir: string, tlsDir: string) {
     this.harness = harness;
     this.clock = harness.clock;
     this.dir = dir;
     this.stateDir = join(dir, "state");
+    this.tlsDir = tlsDir;
   }
 
   static async create(options: WorldOptions): Promise<World> {
@@ -89,7 +92,7 @@ export class World {
         if (world) world.#emulatorLine(line);
       },
     });
-    world = new World(harness, dir);
+    world = new World(harness, dir, options.tlsDir);
     await harness.start();
     // MSAL reads `Date` for token expiry: keep it on the shared virtual clock (after the TLS files
     // were made on real time above), so that "advance past expiry" means the same to everyone.
@@ -135,7 +138,15 @@ export class World {
     };
   }
 
-  /** The encrypted token store of this world's state directory (a new instance each call), optionally writing through `writeFile` (a full disk). */
+  /** Where OpenID configurations are kept: the state directory's, as the CLI keeps them. */
+  get discoveryDir(): string {
+    return join(this.stateDir, "discovery");
+  }
+
+  /**
+   * The encrypted token store of this world's state directory (a new instance each call),
+   * optionally writing through `writeFile` (a full disk).
+   */
   tokenStore(options: { readonly writeFile?: FileWriter } = {}): FileTokenStore {
     const machineIdentity = new MachineIdentity({
       logger: this.logger,
@@ -203,6 +214,7 @@ export class World {
       logger: this.logger,
       fetch: this.fetch(fetchOptions),
       env,
+      discoveryDir: this.discoveryDir,
       loadMsal: () => import("../../agent/auth/msal.ts"),
       ...deps,
     });
@@ -218,11 +230,15 @@ export class World {
     return this.emulator.requests().filter((entry) => entry.grantType === "device_code");
   }
 
-  /** Requests to the emulator by kind: "devicecode", "device_code", "refresh_token" or the path. */
+  /**
+   * Requests to the emulator by kind: "discovery" (the OpenID configuration), "devicecode",
+   * "device_code", "refresh_token", or the path.
+   */
   requestKinds(): string[] {
-    return this.emulator
-      .requests()
-      .map((entry) => (entry.path.endsWith("/devicecode") ? "devicecode" : (entry.grantType ?? entry.path)));
+    return this.emulator.requests().map((entry) => {
+      if (entry.path.endsWith("/.well-known/openid-configuration")) return "discovery";
+      return entry.path.endsWith("/devicecode") ? "devicecode" : (entry.grantType ?? entry.path);
+    });
   }
 
   /** Every file under the state directory, as raw text. */

@@ -1,23 +1,27 @@
 /**
  * The identity provider misbehaving while the compiled binary polls for a sign-in: 503, 429 with
- * Retry-After, a dropped connection, `slow_down`, and a device code the server has forgotten.
+ * Retry-After, a dropped connection, `slow_down`, and a device code the server has forgotten; and
+ * while it refreshes: an answer that is no token, an outage, a redirect, a SIGTERM mid-request.
  * Real time, 1 s polls (2 s in the slow_down test, see below). Each test has an emulator of its own, so that fault queues and `reset()`
  * (both emulator-wide) stay within the test and the log it reads is its own.
  * Log level: the default (ENTRATOOL_LOG_LEVEL unset), which is what a user sees.
  */
+import { createServer } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERRORS } from "../../agent/core/errors.ts";
 import type { RequestLogEntry } from "../../scripts/emulator/server.ts";
-import { type Running, removeSandboxes, start } from "../support/cli.ts";
+import { type Running, removeSandboxes, run, start } from "../support/cli.ts";
 import {
   approveShown,
   boxFor,
   CODE,
   createProfile,
+  DEFAULT_TENANT_ID,
   type Emulator,
   expectOneSentence,
   linesBesidesPrompt,
   removeTlsDir,
+  signIn,
   startEmulator,
   tokenJson,
 } from "./harness.ts";
@@ -34,6 +38,11 @@ const TESTS = {
   "transient faults": {},
   slow_down: { interval: SLOW_DOWN_INTERVAL_S },
   "forgotten code": {},
+  "unusable token response": {},
+  "refresh outage": {},
+  "refresh redirected": {},
+  "refresh at SIGTERM": {},
+  "not an OpenID provider": {},
 } as const;
 type TestName = keyof typeof TESTS;
 const emulators = new Map<TestName, Emulator>();
@@ -183,5 +192,116 @@ describe.concurrent("faults while polling", () => {
     expectOneSentence(result.stderr, ERRORS.E_BAD_CODE.message);
     const polls = emu.emulator.requests().filter(isPoll);
     expect(polls.map((entry) => [entry.status, entry.error])).toEqual([[400, "bad_verification_code"]]);
+  });
+});
+
+describe.concurrent("faults while refreshing", () => {
+  it("a token endpoint answering 200 {}: exit 11 and a sentence, no empty token, raw or json", async () => {
+    const emu = emulatorFor("unusable token response");
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    await signIn(emu, box);
+    const sentence = `${emu.host}/${DEFAULT_TENANT_ID}/oauth2/v2.0/token answered with an unusable token response (no access_token): try again later, and check --authority-host if it persists.`;
+    for (const output of ["raw", "json"]) {
+      emu.emulator.injectFaults("token", [{ type: "respond", status: 200, body: {} }]);
+      const result = await run(["get-token", "--force-refresh", "--output", output], box);
+      expect(result.code, result.stderr).toBe(11);
+      expect(result.stdout).toBe("");
+      expectOneSentence(result.stderr, sentence);
+    }
+  });
+
+  it("three 503s on a refresh: exit 3 (unavailable), not 11", async () => {
+    const emu = emulatorFor("refresh outage");
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    await signIn(emu, box);
+    emu.emulator.injectFaults(
+      "token",
+      Array.from({ length: 3 }, () => ({ type: "status", status: 503 }) as const),
+    );
+    const result = await run(["get-token", "--force-refresh", "--output", "json"], box);
+    expect(result.code, result.stderr).toBe(3);
+    expect(result.stdout).toBe("");
+    expectOneSentence(
+      result.stderr,
+      "Microsoft Entra ID is unavailable (HTTP 503). Try again in a few minutes.",
+    );
+    expect(emu.emulator.requests().filter((entry) => entry.grantType === "refresh_token")).toHaveLength(3);
+  });
+
+  it("a refresh redirected to http: exit 8 and a sentence; the refresh token goes nowhere", async () => {
+    const emu = emulatorFor("refresh redirected");
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    await signIn(emu, box);
+    const reached: string[] = [];
+    const trap = createServer((req, res) => {
+      reached.push(`${req.method} ${req.url}`);
+      res.end();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, "127.0.0.1", resolve));
+    const address = trap.address();
+    const location = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/steal`;
+    try {
+      emu.emulator.injectFaults("token", [{ type: "redirect", status: 307, location }]);
+      const result = await run(["get-token", "--force-refresh", "--output", "raw"], box);
+      expect(result.code, result.stderr).toBe(8);
+      expect(result.stdout).toBe("");
+      expectOneSentence(
+        result.stderr,
+        `${emu.host}/${DEFAULT_TENANT_ID}/oauth2/v2.0/token redirected to ${location}, and entratool follows no redirects from the identity provider (so that no secret leaves for another host or scheme): check --authority-host and any proxy.`,
+      );
+      expect(reached).toEqual([]);
+    } finally {
+      trap.closeAllConnections();
+      await new Promise<void>((resolve) => trap.close(() => resolve()));
+    }
+  });
+
+  it("SIGTERM while a refresh is in flight: exit 130 once the refresh has finished and been saved", async () => {
+    const emu = emulatorFor("refresh at SIGTERM");
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    await signIn(emu, box);
+    // The provider takes 1.5 s to answer; the signal comes while it works on the refresh.
+    emu.emulator.injectFaults("token", [{ type: "latency", ms: 1500 }]);
+    const isRefresh = (entry: RequestLogEntry): boolean => isTokenRequest(entry);
+    const received = emu.emulator.waitForRequest(isRefresh, "received");
+    const answered = emu.emulator.waitForRequest(isRefresh, "answered");
+    const child = start(["get-token", "--force-refresh", "--output", "json"], box);
+    await beforeExit(child, received, "the refresh request");
+    child.child.kill("SIGTERM");
+    const result = await child.done;
+    expect(result.code).toBe(130);
+    expectOneSentence(result.stderr, "Authentication cancelled by user");
+    // The provider did answer it (and so rotated the refresh token)…
+    expect(await answered).toMatchObject({ fault: "latency", status: 200 });
+    // …and its tokens were saved: the next refresh redeems the rotated refresh token, no new code.
+    const again = await run(["get-token", "--force-refresh", "--output", "json", "--timeout", "10"], box);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toMatch(CODE);
+    expect(tokenJson(again.stdout).from_cache).toBe(false);
+    const refreshes = emu.emulator.requests().filter((entry) => entry.grantType === "refresh_token");
+    expect(refreshes.map((entry) => [entry.status, entry.error])).toEqual([
+      [200, undefined],
+      [200, undefined],
+    ]);
+  });
+});
+
+describe("an authority that is not an OpenID provider", () => {
+  it("404 for its OpenID configuration: exit 8, one sentence naming the URL, no code shown", async () => {
+    const emu = emulatorFor("not an OpenID provider");
+    const box = boxFor(emu);
+    await createProfile(box, "default");
+    emu.emulator.injectFaults("discovery", [{ type: "respond", status: 404, body: "<h1>Not Found</h1>" }]);
+    const result = await run(["get-token", "--output", "json"], box);
+    expect(result.code, result.stderr).toBe(8);
+    expect(result.stderr).not.toMatch(CODE);
+    expectOneSentence(
+      result.stderr,
+      `${emu.host}/${DEFAULT_TENANT_ID}/v2.0/.well-known/openid-configuration answered 404: check --authority-host and --tenant-id.`,
+    );
   });
 });

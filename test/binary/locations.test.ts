@@ -77,7 +77,16 @@ describe.concurrent("where files go without ENTRATOOL_HOME", () => {
     const signedIn = await signIn(emulator(), box, ["--output", "json"]);
     const token = tokenJson(signedIn.stdout).access_token;
     // No store.key: the credential is the key material.
-    expect(tree(state)).toEqual(["", "/locks", "/locks/default.lock", "/tokens", "/tokens/default.cache"]);
+    // (discovery: the identity provider's OpenID configuration, kept for a day.)
+    expect(tree(state)).toEqual([
+      "",
+      "/discovery",
+      expect.stringMatching(/^\/discovery\/127\.0\.0\.1_\d+_.+\.json$/),
+      "/locks",
+      "/locks/default.lock",
+      "/tokens",
+      "/tokens/default.cache",
+    ]);
     expectPrivateTree(join(state, "tokens"));
     expect(filesIn(cred)).toEqual(["entratool.key"]);
     expect(filesIn(box.base).sort()).toEqual(["bin", "cred", "etc", "state"]);
@@ -106,6 +115,8 @@ describe.concurrent("where files go without ENTRATOOL_HOME", () => {
     expect(tree(join(configHome, "entratool"))).toEqual(["", "/profiles.json"]);
     expect(tree(join(stateHome, "entratool"))).toEqual([
       "",
+      "/discovery",
+      expect.stringMatching(/^\/discovery\/127\.0\.0\.1_\d+_.+\.json$/),
       "/locks",
       "/locks/default.lock",
       "/store.key",
@@ -130,6 +141,8 @@ describe.concurrent("where files go without ENTRATOOL_HOME", () => {
       "",
       "/state",
       "/state/entratool",
+      "/state/entratool/discovery",
+      expect.stringMatching(/^\/state\/entratool\/discovery\/127\.0\.0\.1_\d+_.+\.json$/),
       "/state/entratool/locks",
       "/state/entratool/locks/default.lock",
       "/state/entratool/store.key",

@@ -284,8 +284,9 @@ describe.concurrent("the seed page's examples, run verbatim", () => {
 
   it("Progress Feedback: no spinner or escape codes when stderr is not a terminal", async () => {
     const box = boxFor(emulator());
-    // A tenant of its own, to count this sign-in's polls among the other tests' requests.
-    const tenantId = "progress.example";
+    // A tenant of its own, to count this sign-in's polls among the other tests' requests (a GUID:
+    // a domain's endpoints, as discovered, carry the emulator's tenant id instead).
+    const tenantId = "9a9a9a9a-1111-4222-8333-444455556666";
     await createProfile(box, "default", { tenantId });
     const child = runScript("bash", "entratool get-token --flow device-code", box);
     const userCode = (await child.waitFor(CODE))[1] ?? "";

@@ -129,8 +129,9 @@ describe.concurrent("the saved sign-in", () => {
 
   it("two get-token at once for one profile: one device code, one prompt, both get the token", async () => {
     const box = boxFor(emulator());
-    // A tenant of its own, to count this test's device code requests among the others'.
-    const tenantId = "concurrent.example";
+    // A tenant of its own, to count this test's device code requests among the others' (a GUID:
+    // a domain's endpoints, as discovered, carry the emulator's tenant id instead).
+    const tenantId = "c0c0c0c0-1111-4222-8333-444455556666";
     await createProfile(box, "default", { tenantId });
     const children = [
       start(["get-token", "--output", "json"], box),
@@ -287,6 +288,8 @@ describe.concurrent("files under ENTRATOOL_HOME", () => {
       "/config",
       "/config/profiles.json",
       "/state",
+      "/state/discovery",
+      expect.stringMatching(/^\/state\/discovery\/127\.0\.0\.1_\d+_.+\.json$/),
       "/state/locks",
       "/state/locks/default.lock",
       "/state/locks/second.lock",
