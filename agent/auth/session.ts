@@ -100,11 +100,18 @@ export class SignInSession {
   getToken(request: SessionTokenRequest = {}): Promise<TokenResult> {
     const { signal } = request;
     if (signal?.aborted) return Promise.reject(new EntraToolError("E_CANCELLED"));
-    const queued = this.#queue.run(() => this.#getToken(request));
+    let started = false;
+    const queued = this.#queue.run(() => {
+      started = true;
+      return this.#getToken(request);
+    });
     if (!signal) return queued;
-    // Cancelled while an earlier call still runs: give up the place in the queue at once.
+    // Cancelled while an earlier call still runs: give up the place in the queue at once. Once
+    // started, the call ends itself (a refresh in flight may still finish and be saved first).
     return new Promise<TokenResult>((resolve, reject) => {
-      const onAbort = (): void => reject(new EntraToolError("E_CANCELLED"));
+      const onAbort = (): void => {
+        if (!started) reject(new EntraToolError("E_CANCELLED"));
+      };
       signal.addEventListener("abort", onAbort, { once: true });
       queued.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
