@@ -14,7 +14,7 @@ import {
   type LedsConfig,
   loadConfig,
 } from "../display/config.ts";
-import { type ButtonAction, SignInButton } from "../display/drivers/button.ts";
+import { type ButtonAction, SignInButton } from "../display/drivers/leds/button.ts";
 import { renderPreview } from "../display/preview.ts";
 import { SCREEN_KINDS, type Screen, type ScreenKind, screenFor } from "../display/screens.ts";
 import { createDisplays, type DisplaySet } from "../display/set.ts";

@@ -1,8 +1,9 @@
 import type { SignInState } from "../agent/auth/signin.ts";
-import { DeviceCodePrompt } from "../agent/cli/prompt.ts";
 import { deferredLogger, type Logger } from "../agent/core/log.ts";
 import { VirtualClock } from "../agent/core/virtual-clock.ts";
 import { type AgentConfig, type DisplayType, validateConfig } from "./config.ts";
+import type { Hd44780Simulator } from "./drivers/hd44780/sim.ts";
+import { DeviceCodePrompt } from "./drivers/terminal/driver.ts";
 import { Bitmap } from "./render/bitmap.ts";
 import { drawText } from "./render/font.ts";
 import { font6x10 } from "./render/fonts/6x10.ts";
@@ -10,7 +11,6 @@ import { encodeBitmapPng, encodeRgbPng } from "./render/png.ts";
 import { type Screen, showsCode } from "./screens.ts";
 import { createSimulatedDisplays, type SimulatedHardware } from "./set.ts";
 import type { GpioLineSimulator } from "./sim/gpio.ts";
-import type { Hd44780Simulator } from "./sim/hd44780.ts";
 
 /**
  * `entratool display preview`: a PNG of what a person would see, rendered THROUGH THE SIMULATOR.

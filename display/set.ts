@@ -15,18 +15,18 @@ import type {
   Ssd1306Config,
   Ssd1680Config,
 } from "./config.ts";
-import { FramebufferDisplay } from "./drivers/framebuffer.ts";
-import { Hd44780Display } from "./drivers/hd44780.ts";
-import { StatusLeds } from "./drivers/leds.ts";
-import { PngSink } from "./drivers/png-sink.ts";
-import { Ssd1306Display } from "./drivers/ssd1306.ts";
-import { Ssd1680Display } from "./drivers/ssd1680.ts";
+import { FramebufferDisplay } from "./drivers/framebuffer/driver.ts";
+import { FramebufferSimulator } from "./drivers/framebuffer/sim.ts";
+import { Hd44780Display } from "./drivers/hd44780/driver.ts";
+import { Hd44780Simulator } from "./drivers/hd44780/sim.ts";
+import { StatusLeds } from "./drivers/leds/driver.ts";
+import { PngSink } from "./drivers/png/driver.ts";
+import { Ssd1306Display } from "./drivers/ssd1306/driver.ts";
+import { Ssd1306Simulator } from "./drivers/ssd1306/sim.ts";
+import { Ssd1680Display } from "./drivers/ssd1680/driver.ts";
+import { Ssd1680Simulator } from "./drivers/ssd1680/sim.ts";
 import { type Screen, showsCode } from "./screens.ts";
-import { FramebufferSimulator } from "./sim/framebuffer.ts";
 import { GpioLineSimulator } from "./sim/gpio.ts";
-import { Hd44780Simulator } from "./sim/hd44780.ts";
-import { Ssd1306Simulator } from "./sim/ssd1306.ts";
-import { Ssd1680Simulator } from "./sim/ssd1680.ts";
 
 /** A screen that does not carry the user code: what a display is left with when the code is void. */
 export type NoCodeScreen = Exclude<Screen, { kind: "code" | "waiting" }>;

@@ -24,10 +24,10 @@ import { deferredLogger, type Logger } from "../agent/core/log.ts";
 import { VirtualClock } from "../agent/core/virtual-clock.ts";
 import { sampleScreen } from "../agent/display-cli.ts";
 import { type AgentConfig, validateConfig } from "../display/config.ts";
-import { FramebufferDisplay } from "../display/drivers/framebuffer.ts";
+import { FramebufferDisplay } from "../display/drivers/framebuffer/driver.ts";
+import { FramebufferSimulator } from "../display/drivers/framebuffer/sim.ts";
 import type { Screen } from "../display/screens.ts";
 import { createSimulatedDisplays, type Display, type SimulatedHardware } from "../display/set.ts";
-import { FramebufferSimulator } from "../display/sim/framebuffer.ts";
 import type { GpioLineSimulator } from "../display/sim/gpio.ts";
 
 const root = join(import.meta.dir, "..");

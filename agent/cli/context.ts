@@ -2,19 +2,13 @@ import type { QrMatrix } from "../../display/render/qr.ts";
 import type { SignInSession } from "../auth/session.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import type { Output } from "../core/output.ts";
 import type { Env, Paths } from "../core/paths.ts";
 import type * as DisplayCli from "../display-cli.ts";
 import type { LockManager, Profile, ProfileStore, TokenStore } from "../store/types.ts";
 
-/** A stream a command writes to. `isTTY` decides spinners, colour and box redraws. */
-export interface Output {
-  write(text: string): void;
-  readonly isTTY: boolean;
-  /** Terminal width when known. */
-  readonly columns?: number | undefined;
-  /** Terminal height when known. */
-  readonly rows?: number | undefined;
-}
+// Output lives in agent/core (the terminal display writes to it too); re-exported for the CLI's modules.
+export type { Output } from "../core/output.ts";
 
 export interface CliIO {
   readonly stdout: Output;

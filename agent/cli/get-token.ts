@@ -1,9 +1,9 @@
+import { DeviceCodePrompt } from "../../display/drivers/terminal/driver.ts";
 import type { TokenResult } from "../auth/signin.ts";
 import { EntraToolError } from "../core/errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext, Output } from "./context.ts";
 import { requireProfile } from "./profiles.ts";
-import { DeviceCodePrompt } from "./prompt.ts";
 
 export const GET_TOKEN_HELP = `Usage: entratool get-token [--flow device-code] [--profile P] [--scope S]... [--output json|raw]
                           [--force-refresh] [--timeout SECONDS]

@@ -9,7 +9,7 @@ import { resolvePaths } from "../../agent/core/paths.ts";
 import type * as DisplayCli from "../../agent/display-cli.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { JsonProfileStore } from "../../agent/store/profiles.ts";
-import type { ButtonAction } from "../../display/drivers/button.ts";
+import type { ButtonAction } from "../../display/drivers/leds/button.ts";
 import { type World, worldPerTest } from "../auth/world.ts";
 
 const start = worldPerTest();

@@ -5,9 +5,9 @@ import {
   Hd44780Display,
   type Hd44780DisplayOptions,
   Hd44780Error,
-} from "../../../display/drivers/hd44780.ts";
+} from "../../../display/drivers/hd44780/driver.ts";
+import { Hd44780Simulator, type Hd44780StartState } from "../../../display/drivers/hd44780/sim.ts";
 import type { Screen } from "../../../display/screens.ts";
-import { Hd44780Simulator, type Hd44780StartState } from "../../../display/sim/hd44780.ts";
 import { BL, E, RS, send } from "./wire.ts";
 
 /** A page boundary (3 s) and a whole minute, so page 0 and "15:00" start here. */

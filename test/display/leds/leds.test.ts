@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
-import { LED_PATTERNS, LedError, StatusLeds } from "../../../display/drivers/leds.ts";
+import { LED_PATTERNS, LedError, StatusLeds } from "../../../display/drivers/leds/driver.ts";
 import { SCREEN_KINDS, type Screen } from "../../../display/screens.ts";
 import { GpioLineSimulator, GpioSimulatorError, type LevelChange } from "../../../display/sim/gpio.ts";
 

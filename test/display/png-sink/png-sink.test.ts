@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../../agent/pino-logger.ts";
 import { type AgentConfig, validateConfig } from "../../../display/config.ts";
-import { PngSink } from "../../../display/drivers/png-sink.ts";
+import { PngSink } from "../../../display/drivers/png/driver.ts";
 import { renderPreview } from "../../../display/preview.ts";
 import type { Screen } from "../../../display/screens.ts";
 import { createSimulatedDisplays } from "../../../display/set.ts";

@@ -3,8 +3,9 @@ import { PNG } from "pngjs";
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { validateConfig } from "../../../display/config.ts";
-import { Hd44780Display } from "../../../display/drivers/hd44780.ts";
-import { lcdFrame } from "../../../display/drivers/hd44780-layout.ts";
+import { Hd44780Display } from "../../../display/drivers/hd44780/driver.ts";
+import { lcdFrame } from "../../../display/drivers/hd44780/layout.ts";
+import { Hd44780Simulator } from "../../../display/drivers/hd44780/sim.ts";
 import {
   LCD_MARGIN,
   lcdDotOrigin,
@@ -14,7 +15,6 @@ import {
 } from "../../../display/preview.ts";
 import type { Screen } from "../../../display/screens.ts";
 import { createSimulatedDisplays } from "../../../display/set.ts";
-import { Hd44780Simulator } from "../../../display/sim/hd44780.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 
 function decode(png: Uint8Array): PNG {

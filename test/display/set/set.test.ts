@@ -5,7 +5,7 @@ import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../../agent/pino-logger.ts";
 import { type AgentConfig, validateConfig } from "../../../display/config.ts";
-import { oledFrame } from "../../../display/drivers/ssd1306-layout.ts";
+import { oledFrame } from "../../../display/drivers/ssd1306/layout.ts";
 import type { Screen } from "../../../display/screens.ts";
 import {
   createDisplays,

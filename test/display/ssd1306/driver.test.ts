@@ -2,20 +2,20 @@ import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import type { I2CBus } from "../../../display/bus/types.ts";
-import { dirtyWindows, Ssd1306Display, Ssd1306Error } from "../../../display/drivers/ssd1306.ts";
+import { dirtyWindows, Ssd1306Display, Ssd1306Error } from "../../../display/drivers/ssd1306/driver.ts";
 import {
   type CodePlacement,
   codePageAt,
   codePagePlacement,
   oledFrame,
   qrPagePlacement,
-} from "../../../display/drivers/ssd1306-layout.ts";
+} from "../../../display/drivers/ssd1306/layout.ts";
+import { Ssd1306Simulator, Ssd1306SimulatorError } from "../../../display/drivers/ssd1306/sim.ts";
 import { Bitmap } from "../../../display/render/bitmap.ts";
 import { drawText } from "../../../display/render/font.ts";
 import { font6x10 } from "../../../display/render/fonts/6x10.ts";
 import { font10x20 } from "../../../display/render/fonts/10x20.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
-import { Ssd1306Simulator, Ssd1306SimulatorError } from "../../../display/sim/ssd1306.ts";
 import { toRgba } from "../render/rgba.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 

@@ -1,9 +1,9 @@
-import { Bitmap } from "../render/bitmap.ts";
-import { drawText, measureText, wrapText } from "../render/font.ts";
-import { font10x20 } from "../render/fonts/10x20.ts";
-import { drawQr, qrFit } from "../render/qr.ts";
-import type { Screen } from "../screens.ts";
-import { displayUrl, remaining } from "../text.ts";
+import { Bitmap } from "../../render/bitmap.ts";
+import { drawText, measureText, wrapText } from "../../render/font.ts";
+import { font10x20 } from "../../render/fonts/10x20.ts";
+import { drawQr, qrFit } from "../../render/qr.ts";
+import type { Screen } from "../../screens.ts";
+import { displayUrl, remaining } from "../../text.ts";
 
 /**
  * What the framebuffer shows for each screen, as 8-bit RGB (3 bytes a pixel, row-major), for a TV

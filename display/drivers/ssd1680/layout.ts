@@ -1,10 +1,10 @@
-import { Bitmap } from "../render/bitmap.ts";
-import { drawText, measureText, truncateText, wrapText } from "../render/font.ts";
-import { font6x10 } from "../render/fonts/6x10.ts";
-import { font10x20 } from "../render/fonts/10x20.ts";
-import { drawQr, qrFit } from "../render/qr.ts";
-import type { Screen } from "../screens.ts";
-import { displayUrl, pixelFontText, screenWords } from "../text.ts";
+import { Bitmap } from "../../render/bitmap.ts";
+import { drawText, measureText, truncateText, wrapText } from "../../render/font.ts";
+import { font6x10 } from "../../render/fonts/6x10.ts";
+import { font10x20 } from "../../render/fonts/10x20.ts";
+import { drawQr, qrFit } from "../../render/qr.ts";
+import type { Screen } from "../../screens.ts";
+import { displayUrl, pixelFontText, screenWords } from "../../text.ts";
 
 /**
  * What a 250x122 e-ink panel (SSD1680, landscape) shows for each screen, as a Bitmap (on = ink).

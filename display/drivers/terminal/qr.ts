@@ -1,4 +1,4 @@
-import type { QrMatrix } from "../render/qr.ts";
+import type { QrMatrix } from "../../render/qr.ts";
 
 /**
  * A QR code as text for a terminal, two modules per character cell with Unicode half blocks

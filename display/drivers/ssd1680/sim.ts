@@ -1,6 +1,6 @@
-import type { Clock } from "../../agent/core/clock.ts";
-import type { GpioLine, SpiBus } from "../bus/types.ts";
-import { Bitmap } from "../render/bitmap.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import type { GpioLine, SpiBus } from "../../bus/types.ts";
+import { Bitmap } from "../../render/bitmap.ts";
 
 /**
  * An SSD1680 e-ink controller on a 2.13" 250x122 black/white panel (Waveshare 2.13" V4 class),

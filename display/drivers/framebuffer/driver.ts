@@ -1,8 +1,8 @@
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SerialQueue } from "../../agent/core/serial.ts";
-import type { Screen } from "../screens.ts";
-import { type FramebufferFrame, framebufferFrame } from "./framebuffer-layout.ts";
+import { SerialQueue } from "../../../agent/core/serial.ts";
+import type { Screen } from "../../screens.ts";
+import { type FramebufferFrame, framebufferFrame } from "./layout.ts";
 
 /**
  * Linux framebuffer (`/dev/fbN`): HDMI to a TV or monitor. With the KMS driver

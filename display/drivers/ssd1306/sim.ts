@@ -1,5 +1,5 @@
-import type { I2CBus } from "../bus/types.ts";
-import { Bitmap } from "../render/bitmap.ts";
+import type { I2CBus } from "../../bus/types.ts";
+import { Bitmap } from "../../render/bitmap.ts";
 
 /**
  * An SSD1306 128x64 OLED module on I2C, modelled at the bus: it decodes the control bytes,

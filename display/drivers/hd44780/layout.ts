@@ -1,5 +1,5 @@
-import type { Screen } from "../screens.ts";
-import { displayUrl, remaining } from "../text.ts";
+import type { Screen } from "../../screens.ts";
+import { displayUrl, remaining } from "../../text.ts";
 
 /**
  * What a character LCD shows for each screen: rows of exactly `columns` characters, all from the

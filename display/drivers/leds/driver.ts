@@ -1,7 +1,7 @@
-import type { Clock } from "../../agent/core/clock.ts";
-import { SerialQueue } from "../../agent/core/serial.ts";
-import type { GpioLine } from "../bus/types.ts";
-import type { Screen, ScreenKind } from "../screens.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import { SerialQueue } from "../../../agent/core/serial.ts";
+import type { GpioLine } from "../../bus/types.ts";
+import type { Screen, ScreenKind } from "../../screens.ts";
 
 /**
  * GPIO status LEDs and an optional buzzer: the sign-in state where there is no screen.

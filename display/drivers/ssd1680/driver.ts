@@ -1,9 +1,9 @@
-import type { Clock } from "../../agent/core/clock.ts";
-import { SerialQueue } from "../../agent/core/serial.ts";
-import type { GpioLine, SpiBus } from "../bus/types.ts";
-import { Bitmap } from "../render/bitmap.ts";
-import { type Screen, showsCode } from "../screens.ts";
-import { EINK_HEIGHT, EINK_WIDTH, einkFrame } from "./ssd1680-layout.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import { SerialQueue } from "../../../agent/core/serial.ts";
+import type { GpioLine, SpiBus } from "../../bus/types.ts";
+import { Bitmap } from "../../render/bitmap.ts";
+import { type Screen, showsCode } from "../../screens.ts";
+import { EINK_HEIGHT, EINK_WIDTH, einkFrame } from "./layout.ts";
 
 /**
  * SSD1680 e-ink panel, 2.13" 250x122 (Waveshare V4 class), on SPI plus DC, RST and BUSY lines.

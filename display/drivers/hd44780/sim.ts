@@ -1,6 +1,6 @@
-import type { Clock } from "../../agent/core/clock.ts";
-import type { I2CBus } from "../bus/types.ts";
-import { a00Glyph, a00Text } from "./hd44780-font.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import type { I2CBus } from "../../bus/types.ts";
+import { a00Glyph, a00Text } from "./sim-font.ts";
 
 /**
  * An HD44780 character LCD behind a PCF8574 I2C backpack, modelled at the bus: every byte the

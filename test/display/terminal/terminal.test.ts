@@ -1,12 +1,12 @@
 import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
-import type { CodeInfo, SessionState as SignInState } from "../../agent/auth/session-state.ts";
-import type { Output } from "../../agent/cli/context.ts";
-import { DeviceCodePrompt } from "../../agent/cli/prompt.ts";
-import { VirtualClock } from "../../agent/core/virtual-clock.ts";
-import { Bitmap } from "../../display/render/bitmap.ts";
-import { qrMatrix } from "../../display/render/qr.ts";
-import { toRgba } from "../display/render/rgba.ts";
+import type { CodeInfo, SessionState as SignInState } from "../../../agent/auth/session-state.ts";
+import type { Output } from "../../../agent/core/output.ts";
+import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
+import { DeviceCodePrompt } from "../../../display/drivers/terminal/driver.ts";
+import { Bitmap } from "../../../display/render/bitmap.ts";
+import { qrMatrix } from "../../../display/render/qr.ts";
+import { toRgba } from "../render/rgba.ts";
 
 const ESC = "\x1b";
 

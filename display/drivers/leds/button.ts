@@ -1,5 +1,5 @@
-import type { Clock } from "../../agent/core/clock.ts";
-import type { Edge, GpioLine } from "../bus/types.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import type { Edge, GpioLine } from "../../bus/types.ts";
 
 /**
  * The optional sign-in button: a short press asks for a new code, a long press signs out.

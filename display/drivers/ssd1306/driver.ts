@@ -1,9 +1,9 @@
-import type { Clock } from "../../agent/core/clock.ts";
-import { SerialQueue } from "../../agent/core/serial.ts";
-import type { I2CBus } from "../bus/types.ts";
-import { Bitmap } from "../render/bitmap.ts";
-import type { Screen } from "../screens.ts";
-import { OLED_HEIGHT, OLED_WIDTH, type OledTiming, oledFrame } from "./ssd1306-layout.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import { SerialQueue } from "../../../agent/core/serial.ts";
+import type { I2CBus } from "../../bus/types.ts";
+import { Bitmap } from "../../render/bitmap.ts";
+import type { Screen } from "../../screens.ts";
+import { OLED_HEIGHT, OLED_WIDTH, type OledTiming, oledFrame } from "./layout.ts";
 
 /**
  * SSD1306 128x64 OLED on I2C, write-only. Renders each screen into a Bitmap (ssd1306-layout.ts)

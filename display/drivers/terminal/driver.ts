@@ -1,9 +1,9 @@
-import { qrHalfBlocks } from "../../display/drivers/terminal-qr.ts";
-import type { QrMatrix } from "../../display/render/qr.ts";
-import { remaining } from "../../display/text.ts";
-import type { CodeInfo, SessionState as SignInState } from "../auth/session-state.ts";
-import type { Clock } from "../core/clock.ts";
-import type { Output } from "./context.ts";
+import type { CodeInfo, SessionState as SignInState } from "../../../agent/auth/session-state.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import type { Output } from "../../../agent/core/output.ts";
+import type { QrMatrix } from "../../render/qr.ts";
+import { remaining } from "../../text.ts";
+import { qrHalfBlocks } from "./qr.ts";
 
 const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 

@@ -1,8 +1,8 @@
-import type { Clock } from "../../agent/core/clock.ts";
-import { SerialQueue } from "../../agent/core/serial.ts";
-import type { I2CBus } from "../bus/types.ts";
-import type { Screen } from "../screens.ts";
-import { DEFAULT_PAGE_MS, lcdFrame } from "./hd44780-layout.ts";
+import type { Clock } from "../../../agent/core/clock.ts";
+import { SerialQueue } from "../../../agent/core/serial.ts";
+import type { I2CBus } from "../../bus/types.ts";
+import type { Screen } from "../../screens.ts";
+import { DEFAULT_PAGE_MS, lcdFrame } from "./layout.ts";
 
 /**
  * HD44780 character LCD (16x2, 20x4) on a PCF8574 I2C backpack, write-only: R/W is held low,

@@ -1,6 +1,6 @@
-import { writeFileAtomic } from "../../agent/core/atomic.ts";
-import type { PngSinkSource } from "../config.ts";
-import type { Screen } from "../screens.ts";
+import { writeFileAtomic } from "../../../agent/core/atomic.ts";
+import type { PngSinkSource } from "../../config.ts";
+import type { Screen } from "../../screens.ts";
 
 /**
  * The `png` display: on every screen, the picture that the display `as` would show, rendered
@@ -48,7 +48,7 @@ export class PngSink {
       options.render ??
       (async (screen, now) => {
         // Imported when first used: preview.ts builds on set.ts, which builds this sink.
-        const { renderPreview } = await import("../preview.ts");
+        const { renderPreview } = await import("../../preview.ts");
         return renderPreview({ driver: as, screen, now, options: scale === undefined ? {} : { scale } });
       });
     this.#write = options.write ?? ((path, png) => writeFileAtomic(path, png, 0o600));

@@ -1,11 +1,11 @@
-import { Bitmap } from "../render/bitmap.ts";
-import { type BitmapFont, drawText, measureText, truncateText, wrapText } from "../render/font.ts";
-import { font5x7 } from "../render/fonts/5x7.ts";
-import { font6x10 } from "../render/fonts/6x10.ts";
-import { font10x20 } from "../render/fonts/10x20.ts";
-import { drawQr, qrMatrix } from "../render/qr.ts";
-import type { Screen } from "../screens.ts";
-import { displayUrl, pixelFontText, remaining, screenWords } from "../text.ts";
+import { Bitmap } from "../../render/bitmap.ts";
+import { type BitmapFont, drawText, measureText, truncateText, wrapText } from "../../render/font.ts";
+import { font5x7 } from "../../render/fonts/5x7.ts";
+import { font6x10 } from "../../render/fonts/6x10.ts";
+import { font10x20 } from "../../render/fonts/10x20.ts";
+import { drawQr, qrMatrix } from "../../render/qr.ts";
+import type { Screen } from "../../screens.ts";
+import { displayUrl, pixelFontText, remaining, screenWords } from "../../text.ts";
 
 /**
  * What a 128x64 OLED shows for each screen, as a Bitmap (on = lit). Pure, so that the driver, the
