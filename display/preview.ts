@@ -4,6 +4,7 @@ import { VirtualClock } from "../agent/core/virtual-clock.ts";
 import { type AgentConfig, type DisplayType, validateConfig } from "./config.ts";
 import type { Hd44780Simulator } from "./drivers/hd44780/sim.ts";
 import { DeviceCodePrompt } from "./drivers/terminal/driver.ts";
+import { DisplayError } from "./errors.ts";
 import { Bitmap } from "./render/bitmap.ts";
 import { drawText } from "./render/font.ts";
 import { font6x10 } from "./render/fonts/6x10.ts";
@@ -40,9 +41,12 @@ export interface PreviewRequest {
   readonly options?: PreviewOptions;
 }
 
-export class PreviewError extends Error {
+export class PreviewError extends DisplayError<"E_PREVIEW"> {
   override readonly name = "PreviewError";
-  readonly code = "E_PREVIEW";
+
+  constructor(message: string) {
+    super("E_PREVIEW", message);
+  }
 }
 
 /** A PNG of `screen` on `driver` at `now`. */

@@ -1,6 +1,7 @@
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SerialQueue } from "../../../agent/core/serial.ts";
+import { DisplayError } from "../../errors.ts";
 import type { Screen } from "../../screens.ts";
 import { type FramebufferFrame, framebufferFrame } from "./layout.ts";
 
@@ -37,14 +38,8 @@ export type FramebufferErrorCode =
   /** A write to the device failed. */
   | "E_FB_WRITE";
 
-export class FramebufferError extends Error {
+export class FramebufferError extends DisplayError<FramebufferErrorCode> {
   override readonly name = "FramebufferError";
-  readonly code: FramebufferErrorCode;
-
-  constructor(code: FramebufferErrorCode, message: string, cause?: unknown) {
-    super(message, cause === undefined ? {} : { cause });
-    this.code = code;
-  }
 }
 
 export interface FramebufferGeometry {

@@ -1,6 +1,7 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { I2CBus } from "../../bus/types.ts";
+import { DisplayError } from "../../errors.ts";
 import type { Screen } from "../../screens.ts";
 import { DEFAULT_PAGE_MS, lcdFrame } from "./layout.ts";
 
@@ -56,14 +57,8 @@ export type Hd44780ErrorCode =
   | "E_DISPLAY_WRITE";
 
 /** Every failure of this driver: a stable code and one sentence with what to check. */
-export class Hd44780Error extends Error {
+export class Hd44780Error extends DisplayError<Hd44780ErrorCode> {
   override readonly name = "Hd44780Error";
-  readonly code: Hd44780ErrorCode;
-
-  constructor(code: Hd44780ErrorCode, message: string, cause?: unknown) {
-    super(message, cause === undefined ? {} : { cause });
-    this.code = code;
-  }
 }
 
 /** PCF8574 bytes for one I2C write, with the RS level they leave on the pins. */

@@ -1,5 +1,6 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import type { Edge, GpioLine } from "../../bus/types.ts";
+import { DisplayError } from "../../errors.ts";
 
 /**
  * The optional sign-in button: a short press asks for a new code, a long press signs out.
@@ -38,9 +39,12 @@ export interface SignInButtonOptions {
   readonly debounceMs?: number;
 }
 
-export class ButtonConfigError extends Error {
+export class ButtonConfigError extends DisplayError<"E_BUTTON_CONFIG"> {
   override readonly name = "ButtonConfigError";
-  readonly code = "E_BUTTON_CONFIG";
+
+  constructor(message: string) {
+    super("E_BUTTON_CONFIG", message);
+  }
 }
 
 interface PendingRelease {

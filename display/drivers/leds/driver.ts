@@ -1,6 +1,7 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { GpioLine } from "../../bus/types.ts";
+import { DisplayError } from "../../errors.ts";
 import type { Screen, ScreenKind } from "../../screens.ts";
 
 /**
@@ -122,15 +123,15 @@ export interface StatusLedsOptions {
   readonly onError?: (error: LedError) => void;
 }
 
-export class LedError extends Error {
+export class LedError extends DisplayError<"E_LED_WRITE"> {
   override readonly name = "LedError";
-  readonly code = "E_LED_WRITE";
 
   constructor(line: string, cause: unknown) {
     const why = cause instanceof Error ? cause.message : String(cause);
     super(
+      "E_LED_WRITE",
       `Could not set the ${line} GPIO line (${why}). Check that the line is not used by another program ('gpioinfo' shows its consumer) and that this user is in group gpio.`,
-      { cause },
+      cause,
     );
   }
 }

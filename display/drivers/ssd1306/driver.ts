@@ -1,6 +1,7 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { I2CBus } from "../../bus/types.ts";
+import { DisplayError } from "../../errors.ts";
 import { Bitmap } from "../../render/bitmap.ts";
 import type { Screen } from "../../screens.ts";
 import { OLED_HEIGHT, OLED_WIDTH, type OledTiming, oledFrame } from "./layout.ts";
@@ -37,14 +38,8 @@ export type Ssd1306ErrorCode =
   | "E_DISPLAY_WRITE";
 
 /** Every failure of this driver: a stable code and one sentence with what to check. */
-export class Ssd1306Error extends Error {
+export class Ssd1306Error extends DisplayError<Ssd1306ErrorCode> {
   override readonly name = "Ssd1306Error";
-  readonly code: Ssd1306ErrorCode;
-
-  constructor(code: Ssd1306ErrorCode, message: string, cause?: unknown) {
-    super(message, cause === undefined ? {} : { cause });
-    this.code = code;
-  }
 }
 
 /** Control bytes (§8.1.5.1): Co=0, so the rest of the write is all commands or all data. */

@@ -1,6 +1,7 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { GpioLine, SpiBus } from "../../bus/types.ts";
+import { DisplayError } from "../../errors.ts";
 import { Bitmap } from "../../render/bitmap.ts";
 import { type Screen, showsCode } from "../../screens.ts";
 import { EINK_HEIGHT, EINK_WIDTH, einkFrame } from "./layout.ts";
@@ -48,14 +49,8 @@ export type Ssd1680ErrorCode =
   | "E_DISPLAY_WRITE"
   | "E_DISPLAY_CONFIG";
 
-export class Ssd1680Error extends Error {
+export class Ssd1680Error extends DisplayError<Ssd1680ErrorCode> {
   override readonly name = "Ssd1680Error";
-  readonly code: Ssd1680ErrorCode;
-
-  constructor(code: Ssd1680ErrorCode, message: string, cause?: unknown) {
-    super(message, cause === undefined ? {} : { cause });
-    this.code = code;
-  }
 }
 
 /** The shortest time between two countdown refreshes. */
