@@ -15,3 +15,12 @@ export class DisplayError<C extends ErrorCode = ErrorCode> extends EntraToolErro
     super(code, { message, ...(cause === undefined ? {} : { cause }) });
   }
 }
+
+/** A preview that cannot be drawn with the options given (a page the screen does not have…). */
+export class PreviewError extends DisplayError<"E_PREVIEW"> {
+  override readonly name = "PreviewError";
+
+  constructor(message: string) {
+    super("E_PREVIEW", message);
+  }
+}

@@ -20,15 +20,17 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { arch, cpus, type } from "node:os";
 import { join } from "node:path";
+import { validateConfig } from "../agent/config/load.ts";
+import type { AgentConfig } from "../agent/config/schema.ts";
 import { deferredLogger, type Logger } from "../agent/core/log.ts";
 import { VirtualClock } from "../agent/core/virtual-clock.ts";
-import { sampleScreen } from "../agent/display-cli.ts";
-import { type AgentConfig, validateConfig } from "../display/config.ts";
 import { FramebufferDisplay } from "../display/drivers/framebuffer/driver.ts";
 import { FramebufferSimulator } from "../display/drivers/framebuffer/sim.ts";
+import { sampleScreen } from "../display/samples.ts";
 import type { Screen } from "../display/screens.ts";
-import { createSimulatedDisplays, type Display, type SimulatedHardware } from "../display/set.ts";
+import type { Display } from "../display/set.ts";
 import type { GpioLineSimulator } from "../display/sim/gpio.ts";
+import { createSimulatedDisplays, type SimulatedHardware } from "../display/simulated.ts";
 
 const root = join(import.meta.dir, "..");
 const RESULTS = join(root, "bench", "results.json");
@@ -149,20 +151,25 @@ function hardwareCounters(hardware: SimulatedHardware): Counters {
       };
     case "framebuffer":
       throw new Error("the framebuffer is counted by its driver");
+    default:
+      throw new Error(`the bench does not count ${hardware.type}`);
   }
 }
 
 function ledLines(hardware: SimulatedHardware): GpioLineSimulator[] {
   if (hardware.type !== "leds") return [];
   return Object.values(LED_PINS)
-    .map((name) => hardware.lines.get(name))
+    .map((name) => hardware.sim.get(name))
     .filter((line): line is GpioLineSimulator => line !== undefined);
 }
 
 /** A driver on its simulator through `createSimulatedDisplays`, straight to the display (not the set). */
 async function simulatedRig(entry: Record<string, unknown>): Promise<Rig> {
   const clock = new VirtualClock(T0 - INIT_LEAD_MS);
-  const simulated = await createSimulatedDisplays(configFor(entry), { clock, logger: silentLogger() });
+  const simulated = await createSimulatedDisplays(configFor(entry).displays, {
+    clock,
+    logger: silentLogger(),
+  });
   const display: Display | undefined = simulated.set.displays[0];
   const hardware = simulated.hardware[0];
   if (display === undefined || hardware === undefined)

@@ -16,9 +16,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PNG } from "pngjs";
-import { sampleScreen } from "../agent/display-cli.ts";
 import type { DisplayType } from "../display/config.ts";
 import { type PreviewOptions, renderPreview } from "../display/preview.ts";
+import { sampleScreen } from "../display/samples.ts";
 import type { ScreenKind } from "../display/screens.ts";
 
 /** 2026-11-27 12:00:00 UTC: 0 mod 10 s, so the OLED shows the code page (6 s code, then 4 s QR). */
@@ -101,7 +101,7 @@ export const PREVIEW_CASES: readonly ImageCase[] = PREVIEW_CONFIGS.map((config) 
 /** The PNG of `image` as the drivers draw it now. */
 export function render(image: ImageCase): Promise<Uint8Array> {
   return renderPreview({
-    driver: image.driver,
+    type: image.driver,
     screen: sampleScreen(image.screen, GOLDEN_CODE, GOLDEN_URL, GOLDEN_NOW),
     now: GOLDEN_NOW + (image.afterMs ?? 0),
     options: image.options,

@@ -1,4 +1,5 @@
 import { Bitmap } from "../../render/bitmap.ts";
+import { type Rgb, RgbCanvas } from "../../render/canvas.ts";
 import { drawText, measureText, wrapText } from "../../render/font.ts";
 import { font10x20 } from "../../render/fonts/10x20.ts";
 import { drawQr, qrFit } from "../../render/qr.ts";
@@ -16,8 +17,6 @@ import { displayUrl, remaining } from "../../text.ts";
  * centre and the countdown right of it. Other screens: a coloured headline and a wrapped message,
  * centred; every frame is drawn from a black background, so nothing of a code survives it.
  */
-
-export type Rgb = readonly [number, number, number];
 
 const BLACK: Rgb = [0, 0, 0];
 const WHITE: Rgb = [255, 255, 255];
@@ -46,41 +45,14 @@ export interface FramebufferFrame {
   readonly qrRegion: Region | undefined;
 }
 
-/** An RGB canvas with the few operations a layout needs. */
-class Canvas {
-  readonly rgb: Uint8Array;
-
-  constructor(
-    readonly width: number,
-    readonly height: number,
-  ) {
-    this.rgb = new Uint8Array(width * height * 3);
-  }
-
-  /** Paints `bitmap`'s on pixels in `on` (and its off pixels in `off`, if given) at (x, y). */
-  stamp(bitmap: Bitmap, x: number, y: number, on: Rgb, off?: Rgb): void {
-    for (let by = 0; by < bitmap.height; by++) {
-      const ty = y + by;
-      if (ty < 0 || ty >= this.height) continue;
-      for (let bx = 0; bx < bitmap.width; bx++) {
-        const tx = x + bx;
-        if (tx < 0 || tx >= this.width) continue;
-        const lit = bitmap.pixels[by * bitmap.width + bx] === 1;
-        if (lit) this.rgb.set(on, (ty * this.width + tx) * 3);
-        else if (off !== undefined) this.rgb.set(off, (ty * this.width + tx) * 3);
-      }
-    }
-  }
-
-  /** One line of text centred horizontally with its top at `y`; returns its region. */
-  centred(text: string, y: number, scale: number, colour: Rgb): Region {
-    const size = measureText(font10x20, text, scale);
-    const bitmap = new Bitmap(size.width, size.height);
-    drawText(bitmap, font10x20, text, 0, 0, { scale });
-    const x = Math.floor((this.width - size.width) / 2);
-    this.stamp(bitmap, x, y, colour);
-    return { x, y, width: size.width, height: size.height };
-  }
+/** One line of text centred horizontally on `canvas` with its top at `y`; returns its region. */
+function centred(canvas: RgbCanvas, text: string, y: number, scale: number, colour: Rgb): Region {
+  const size = measureText(font10x20, text, scale);
+  const bitmap = new Bitmap(size.width, size.height);
+  drawText(bitmap, font10x20, text, 0, 0, { scale });
+  const x = Math.floor((canvas.width - size.width) / 2);
+  canvas.stamp(bitmap, x, y, colour);
+  return { x, y, width: size.width, height: size.height };
 }
 
 /** The largest whole scale, at most `max`, at which `text` fits `width` pixels (at least 1). */
@@ -114,7 +86,7 @@ export function framebufferFrame(
   height: number,
 ): FramebufferFrame {
   // A new canvas is all zeros: black, the background of every frame.
-  const canvas = new Canvas(width, height);
+  const canvas = new RgbCanvas(width, height);
   if (screen.kind === "code" || screen.kind === "waiting") {
     return codeFrame(canvas, screen, now);
   }
@@ -126,10 +98,10 @@ export function framebufferFrame(
   const lineHeight = font10x20.height * m.body;
   const total = font10x20.height * headScale + (lines.length > 0 ? m.margin + lines.length * lineHeight : 0);
   let y = Math.max(m.margin, Math.floor((height - total) / 2));
-  canvas.centred(headline, y, headScale, colour);
+  centred(canvas, headline, y, headScale, colour);
   y += font10x20.height * headScale + m.margin;
   for (const line of lines) {
-    canvas.centred(line, y, m.body, WHITE);
+    centred(canvas, line, y, m.body, WHITE);
     y += lineHeight;
   }
   return {
@@ -143,7 +115,7 @@ export function framebufferFrame(
 }
 
 function codeFrame(
-  canvas: Canvas,
+  canvas: RgbCanvas,
   screen: Extract<Screen, { kind: "code" | "waiting" }>,
   now: number,
 ): FramebufferFrame {
@@ -153,7 +125,7 @@ function codeFrame(
   const gap = Math.floor(m.margin / 2);
   let y = m.margin;
 
-  canvas.centred("On a phone or computer, go to", y, m.label, GREY);
+  centred(canvas, "On a phone or computer, go to", y, m.label, GREY);
   y += font10x20.height * m.label + gap;
 
   // The URL at body size if it fits, else smaller, else wrapped at URL break points.
@@ -161,18 +133,18 @@ function codeFrame(
   const urlScale = fitScale(url, inner, m.body);
   const urlLines = wrapText(font10x20, url, inner, { scale: urlScale, maxLines: 2 });
   for (const line of urlLines) {
-    canvas.centred(line, y, urlScale, WHITE);
+    centred(canvas, line, y, urlScale, WHITE);
     y += font10x20.height * urlScale;
   }
   y += gap;
 
-  canvas.centred("and enter this code", y, m.label, GREY);
+  centred(canvas, "and enter this code", y, m.label, GREY);
   y += font10x20.height * m.label + Math.floor(gap / 2);
 
   // The code: a quarter of the height where the width allows.
   const codeScale = fitScale(screen.userCode, inner, Math.max(1, Math.floor(height / 4 / font10x20.height)));
   const codeRegion: Region = { x: 0, y, width, height: font10x20.height * codeScale };
-  canvas.centred(screen.userCode, y, codeScale, WHITE);
+  centred(canvas, screen.userCode, y, codeScale, WHITE);
   y += codeRegion.height + gap;
 
   // Bottom band: QR left of centre, countdown right of it (centred alone if no QR fits).

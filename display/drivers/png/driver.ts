@@ -1,10 +1,10 @@
 import { writeFileAtomic } from "../../../agent/core/atomic.ts";
-import type { PngSinkSource } from "../../config.ts";
-import type { Screen } from "../../screens.ts";
+import { type Screen, screenFamily } from "../../screens.ts";
 
 /**
  * The `png` display: on every screen, the picture that the display `as` would show, rendered
- * through its real driver and simulator (`renderPreview`, the same path as `display preview`),
+ * through its real driver and simulator (the preview path, `display preview`, handed in as
+ * `render`: the preview builds displays, this among them, so it cannot be imported here),
  * written to `file` atomically (readers never see half a PNG) and only when the picture changed,
  * so a countdown that changes nothing visible does not rewrite the file every second.
  *
@@ -15,15 +15,14 @@ import type { Screen } from "../../screens.ts";
  * same user. Every write replaces the inode, so a chmod made later by hand does not survive.
  */
 
-export type PngRenderer = (screen: Screen, now: number) => Promise<Uint8Array>;
+/** Draws `screen` at `now`, up since `since` (a paged display turns its pages from then). */
+export type PngRenderer = (screen: Screen, now: number, since: number) => Promise<Uint8Array>;
 export type PngWriter = (file: string, png: Uint8Array) => Promise<void>;
 
 export interface PngSinkOptions {
   readonly file: string;
-  readonly as: PngSinkSource;
-  readonly scale?: number;
-  /** Tests: what draws the screen; default renderPreview for `as`. */
-  readonly render?: PngRenderer;
+  /** What draws the screen: the preview of the display the file pictures. */
+  readonly render: PngRenderer;
   /** Tests: what writes the file; default writeFileAtomic with mode 0600. */
   readonly write?: PngWriter;
   /** For `clear()`, which is not handed a time; default Date.now. */
@@ -38,25 +37,22 @@ export class PngSink {
   readonly #render: PngRenderer;
   readonly #write: PngWriter;
   readonly #now: () => number;
+  /** Since when the current picture family has been up (see screenFamily). */
+  #since: { readonly family: string; readonly at: number } | undefined;
   /** The bytes last written; PNG encoding is deterministic within a process, so equal bytes mean an equal picture. */
   #last: Uint8Array | undefined;
 
   constructor(options: PngSinkOptions) {
-    const { file, as, scale } = options;
-    this.#file = file;
-    this.#render =
-      options.render ??
-      (async (screen, now) => {
-        // Imported when first used: preview.ts builds on set.ts, which builds this sink.
-        const { renderPreview } = await import("../../preview.ts");
-        return renderPreview({ driver: as, screen, now, options: scale === undefined ? {} : { scale } });
-      });
+    this.#file = options.file;
+    this.#render = options.render;
     this.#write = options.write ?? ((path, png) => writeFileAtomic(path, png, 0o600));
     this.#now = options.now ?? Date.now;
   }
 
   async show(screen: Screen, now: number): Promise<void> {
-    const png = await this.#render(screen, now);
+    const family = screenFamily(screen);
+    if (this.#since?.family !== family) this.#since = { family, at: now };
+    const png = await this.#render(screen, now, this.#since.at);
     if (this.#last !== undefined && Buffer.from(png).equals(this.#last)) return;
     try {
       await this.#write(this.#file, png);

@@ -1,64 +1,54 @@
-import type { CodeInfo, SessionState as SignInState } from "../../../agent/auth/session-state.ts";
 import type { Clock } from "../../../agent/core/clock.ts";
 import type { Output } from "../../../agent/core/output.ts";
-import type { QrMatrix } from "../../render/qr.ts";
-import { remaining } from "../../text.ts";
+import { type Screen, showsCode } from "../../screens.ts";
+import type { QrEncoder } from "../../types.ts";
+import { ANSI, codeLines, rowsOf, sentence, statusLine } from "./layout.ts";
 import { qrHalfBlocks } from "./qr.ts";
 
-const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+type CodeScreen = Extract<Screen, { kind: "code" | "waiting" }>;
 
 export interface PromptOptions {
-  /** ANSI bold for the code; off for NO_COLOR, TERM=dumb and non-terminals. */
+  /** ANSI bold for the code, black-on-white QR modules; off for NO_COLOR, TERM=dumb and non-terminals. */
   readonly color: boolean;
   /**
    * Builds the QR code of the verification URL, shown under the box on a terminal with room for it.
-   * Injected so that the QR encoder is loaded only when a code is shown (agent/main.ts).
+   * Injected so that the QR encoder is loaded only when a code is shown (agent/qr.ts).
    */
-  readonly qr?: (text: string) => QrMatrix;
-}
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escape sequences is the point.
-const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
-
-/** Terminal rows a line takes at `columns` wide (escape sequences take none). */
-function rowsOf(line: string, columns: number): number {
-  return Math.max(1, Math.ceil([...line.replace(ANSI, "")].length / columns));
-}
-
-/** "15 min", "1 min", "45 s". */
-export function formatDuration(ms: number): string {
-  const seconds = Math.max(0, Math.round(ms / 1000));
-  return seconds >= 60 ? `${Math.round(seconds / 60)} min` : `${seconds} s`;
-}
-
-/** Visible width: the box is laid out before colour codes go in. */
-function box(lines: readonly (string | null)[]): string[] {
-  const width = Math.max(...lines.map((line) => (line === null ? 0 : [...line].length)));
-  const rule = "─".repeat(width + 2);
-  const out = [`┌${rule}┐`];
-  for (const line of lines) {
-    out.push(line === null ? `├${rule}┤` : `│ ${line}${" ".repeat(width - [...line].length)} │`);
-  }
-  out.push(`└${rule}┘`);
-  return out;
+  readonly qr?: QrEncoder | undefined;
+  /** How often the spinner turns on a terminal, ms; default 100. */
+  readonly spinnerMs?: number;
 }
 
 /**
- * The device code prompt on stderr, as the original tool showed it: the verification URL and the
- * user code exactly as issued, the time left, and how to cancel. On a terminal a spinner and a live
- * countdown run under the box, and the box is wiped once the code is no longer valid (success,
- * expiry, cancel); elsewhere (journald, pipes) it prints plain lines and a reminder each minute.
+ * The device code prompt on one output (stderr, or the controlling terminal), as the original tool
+ * showed it: the server's message, then a box with the verification URL and the user code exactly
+ * as issued, the time left and how to cancel. A display like the others: it is shown screens.
+ *
+ * On a terminal, a spinner with a live countdown turns under the box (on the injected clock, every
+ * `spinnerMs`), a QR code of the URL follows the box when it fits whole, and the box is wiped as
+ * soon as a screen without the code comes: the code must not stay up once it is void. Elsewhere
+ * (journald, pipes) it prints plain lines: the box once, a reminder each minute (the set shows the
+ * code screen again every second) and a note when polling slows down or is retried.
+ *
+ * Screens without the code print their own sentence once (waiting for the time or for another
+ * process, why a new sign-in is needed, the wrong account); the others print nothing: the command
+ * prints its result, or its error, itself.
  */
 export class DeviceCodePrompt {
   readonly #out: Output;
   readonly #clock: Clock;
   readonly #options: PromptOptions;
-  #code: CodeInfo | undefined;
-  #note = "";
+  #code: CodeScreen | undefined;
+  /** The note last told (off a terminal each new one gets a line). */
+  #detail: string | undefined;
   #frame = 0;
-  /** Terminal rows the code occupies (box, message and status line), for wiping it. */
+  /** Terminal rows the code occupies (message, box, QR code and status line), for wiping it. */
   #rows = 0;
   #lastMinuteShown = -1;
+  /** The screen without the code last shown, so that showing it again prints nothing more. */
+  #said: string | undefined;
+  #spinner: AbortController | undefined;
+  #closed = false;
 
   constructor(out: Output, clock: Clock, options: PromptOptions) {
     this.#out = out;
@@ -70,58 +60,84 @@ export class DeviceCodePrompt {
     return this.#code !== undefined;
   }
 
-  onState(state: SignInState): void {
-    switch (state.kind) {
-      case "waiting-for-lock":
-        this.#out.write(
-          `Another entratool process is signing in profile '${state.profile}'; waiting for it to finish...\n`,
-        );
-        break;
-      case "waiting-for-time":
-        this.#out.write("Waiting for the system clock to be set (network time) before signing in...\n");
-        break;
-      case "sign-in-required":
-        this.#out.write(`${state.reason.message}\n`);
-        break;
-      case "code-issued":
-        this.#code = state;
-        this.#showCode(state);
-        break;
-      case "waiting":
-        this.#code = state;
-        this.#note =
-          state.poll.type === "slow-down"
-            ? `server asked to slow down; polling every ${state.poll.intervalSeconds} s`
-            : state.poll.type === "retry"
-              ? `identity provider unreachable (${state.poll.reason}); still trying`
-              : "";
-        if (!this.#out.isTTY && state.poll.type !== "pending") this.#out.write(`Note: ${this.#note}\n`);
-        this.tick();
-        break;
-      case "signed-in":
-      case "cancelled":
-      case "expired":
-      case "blocked-by-policy":
-      case "offline":
-      case "error":
-        this.#clearCode();
-        break;
-      case "starting":
-        break;
+  async show(screen: Screen, now: number): Promise<void> {
+    if (this.#closed) return;
+    if (showsCode(screen)) {
+      this.#showCode(screen, now);
+      return;
     }
+    this.#takeCodeOff();
+    const said = JSON.stringify(screen);
+    if (said === this.#said) return;
+    this.#said = said;
+    const line = sentence(screen);
+    if (line !== undefined) this.#out.write(`${line}\n`);
   }
 
-  /** Redraws the status line; the CLI calls it on a timer (tests call it with a manual clock). */
-  tick(): void {
+  /** Takes the code off (wipes the box on a terminal). */
+  async clear(): Promise<void> {
+    if (!this.#closed) this.#takeCodeOff();
+  }
+
+  /** Stops the spinner; nothing is written afterwards. */
+  close(): void {
+    this.#stopSpinner();
+    this.#closed = true;
+  }
+
+  #showCode(screen: CodeScreen, now: number): void {
+    const detail = screen.kind === "waiting" ? screen.detail : undefined;
+    if (this.#code?.userCode !== screen.userCode) {
+      this.#takeCodeOff();
+      this.#said = undefined;
+      this.#code = screen;
+      this.#detail = undefined;
+      this.#printCode(screen, now);
+    }
+    this.#code = screen;
+    if (detail !== this.#detail) {
+      this.#detail = detail;
+      if (!this.#out.isTTY && detail !== undefined) this.#out.write(`Note: ${detail}\n`);
+    }
+    this.#status(now);
+    this.#startSpinner();
+  }
+
+  #printCode(screen: CodeScreen, now: number): void {
+    const text = codeLines(screen, now, this.#options.color);
+    // 0 is what a terminal of unknown size reports (a pty nobody sized, a serial console).
+    const columns = this.#out.columns || 80;
+    text.push(...this.#qrLines(screen, text.length, columns));
+    this.#out.write(`${text.join("\n")}\n`);
+    this.#rows = text.reduce((rows, line) => rows + rowsOf(line, columns), 0);
+    this.#lastMinuteShown = Math.ceil((screen.expiresAt - now) / 60_000);
+  }
+
+  /**
+   * The QR code's lines, on a terminal that shows it whole: wide enough, and tall enough for the
+   * box, the code and the status line (scrolled off the top, it could not be wiped afterwards).
+   */
+  #qrLines(screen: CodeScreen, textRows: number, columns: number): string[] {
+    const { qr, color } = this.#options;
+    const rows = this.#out.rows;
+    if (!qr || !this.#out.isTTY || !rows) return [];
+    const lines = qrHalfBlocks(qr(screen.qrPayload), { color });
+    const width = [...(lines[0] ?? "").replace(ANSI, "")].length;
+    if (width > columns || textRows + lines.length + 2 > rows) return [];
+    return ["Or scan:", ...lines];
+  }
+
+  /** The status line on a terminal; off one, the reminder when the minutes left change. */
+  #status(now: number): void {
     const code = this.#code;
-    if (!code) return;
-    const now = this.#clock.now();
+    if (code === undefined) return;
     if (this.#out.isTTY) {
-      const spinner = SPINNER[this.#frame++ % SPINNER.length];
-      const note = this.#note ? ` (${this.#note})` : "";
-      this.#out.write(
-        `\r\x1b[2K${spinner} Waiting for authentication... ${remaining(code.expiresAt, now)} left${note}`,
-      );
+      // One row, never wrapped (a note can be long): a wrapped line would not be redrawn in place,
+      // and the wipe, which counts on one row, would leave the rows above it.
+      const columns = this.#out.columns || 80;
+      const line = [...statusLine(code, now, this.#frame++)];
+      const fitted = line.length < columns ? line.join("") : `${line.slice(0, columns - 2).join("")}…`;
+      this.#out.write(`\r\x1b[2K${fitted}`);
       return;
     }
     const minutes = Math.ceil((code.expiresAt - now) / 60_000);
@@ -132,49 +148,45 @@ export class DeviceCodePrompt {
     }
   }
 
-  #showCode(code: CodeInfo): void {
-    const bold = (text: string): string => (this.#options.color ? `\x1b[1m${text}\x1b[22m` : text);
-    const expiresIn = formatDuration(code.expiresAt - this.#clock.now());
-    const lines = box([
-      "Device Code Authentication",
-      null,
-      `1. Visit: ${code.verificationUri}`,
-      `2. Enter code: ${code.userCode}`,
-      "3. Sign in with your credentials",
-      null,
-      `Waiting for authentication... (expires in ${expiresIn})`,
-      "Press Ctrl+C to cancel",
-    ]).map((line) => line.replace(code.userCode, bold(code.userCode)));
-    const text = [code.message, ...lines].filter((line) => line.length > 0);
-    // 0 is what a terminal of unknown size reports (a pty nobody sized, a serial console).
-    const columns = this.#out.columns || 80;
-    text.push(...this.#qrLines(code, text.length, columns));
-    this.#out.write(`${text.join("\n")}\n`);
-    this.#rows = text.reduce((rows, line) => rows + rowsOf(line, columns), 0);
-    this.#lastMinuteShown = Math.ceil((code.expiresAt - this.#clock.now()) / 60_000);
-    this.tick();
+  /** Turns the spinner every `spinnerMs` on the clock while the code is up, on a terminal only. */
+  #startSpinner(): void {
+    if (!this.#out.isTTY || this.#spinner !== undefined) return;
+    const controller = new AbortController();
+    this.#spinner = controller;
+    const every = this.#options.spinnerMs ?? 100;
+    const turn = async (): Promise<void> => {
+      for (;;) {
+        await this.#clock.sleep(every, controller.signal);
+        if (controller.signal.aborted || this.#code === undefined) return;
+        this.#status(this.#clock.now());
+      }
+    };
+    // A sleep ends by the abort, and a write that fails here fails again at the next show(),
+    // which tells the set: either way the spinner just stops.
+    turn().catch(() => {
+      if (this.#spinner === controller) this.#spinner = undefined;
+    });
   }
 
-  /**
-   * The QR code's lines, on a terminal that shows it whole: wide enough, and tall enough for the
-   * box, the code and the status line (scrolled off the top, it could not be wiped afterwards).
-   */
-  #qrLines(code: CodeInfo, textRows: number, columns: number): string[] {
-    const { qr, color } = this.#options;
-    const rows = this.#out.rows;
-    if (!qr || !this.#out.isTTY || !rows) return [];
-    const lines = qrHalfBlocks(qr(code.qrPayload), { color });
-    const width = [...(lines[0] ?? "").replace(ANSI, "")].length;
-    if (width > columns || textRows + lines.length + 2 > rows) return [];
-    return ["Or scan:", ...lines];
+  #stopSpinner(): void {
+    this.#spinner?.abort();
+    this.#spinner = undefined;
   }
 
-  #clearCode(): void {
-    if (!this.#code) return;
+  #takeCodeOff(): void {
+    this.#stopSpinner();
+    if (this.#code === undefined) return;
     this.#code = undefined;
+    this.#detail = undefined;
+    this.#lastMinuteShown = -1;
     if (this.#out.isTTY) {
       // Status line, then the box and message above it: the code must not stay on screen.
       this.#out.write(`\r\x1b[2K\x1b[${this.#rows}A\x1b[0J`);
     }
   }
+}
+
+/** Whether ANSI colour goes to `out`: a terminal, and neither NO_COLOR nor TERM=dumb. */
+export function colorFor(out: Output, env: Readonly<Record<string, string | undefined>>): boolean {
+  return out.isTTY && !env.NO_COLOR && env.TERM !== "dumb";
 }

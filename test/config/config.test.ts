@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { EntraToolError } from "../../../agent/core/errors.ts";
-import { loadConfig, validateConfig } from "../../../display/config.ts";
+import { loadConfig, validateConfig } from "../../agent/config/load.ts";
+import { EntraToolError } from "../../agent/core/errors.ts";
 
 const full = {
   version: 1,
@@ -44,7 +44,7 @@ describe("validateConfig", () => {
             pins: { dc: "GPIO5", rst: "GPIO6", busy: "GPIO13" },
             rotate180: true,
           },
-          { type: "framebuffer", device: "/dev/fb1", deviceNumber: 1 },
+          { type: "framebuffer", device: "/dev/fb1" },
           {
             type: "leds",
             pins: { status: "GPIO23", error: "GPIO22" },
@@ -85,7 +85,7 @@ describe("validateConfig", () => {
             pins: { dc: "GPIO25", rst: "GPIO17", busy: "GPIO24" },
             rotate180: false,
           },
-          { type: "framebuffer", device: "/dev/fb0", deviceNumber: 0 },
+          { type: "framebuffer", device: "/dev/fb0" },
           { type: "leds", pins: { status: "GPIO23" }, activeLow: false },
         ],
       },
@@ -168,10 +168,43 @@ describe("validateConfig", () => {
     });
   });
 
+  test("every unknown field of an object, not only the first; a `$schema` key is allowed at the root", () => {
+    expect(
+      validateConfig({
+        $schema: "./config.schema.json",
+        displays: [{ type: "ssd1306", adress: "0x3d", rotate: true, bus: 1, buss: 2 }],
+      }),
+    ).toEqual({
+      ok: false,
+      errors: [
+        "displays[0].adress: unknown field",
+        "displays[0].rotate: unknown field",
+        "displays[0].buss: unknown field",
+      ],
+    });
+    expect(validateConfig({ $schema: "./config.schema.json", version: 1 })).toEqual({
+      ok: true,
+      config: { $schema: "./config.schema.json", version: 1, displays: [] },
+    });
+  });
+
+  test("a resource claimed twice is reported with the display that claims it, in list order", () => {
+    const checked = validateConfig({
+      displays: [{ type: "leds" }, { type: "leds", pins: { status: "GPIO23" } }, { type: "oled" }],
+    });
+    expect(checked).toEqual({
+      ok: false,
+      errors: [
+        "displays[1].pins.status: GPIO23 is already used by displays[0].pins.status",
+        'displays[2].type: must be one of hd44780, ssd1306, ssd1680, framebuffer, leds, terminal, png (found "oled")',
+      ],
+    });
+  });
+
   test("not an object, or displays not a list", () => {
     expect(validateConfig([])).toEqual({
       ok: false,
-      errors: ['configuration: must be an object { "version": 1, "displays": [...] }'],
+      errors: ['configuration: must be an object { "version": 1, "displays": [...] } (found [])'],
     });
     expect(validateConfig({ displays: {} })).toEqual({
       ok: false,
@@ -226,6 +259,37 @@ describe("loadConfig", () => {
       file,
       errors: ["displays[0].rows: must be 2 or 4 (found 3)", "displays[0].colour: unknown field"],
     });
+  });
+
+  test("an endless or huge file fails at once, in one sentence (at most 1 MiB is read)", async () => {
+    const started = Date.now();
+    const error = await failure("/dev/zero");
+    expect(error.code).toBe("E_CONFIG");
+    expect(error.message).toBe(
+      "The configuration file /dev/zero is larger than 1 MiB: name the configuration file itself.",
+    );
+    // Bounded by the cap, not by the file: well under the test's timeout even on a busy machine.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  test("a directory, and a byte order mark before the JSON", async () => {
+    expect((await failure(dir)).message).toBe(
+      `The configuration file ${dir} is a directory: name the file itself.`,
+    );
+    const file = join(dir, "config.json");
+    await writeFile(file, `\uFEFF${JSON.stringify({ displays: [{ type: "terminal" }] })}`);
+    expect((await loadConfig(file)).displays).toEqual([{ type: "terminal" }]);
+  });
+
+  test("the default file, missing: the sentence says it is the default and how to name another", async () => {
+    const file = join(dir, "config.json");
+    const error = await loadConfig(file, { isDefault: true }).then(
+      () => undefined,
+      (e: unknown) => e as EntraToolError,
+    );
+    expect(error?.message).toBe(
+      `The configuration file ${file} does not exist: create it (README, Displays), or name another with --config FILE.`,
+    );
   });
 
   test("a missing file: E_CONFIG naming it", async () => {
