@@ -2,7 +2,7 @@ import type { Clock } from "../../../agent/core/clock.ts";
 import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { I2CBus } from "../../bus/types.ts";
 import { DisplayError } from "../../errors.ts";
-import type { Screen } from "../../screens.ts";
+import { type Screen, screenFamily } from "../../screens.ts";
 import { DEFAULT_PAGE_MS, lcdFrame } from "./layout.ts";
 
 /**
@@ -79,6 +79,8 @@ export class Hd44780Display {
   #rs: 0 | 1 | undefined;
   /** The rows we know are on the glass; undefined when unknown, which forces init and a full draw. */
   #shown: string[] | undefined;
+  /** Since when the screen up now has been up: its pages turn from then (see screenFamily). */
+  #since: { readonly family: string; readonly at: number } | undefined;
   /** Calls run one at a time, in order: a slow bus must not interleave two frames. */
   readonly #queue = new SerialQueue();
 
@@ -119,13 +121,17 @@ export class Hd44780Display {
   show(screen: Screen, now: number): Promise<void> {
     return this.#queue.run(async () => {
       if (this.#shown === undefined) await this.#init();
-      await this.#draw(lcdFrame(screen, now, { columns: this.#columns, rows: this.#rows }, this.#pageMs));
+      const family = screenFamily(screen);
+      if (this.#since?.family !== family) this.#since = { family, at: now };
+      const geometry = { columns: this.#columns, rows: this.#rows };
+      await this.#draw(lcdFrame(screen, now, geometry, this.#pageMs, this.#since.at));
     });
   }
 
   /** Blanks the glass (Clear Display). */
   clear(): Promise<void> {
     return this.#queue.run(async () => {
+      this.#since = undefined;
       if (this.#shown === undefined) {
         await this.#init();
         return;

@@ -19,15 +19,48 @@ export const DEFAULT_PAGE_MS = 3000;
 /** Where a long word may be cut (after the character): URL and address punctuation. */
 const BREAKS = "/.?&=-_@";
 
+/**
+ * The rows for `screen` at `now` (epoch ms), the screen having come up at `since`: the pages turn
+ * every `pageMs` from then.
+ */
 export function lcdFrame(
   screen: Screen,
   now: number,
   geometry: LcdGeometry,
   pageMs = DEFAULT_PAGE_MS,
+  since = 0,
+): string[] {
+  return compose(screen, now, geometry, Math.floor((now - since) / pageMs), []);
+}
+
+/**
+ * When each page of `screen` comes up, in ms after the screen appeared ([0] for one page). Every
+ * list that pages turns at once, so the frames repeat after the least common multiple of their lengths.
+ */
+export function lcdPages(screen: Screen, geometry: LcdGeometry, pageMs = DEFAULT_PAGE_MS): number[] {
+  const lengths: number[] = [];
+  compose(screen, 0, geometry, 0, lengths);
+  const count = lengths.reduce((a, b) => (a * b) / gcd(a, b), 1);
+  return Array.from({ length: count }, (_, page) => page * pageMs);
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** The rows of page `turn`; `lengths` collects the length of every list that pages. */
+function compose(
+  screen: Screen,
+  now: number,
+  geometry: LcdGeometry,
+  turn: number,
+  lengths: number[],
 ): string[] {
   const { columns, rows } = geometry;
-  const pick = <T>(items: readonly T[]): T | undefined =>
-    items[items.length <= 1 ? 0 : mod(Math.floor(now / pageMs), items.length)];
+  const pick = <T>(items: readonly T[]): T | undefined => {
+    if (items.length > 1) lengths.push(items.length);
+    return items[items.length <= 1 ? 0 : mod(turn, items.length)];
+  };
   const fitted = (lines: readonly (string | undefined)[]): string[] =>
     Array.from({ length: rows }, (_, row) => padTo(lines[row] ?? "", columns));
 

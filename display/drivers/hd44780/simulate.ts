@@ -1,6 +1,7 @@
 import { keepOpen } from "../../sim/keep-open.ts";
 import type { Simulation } from "../../types.ts";
 import type { Hd44780Config } from "./config.ts";
+import { lcdPages } from "./layout.ts";
 import { lcdGlass } from "./picture.ts";
 import { Hd44780Simulator } from "./sim.ts";
 
@@ -14,5 +15,6 @@ export const simulation: Simulation<Hd44780Config, Hd44780Sim> = {
     return { sim, hardware: { i2c: async () => keepOpen(sim) } };
   },
   previewConfig: (options) => ({ columns: options.columns ?? 16, rows: options.rows ?? 2 }),
+  pages: (screen, config) => lcdPages(screen, config),
   picture: async (sim) => lcdGlass(sim),
 };

@@ -3,7 +3,7 @@ import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { I2CBus } from "../../bus/types.ts";
 import { DisplayError } from "../../errors.ts";
 import { Bitmap } from "../../render/bitmap.ts";
-import type { Screen } from "../../screens.ts";
+import { type Screen, screenFamily } from "../../screens.ts";
 import { OLED_HEIGHT, OLED_WIDTH, type OledTiming, oledFrame } from "./layout.ts";
 
 /**
@@ -73,6 +73,8 @@ export class Ssd1306Display {
   #shown: Uint8Array | undefined;
   /** The last frame rendered (what the glass shows once sent). */
   #frame = new Bitmap(OLED_WIDTH, OLED_HEIGHT);
+  /** Since when the screen up now has been up: its pages turn from then (see screenFamily). */
+  #since: { readonly family: string; readonly at: number } | undefined;
   /** Calls run one at a time, in order: a slow bus must not interleave two frames. */
   readonly #queue = new SerialQueue();
 
@@ -111,12 +113,19 @@ export class Ssd1306Display {
 
   /** Draws `screen` as it should look at `now` (epoch ms), sending only the pages and columns that changed. */
   show(screen: Screen, now: number): Promise<void> {
-    return this.#queue.run(() => this.#draw(oledFrame(screen, now, this.#timing)));
+    return this.#queue.run(() => {
+      const family = screenFamily(screen);
+      if (this.#since?.family !== family) this.#since = { family, at: now };
+      return this.#draw(oledFrame(screen, now, this.#timing, this.#since.at));
+    });
   }
 
   /** Blanks the glass (GDDRAM to 0; the display stays on, so the next screen needs no init). */
   clear(): Promise<void> {
-    return this.#queue.run(() => this.#draw(new Bitmap(OLED_WIDTH, OLED_HEIGHT)));
+    return this.#queue.run(() => {
+      this.#since = undefined;
+      return this.#draw(new Bitmap(OLED_WIDTH, OLED_HEIGHT));
+    });
   }
 
   /** A copy of the last frame rendered, on = lit, as a person sees the glass (for PNG previews). */

@@ -9,17 +9,13 @@ import { displayUrl, pixelFontText, remaining, screenWords } from "../../text.ts
 
 /**
  * What a 128x64 OLED shows for each screen, as a Bitmap (on = lit). Pure, so that the driver, the
- * PNG preview and tests share it; the page shown is chosen from `now`.
+ * PNG preview and tests share it; the page shown is chosen from the time since the screen came up
+ * (`now - since`: the driver remembers when each screen first appeared).
  *
  * The code screen cannot hold both a readable code and a scannable QR code, so it alternates, in a
- * cycle counted from the epoch (so a new code may open on the QR page, which shows it too):
+ * cycle counted from when the code appeared. The QR page comes first: whoever walks up to the device
+ * with a phone when a code appears can scan at once, and the QR page shows the code too.
  *
- * - Code page (`codePageMs`, default 6 s): the verification URL in 6x10 on top, the user code in
- *   10x20 in the middle (scaled up when it fits, else bold), "Expires in" (or the waiting screen's
- *   note) and the mm:ss countdown at the bottom. A 9-character Entra code takes 91 of the 128
- *   columns, the largest the row holds (14 px a character at most): on a 0.96" panel (0.17 mm
- *   pixels) its capitals are about 2.2 mm tall, some 7.5 arcminutes at 1 m, above the 5' a 20/20
- *   eye resolves; bold keeps the strokes from thinning out at that distance.
  * - QR page (`qrPageMs`, default 4 s): the QR code of `qrPayload` in the left 64x64, and on the
  *   right "Scan, then enter code", the code (largest font that fits 60 px: 6x10 for 9
  *   characters) and the countdown. The Entra URL is a 29-module symbol (version 3, level M); at
@@ -29,6 +25,12 @@ import { displayUrl, pixelFontText, remaining, screenWords } from "../../text.ts
  *   does not fit: 2-px modules with a narrow lit margin is the code that scans (jsQR reads it with
  *   the dark glass around it). The code stays on this page, small, because whoever scans is
  *   standing close and needs it next.
+ * - Code page (`codePageMs`, default 6 s): the verification URL in 6x10 on top, the user code in
+ *   10x20 in the middle (scaled up when it fits, else bold), "Expires in" (or the waiting screen's
+ *   note) and the mm:ss countdown at the bottom. A 9-character Entra code takes 91 of the 128
+ *   columns, the largest the row holds (14 px a character at most): on a 0.96" panel (0.17 mm
+ *   pixels) its capitals are about 2.2 mm tall, some 7.5 arcminutes at 1 m, above the 5' a 20/20
+ *   eye resolves; bold keeps the strokes from thinning out at that distance.
  * A `qrPageMs` of 0, or a payload too long even at 1 px a module, leaves the code page up.
  *
  * Other screens: a title (10x20 when it fits, else 6x10) over a rule, then the body wrapped in
@@ -86,24 +88,43 @@ export function drawCode(frame: Bitmap, text: string, placement: CodePlacement):
   if (bold) drawText(frame, font, text, x + 1, y, { scale });
 }
 
-/** Which page of the code screen is up at `now`. */
-export function codePageAt(screen: CodeScreen, now: number, timing: OledTiming = {}): "code" | "qr" {
+/** Which page of the code screen is up at `now`, the code having appeared at `since` (epoch ms). */
+export function codePageAt(
+  screen: CodeScreen,
+  now: number,
+  timing: OledTiming = {},
+  since = 0,
+): "code" | "qr" {
   const codeMs = timing.codePageMs ?? DEFAULT_CODE_PAGE_MS;
   const qrMs = timing.qrPageMs ?? DEFAULT_QR_PAGE_MS;
   if (qrMs <= 0 || qrLayout(screen.qrPayload) === undefined) return "code";
-  return mod(now, codeMs + qrMs) < codeMs ? "code" : "qr";
+  return mod(now - since, codeMs + qrMs) < qrMs ? "qr" : "code";
 }
 
-/** The frame for `screen` at `now` (epoch ms). */
-export function oledFrame(screen: Screen, now: number, timing: OledTiming = {}): Bitmap {
+/**
+ * When each page of `screen` comes up, in ms after the screen appeared: the code screen's QR page
+ * then its code page, a long message's pages; [0] for a screen of one page.
+ */
+export function oledPages(screen: Screen, timing: OledTiming = {}): number[] {
+  if (screen.kind === "code" || screen.kind === "waiting") {
+    const qrMs = timing.qrPageMs ?? DEFAULT_QR_PAGE_MS;
+    return qrMs > 0 && qrLayout(screen.qrPayload) !== undefined ? [0, qrMs] : [0];
+  }
+  const { title, body } = screenWords(screen);
+  const pageMs = timing.textPageMs ?? DEFAULT_TEXT_PAGE_MS;
+  return Array.from({ length: textLayout(title, body).pages }, (_, page) => page * pageMs);
+}
+
+/** The frame for `screen` at `now` (epoch ms), the screen having come up at `since`. */
+export function oledFrame(screen: Screen, now: number, timing: OledTiming = {}, since = 0): Bitmap {
   const frame = new Bitmap(OLED_WIDTH, OLED_HEIGHT);
   if (screen.kind === "code" || screen.kind === "waiting") {
-    if (codePageAt(screen, now, timing) === "qr") drawQrPage(frame, screen, now);
+    if (codePageAt(screen, now, timing, since) === "qr") drawQrPage(frame, screen, now);
     else drawCodePage(frame, screen, now);
     return frame;
   }
   const { title, body } = screenWords(screen);
-  drawTextScreen(frame, title, body, now, timing.textPageMs ?? DEFAULT_TEXT_PAGE_MS);
+  drawTextScreen(frame, title, body, Math.floor((now - since) / (timing.textPageMs ?? DEFAULT_TEXT_PAGE_MS)));
   return frame;
 }
 
@@ -233,19 +254,33 @@ function qrLayout(payload: string): QrLayout | undefined {
   return undefined;
 }
 
-function drawTextScreen(frame: Bitmap, title: string, body: string, now: number, pageMs: number): void {
+/** A text screen's title, its font, and its body in lines and pages. */
+function textLayout(title: string, body: string) {
   const big = measureText(font10x20, title).width <= OLED_WIDTH - 4;
   const titleFont = big ? font10x20 : font6x10;
   const shown = big ? title : truncateText(font6x10, title, OLED_WIDTH - 2 * MARGIN);
-  const titleWidth = measureText(titleFont, shown).width;
-  drawText(frame, titleFont, shown, Math.floor((OLED_WIDTH - titleWidth) / 2), 0);
   const rule = titleFont.height + 1;
-  frame.fillRect(0, rule, OLED_WIDTH, 1, true);
   const top = rule + 3;
   const perPage = Math.floor((OLED_HEIGHT - top) / font6x10.height);
   const lines = wrapText(font6x10, pixelFontText(body), OLED_WIDTH - 2 * MARGIN);
-  const pages = Math.max(1, Math.ceil(lines.length / perPage));
-  const page = mod(Math.floor(now / pageMs), pages);
+  return {
+    titleFont,
+    shown,
+    rule,
+    top,
+    perPage,
+    lines,
+    pages: Math.max(1, Math.ceil(lines.length / perPage)),
+  };
+}
+
+/** A title over a rule, and page `turn` (modulo the pages there are) of the body. */
+function drawTextScreen(frame: Bitmap, title: string, body: string, turn: number): void {
+  const { titleFont, shown, rule, top, perPage, lines, pages } = textLayout(title, body);
+  const titleWidth = measureText(titleFont, shown).width;
+  drawText(frame, titleFont, shown, Math.floor((OLED_WIDTH - titleWidth) / 2), 0);
+  frame.fillRect(0, rule, OLED_WIDTH, 1, true);
+  const page = mod(turn, pages);
   lines.slice(page * perPage, (page + 1) * perPage).forEach((line, i) => {
     drawText(frame, font6x10, line, MARGIN, top + i * font6x10.height);
   });

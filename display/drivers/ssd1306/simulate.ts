@@ -1,6 +1,7 @@
 import { keepOpen } from "../../sim/keep-open.ts";
 import type { Simulation } from "../../types.ts";
 import type { Ssd1306Config } from "./config.ts";
+import { oledPages } from "./layout.ts";
 import { Ssd1306Simulator } from "./sim.ts";
 
 export type Ssd1306Sim = Ssd1306Simulator;
@@ -13,5 +14,7 @@ export const simulation: Simulation<Ssd1306Config, Ssd1306Sim> = {
   },
   scale: 4,
   previewConfig: () => ({}),
+  // The driver's default timing: QR page, then the code page.
+  pages: (screen) => oledPages(screen),
   picture: async (sim) => ({ kind: "bitmap", bitmap: sim.pixels(), on: "white" }),
 };

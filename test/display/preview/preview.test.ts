@@ -72,14 +72,49 @@ describe("renderPreview", () => {
     expect(g > r && b > r && g < 128).toBe(true);
   });
 
-  test("the OLED's QR page decodes to the URL (lit on black)", async () => {
-    // 6 s code page, then 4 s QR page.
+  test("the OLED's first page is the QR code, decoding to the URL; page 2 is the code, lit on black", async () => {
     const image = decode(await renderPreview({ type: "ssd1306", screen: codeScreen, now: T0 + 7000 }));
     expect(qr(image)).toBe(URL);
-    // The code page (first 6 s) glows on black.
-    const codePage = decode(await renderPreview({ type: "ssd1306", screen: codeScreen, now: T0 }));
+    const codePage = decode(
+      await renderPreview({ type: "ssd1306", screen: codeScreen, now: T0, options: { page: 2 } }),
+    );
     expect(pixel(codePage, 0, 0)).toEqual([0, 0, 0]);
     expect(qr(codePage)).toBeUndefined();
+  });
+
+  test("the same request gives the same picture, whatever the time it is made at", async () => {
+    const at = (now: number, options = {}) =>
+      renderPreview({ type: "ssd1306", screen: { ...codeScreen, expiresAt: now + 900_000 }, now, options });
+    for (const options of [{}, { page: 2 }]) {
+      const first = decode(await at(T0, options));
+      for (const later of [1000, 4500, 7000, 13_000]) {
+        expect(decode(await at(T0 + later, options)).data.equals(first.data), `${later} ms`).toBe(true);
+      }
+    }
+  });
+
+  test("a sheet: every page side by side, 8 px apart (scaled); a page the screen lacks is refused", async () => {
+    const sheet = decode(
+      await renderPreview({
+        type: "ssd1306",
+        screen: codeScreen,
+        now: T0,
+        options: { sheet: true, scale: 1 },
+      }),
+    );
+    expect([sheet.width, sheet.height]).toEqual([128 + 8 + 128, 64]);
+    const lcd = decode(
+      await renderPreview({ type: "hd44780", screen: codeScreen, now: T0, options: { sheet: true } }),
+    );
+    // 16x2: the second row pages through "microsoft.com/", "devicelogin", the countdown.
+    const glass = 2 * LCD_MARGIN + (16 * 6 - 1) * 4;
+    expect(lcd.width).toBe(3 * glass + 2 * 8);
+    await expect(
+      renderPreview({ type: "ssd1306", screen: codeScreen, now: T0, options: { page: 3 } }),
+    ).rejects.toThrow("The 'code' screen of ssd1306 has pages 1-2, not 3.");
+    await expect(
+      renderPreview({ type: "ssd1680", screen: codeScreen, now: T0, options: { page: 2 } }),
+    ).rejects.toThrow("The 'code' screen of ssd1680 has 1 page, not 2.");
   });
 
   test("the e-ink preview's QR code decodes to the URL (ink on white)", async () => {
