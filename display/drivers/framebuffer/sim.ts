@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { noise } from "../../sim/noise.ts";
 
 /**
  * A Linux framebuffer as the driver finds it: a fake sysfs directory
@@ -77,16 +78,7 @@ export class FramebufferSimulator {
     await writeFile(join(dir, "bits_per_pixel"), `${options.bitsPerPixel}\n`);
     await writeFile(join(dir, "stride"), `${sim.stride}\n`);
     if (options.mode ?? true) await writeFile(join(dir, "mode"), `U:${options.width}x${options.height}p-0\n`);
-    if (options.withDevice ?? true) {
-      const noise = new Uint8Array(sim.size);
-      // A 32-bit linear congruential generator (Numerical Recipes constants), fixed seed.
-      let seed = 0xfb0;
-      for (let i = 0; i < noise.length; i++) {
-        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-        noise[i] = seed >>> 24;
-      }
-      await writeFile(sim.devicePath, noise);
-    }
+    if (options.withDevice ?? true) await writeFile(sim.devicePath, noise(sim.size, 0xfb0));
     return sim;
   }
 

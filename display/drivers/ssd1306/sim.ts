@@ -1,5 +1,6 @@
 import type { I2CBus } from "../../bus/types.ts";
 import { Bitmap } from "../../render/bitmap.ts";
+import { noise } from "../../sim/noise.ts";
 
 /**
  * An SSD1306 128x64 OLED module on I2C, modelled at the bus: it decodes the control bytes,
@@ -192,14 +193,7 @@ export class Ssd1306Simulator implements I2CBus {
 
   constructor(options: Ssd1306SimulatorOptions = {}) {
     this.address = options.address ?? 0x3c;
-    if ((options.ram ?? "noise") === "noise") {
-      // A 32-bit linear congruential generator (Numerical Recipes constants), fixed seed.
-      let seed = 0x1306;
-      for (let i = 0; i < this.#ram.length; i++) {
-        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-        this.#ram[i] = seed >>> 24;
-      }
-    }
+    if ((options.ram ?? "noise") === "noise") this.#ram.set(noise(this.#ram.length, 0x1306));
   }
 
   // --- I2CBus -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import type { GpioLine, SpiBus } from "../../bus/types.ts";
 import { Bitmap } from "../../render/bitmap.ts";
+import { noise } from "../../sim/noise.ts";
 
 /**
  * An SSD1680 e-ink controller on a 2.13" 250x122 black/white panel (Waveshare 2.13" V4 class),
@@ -122,17 +123,6 @@ const UNSUPPORTED = new Set([
   0x03, 0x04, 0x0c, 0x0f, 0x14, 0x15, 0x1a, 0x1b, 0x1c, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f,
   0x31, 0x32, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3f, 0x41, 0x46, 0x47, 0x7f,
 ]);
-
-/** Seeded noise: RAM content at power-on is undefined; fixed so tests repeat. */
-function noise(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    bytes[i] = state >>> 24;
-  }
-  return bytes;
-}
 
 function hex(value: number): string {
   return value.toString(16).toUpperCase().padStart(2, "0");
