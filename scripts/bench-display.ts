@@ -8,8 +8,8 @@
  *       `show()` only (median and min over N runs, each on a fresh display). Waits the hardware
  *       would need (BUSY, power-on) pass on the virtual clock: "sim ms" is that modelled time.
  *   (b) what goes over the bus: init, the first code frame, the same code frame again (must cost
- *       nothing), a countdown tick 1 s later, a page flip where the driver pages (OLED code/QR
- *       page at +6 s, LCD URL page at +3 s), and the signed-in screen after the code. E-ink:
+ *       nothing), a countdown tick 1 s later, a page flip where the driver pages (OLED QR page to
+ *       code page at +4 s, LCD URL page at +3 s), and the signed-in screen after the code. E-ink:
  *       full/partial refreshes over the code frame and 60 one-second ticks. Framebuffer: bytes
  *       written to the device file. LEDs: line writes per phase and level changes a second.
  *
@@ -37,7 +37,7 @@ const RESULTS = join(root, "bench", "results.json");
 const runsArg = process.argv.indexOf("--runs");
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 15;
 
-/** A round time (0 mod 10 s and mod 3 s): the OLED's code page and the LCD's first page start here. */
+/** A whole minute, so the countdowns start at 15:00; the paged displays count their pages from here. */
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
 /** Init runs before T0, so the first code frame is drawn at T0 exactly. */
 const INIT_LEAD_MS = 1000;
@@ -45,8 +45,8 @@ const USER_CODE = "FZ2X8LQ3N";
 const URL = "https://microsoft.com/devicelogin";
 const CODE_SCREEN: Screen = sampleScreen("code", USER_CODE, URL, T0);
 const SIGNED_IN: Screen = sampleScreen("signed-in", USER_CODE, URL, T0);
-/** OLED: 6 s code page then 4 s QR page; LCD: a URL page every 3 s (the drivers' defaults). */
-const OLED_FLIP_MS = 6000;
+/** OLED: 4 s QR page then 6 s code page; LCD: a URL page every 3 s (the drivers' defaults). */
+const OLED_FLIP_MS = 4000;
 const LCD_FLIP_MS = 3000;
 const EINK_TICKS = 60;
 const LED_WINDOW_MS = 10_000;
