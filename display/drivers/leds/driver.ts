@@ -3,6 +3,16 @@ import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { GpioLine } from "../../bus/types.ts";
 import { DisplayError } from "../../errors.ts";
 import type { Screen, ScreenKind } from "../../screens.ts";
+import {
+  LED_PATTERNS,
+  type LedPatternName,
+  OFF,
+  ONE_BEEP,
+  PATTERNS,
+  sample,
+  TWO_BEEPS,
+  type Waveform,
+} from "./layout.ts";
 
 /**
  * GPIO status LEDs and an optional buzzer: the sign-in state where there is no screen.
@@ -31,87 +41,6 @@ import type { Screen, ScreenKind } from "../../screens.ts";
  * a screen that maps to the pattern already running (a countdown tick) leaves it alone, so the
  * blink keeps its rhythm.
  */
-
-export type LedPatternName = "short-blink" | "slow-blink" | "solid" | "double-blink" | "fast-blink" | "off";
-
-/** A line's level over time: `steps` of [level, ms] from the pattern's start, then `after` (or repeat). */
-interface Waveform {
-  readonly steps: ReadonlyArray<readonly [0 | 1, number]>;
-  readonly repeat: boolean;
-  readonly after: 0 | 1;
-}
-
-const OFF: Waveform = { steps: [], repeat: false, after: 0 };
-const ON: Waveform = { steps: [], repeat: false, after: 1 };
-
-/** The waveform of each named pattern, on the LED that pattern uses. */
-const PATTERNS: Readonly<Record<LedPatternName, Waveform>> = {
-  "short-blink": {
-    steps: [
-      [1, 100],
-      [0, 900],
-    ],
-    repeat: true,
-    after: 0,
-  },
-  "slow-blink": {
-    steps: [
-      [1, 500],
-      [0, 500],
-    ],
-    repeat: true,
-    after: 0,
-  },
-  solid: ON,
-  "double-blink": {
-    steps: [
-      [1, 150],
-      [0, 150],
-      [1, 150],
-      [0, 1550],
-    ],
-    repeat: true,
-    after: 0,
-  },
-  "fast-blink": {
-    steps: [
-      [1, 100],
-      [0, 100],
-    ],
-    repeat: true,
-    after: 0,
-  },
-  off: OFF,
-};
-
-const BEEP_MS = 100;
-const ONE_BEEP: Waveform = { steps: [[1, BEEP_MS]], repeat: false, after: 0 };
-const TWO_BEEPS: Waveform = {
-  steps: [
-    [1, BEEP_MS],
-    [0, BEEP_MS],
-    [1, BEEP_MS],
-  ],
-  repeat: false,
-  after: 0,
-};
-
-/** The pattern for each screen kind (the table above). */
-export const LED_PATTERNS: Readonly<Record<ScreenKind, LedPatternName>> = {
-  starting: "short-blink",
-  "waiting-for-time": "short-blink",
-  "waiting-for-lock": "short-blink",
-  code: "slow-blink",
-  waiting: "slow-blink",
-  "signed-in": "solid",
-  "sign-in-needed": "double-blink",
-  "wrong-account": "double-blink",
-  blocked: "fast-blink",
-  offline: "fast-blink",
-  error: "fast-blink",
-  expired: "off",
-  cancelled: "off",
-};
 
 export interface StatusLedsOptions {
   readonly lines: { readonly status: GpioLine; readonly error?: GpioLine };
@@ -279,18 +208,4 @@ export class StatusLeds {
     }
     this.#written.set(name, level);
   }
-}
-
-/** The level of `wave` at `elapsed` ms and the elapsed time of its next change (Infinity if none). */
-function sample(wave: Waveform, elapsed: number): { level: 0 | 1; until: number } {
-  const period = wave.steps.reduce((sum, [, ms]) => sum + ms, 0);
-  if (period === 0) return { level: wave.after, until: Number.POSITIVE_INFINITY };
-  if (!wave.repeat && elapsed >= period) return { level: wave.after, until: Number.POSITIVE_INFINITY };
-  const cycles = wave.repeat ? Math.floor(elapsed / period) : 0;
-  let boundary = cycles * period;
-  for (const [level, ms] of wave.steps) {
-    boundary += ms;
-    if (elapsed < boundary) return { level, until: boundary };
-  }
-  return { level: wave.after, until: Number.POSITIVE_INFINITY };
 }
