@@ -52,28 +52,12 @@ export async function renderPreview(request: PreviewRequest): Promise<Uint8Array
     const offset = pages[options.page - 1];
     if (!Number.isInteger(options.page) || offset === undefined) {
       throw new PreviewError(
-        `The ${kindOf(screen)} screen of ${type} has ${pages.length === 1 ? "1 page" : `pages 1-${pages.length}`}, not ${options.page}.`,
+        `The '${screen.kind}' screen of ${type} has ${pages.length === 1 ? "1 page" : `pages 1-${pages.length}`}, not ${options.page}.`,
       );
     }
     since = now - offset;
   }
   return encode(await draw(entry, simulation, config, screen, now, since, options), scale);
-}
-
-/** How many pages `screen` has on a preview of `type` with `options` (1 for a display that does not page). */
-export async function previewPages(
-  type: string,
-  screen: Screen,
-  options: PreviewOptions = {},
-): Promise<number> {
-  const entry = entryFor(type);
-  if (entry === undefined) return 1;
-  const simulation = await entry.simulation();
-  return simulation.pages?.(screen, previewConfig(type, simulation, options)).length ?? 1;
-}
-
-function kindOf(screen: Screen): string {
-  return `'${screen.kind}'`;
 }
 
 /** The configuration a preview draws: the type's defaults, and what the options change. */
