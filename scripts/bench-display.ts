@@ -1,6 +1,6 @@
 /**
  * `npm run bench:display`: the code screen on every display driver, through the simulators on a
- * virtual clock (issue #3). The real drivers talk to the bus-level simulators (display/set.ts,
+ * virtual clock. The real drivers talk to the bus-level simulators (display/simulated.ts,
  * `createSimulatedDisplays`; the framebuffer driver opens the simulated device file itself, as
  * the set does, so that its write counter can be read).
  *
@@ -13,7 +13,7 @@
  *       full/partial refreshes over the code frame and 60 one-second ticks. Framebuffer: bytes
  *       written to the device file. LEDs: line writes per phase and level changes a second.
  *
- * Checks the issue's claims (PASS/FAIL lines), prints a table, and writes the figures into
+ * Checks the claims the README makes for them (PASS/FAIL lines), prints a table, and writes the figures into
  * bench/results.json under "displays", keeping every other key. Usage:
  *   bun scripts/bench-display.ts [--runs N]
  */

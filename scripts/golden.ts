@@ -8,7 +8,7 @@
  *   bun scripts/golden.ts --check    writes nothing; exits 1 listing every image whose decoded
  *                                    pixels differ from the committed file (or that is missing)
  *
- * Look at every image that changed before committing it (issue 3): the goldens are what a person
+ * Look at every image that changed before committing it: the goldens are what a person
  * should see, and `test/display/golden/golden.test.ts` holds the drivers to them pixel for pixel.
  * Pixels are compared after decoding, never as bytes: zlib's output may differ between builds.
  */

@@ -95,7 +95,7 @@ const EVENT_BUFFER_SIZE = 64;
 /**
  * The GPIO character device, uAPI v2 (<linux/gpio.h>, Linux 5.10+). Lines are found by name and
  * chips by label, never by number: the Pi 5 header chip moved from gpiochip4 to gpiochip0 in
- * kernel 6.6.45 (FACTS.md). Every chip is opened, queried and closed per lookup; only requested
+ * kernel 6.6.45. Every chip is opened, queried and closed per lookup; only requested
  * lines keep an fd.
  */
 export class GpioCdev {
@@ -271,7 +271,7 @@ interface CdevGpioLineInit {
 
 /**
  * One requested line. Edge events are read from the line fd, non-blocking, every `pollMs` on the
- * injected clock: Bun has no epoll for arbitrary fds (FACTS.md) and a blocking read would stall
+ * injected clock: Bun has no epoll for arbitrary fds and a blocking read would stall
  * the event loop. An edge is thus seen up to `pollMs` (10 ms by default) plus timer jitter late,
  * at the cost of one read(2) per poll; its `at` is the kernel's timestamp, so press durations
  * stay exact whatever the poll latency.
