@@ -27,7 +27,7 @@ export type Screen =
   | { readonly kind: "starting" }
   | { readonly kind: "waiting-for-time" }
   /** Another process is signing this profile in (or refreshing it); it will be done soon. */
-  | { readonly kind: "waiting-for-lock" }
+  | { readonly kind: "waiting-for-lock"; readonly profile: string }
   | ({ readonly kind: "code" } & CodeFields)
   | ({
       readonly kind: "waiting";
@@ -70,6 +70,15 @@ export function showsCode(screen: Screen): screen is Extract<Screen, { kind: "co
   return screen.kind === "code" || screen.kind === "waiting";
 }
 
+/**
+ * What a paged display counts its pages from: the same for every screen that shows the same
+ * picture but for the countdown and notes (the code and waiting screens of one user code), new for
+ * anything else. A paged display starts on its first page whenever this changes.
+ */
+export function screenFamily(screen: Screen): string {
+  return showsCode(screen) ? `code:${screen.userCode}` : JSON.stringify(screen);
+}
+
 /** The short and the full note for a poll event; none for an ordinary pending answer. */
 function pollNotes(poll: PollEvent): { note?: string; detail?: string } {
   switch (poll.type) {
@@ -99,7 +108,7 @@ export function screenFor(state: SessionState): Screen | undefined {
     case "waiting-for-time":
       return { kind: "waiting-for-time" };
     case "waiting-for-lock":
-      return { kind: "waiting-for-lock" };
+      return { kind: "waiting-for-lock", profile: state.profile };
     case "sign-in-required":
       return { kind: "sign-in-needed", reason: state.reason.message };
     case "code-issued":

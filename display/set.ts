@@ -1,32 +1,7 @@
 import type { Clock } from "../agent/core/clock.ts";
 import type { Logger } from "../agent/core/log.ts";
-import type { Libc } from "../agent/linux/libc.ts";
-import { formatI2CAddress } from "./bus/errors.ts";
-import { GpioCdev } from "./bus/gpio-cdev.ts";
-import { LinuxI2CBus } from "./bus/linux-i2c.ts";
-import { LinuxSpiBus } from "./bus/linux-spi.ts";
-import type { GpioLine, I2CBus, SpiBus } from "./bus/types.ts";
-import type {
-  AgentConfig,
-  DisplayConfig,
-  FramebufferConfig,
-  Hd44780Config,
-  LedsConfig,
-  Ssd1306Config,
-  Ssd1680Config,
-} from "./config.ts";
-import { FramebufferDisplay } from "./drivers/framebuffer.ts";
-import { Hd44780Display } from "./drivers/hd44780.ts";
-import { StatusLeds } from "./drivers/leds.ts";
-import { PngSink } from "./drivers/png-sink.ts";
-import { Ssd1306Display } from "./drivers/ssd1306.ts";
-import { Ssd1680Display } from "./drivers/ssd1680.ts";
 import { type Screen, showsCode } from "./screens.ts";
-import { FramebufferSimulator } from "./sim/framebuffer.ts";
-import { GpioLineSimulator } from "./sim/gpio.ts";
-import { Hd44780Simulator } from "./sim/hd44780.ts";
-import { Ssd1306Simulator } from "./sim/ssd1306.ts";
-import { Ssd1680Simulator } from "./sim/ssd1680.ts";
+import type { DriverLike, Opened } from "./types.ts";
 
 /** A screen that does not carry the user code: what a display is left with when the code is void. */
 export type NoCodeScreen = Exclude<Screen, { kind: "code" | "waiting" }>;
@@ -41,19 +16,6 @@ export interface Display {
   clear(): Promise<void>;
   /** Releases the buses and lines; the glass keeps what it shows. */
   close(): Promise<void>;
-}
-
-/** A driver as the hardware drivers are shaped (LEDs have no init and ignore `now`). */
-export interface DriverLike {
-  init?(): Promise<void>;
-  show(screen: Screen, now: number): Promise<void>;
-  clear(): Promise<void>;
-}
-
-/** An opened driver with whatever releases its buses and lines. */
-export interface Opened {
-  readonly driver: DriverLike;
-  release(): Promise<void>;
 }
 
 /**
@@ -146,7 +108,11 @@ export interface DisplaySetOptions {
   /** For `init()` and `close()`, which are not handed a time. */
   readonly clock: Clock;
   readonly retry?: Partial<RetryPolicy>;
+  /** How often a code screen is shown again while it is up (the countdown moves), ms; default 1000. */
+  readonly tickMs?: number;
 }
+
+type CodeScreen = Extract<Screen, { kind: "code" | "waiting" }>;
 
 interface Entry {
   readonly display: Display;
@@ -171,13 +137,21 @@ interface Entry {
  * Each display runs on its own: a slow one (an e-ink refresh takes seconds) does not hold the
  * others back, and while it is busy only the newest screen is kept for it, so it catches up with
  * the present instead of replaying the countdown.
+ *
+ * While a code screen is up, the set shows it again every `tickMs` on the injected clock, so the
+ * countdowns move (and paged displays turn their pages) between state changes; each driver sends
+ * only what changed. The ticker stops when a screen without the code comes, and on close.
  */
 export class DisplaySet {
   readonly #entries: Entry[];
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #retry: RetryPolicy;
+  readonly #tickMs: number;
   #closed = false;
+  /** The code screen up now, which the ticker shows again. */
+  #current: CodeScreen | undefined;
+  #ticker: AbortController | undefined;
 
   constructor(options: DisplaySetOptions) {
     this.#entries = options.displays.map((display) => ({
@@ -193,6 +167,7 @@ export class DisplaySet {
     this.#logger = options.logger;
     this.#clock = options.clock;
     this.#retry = { firstMs: options.retry?.firstMs ?? 5000, maxMs: options.retry?.maxMs ?? 300_000 };
+    this.#tickMs = options.tickMs ?? 1000;
   }
 
   get displays(): readonly Display[] {
@@ -229,7 +204,15 @@ export class DisplaySet {
   /** Shows `screen` on every display; resolves once each has drawn it (or skipped or failed). Never rejects. */
   async show(screen: Screen, now: number): Promise<void> {
     if (this.#closed) return;
-    await Promise.all(this.#entries.map((entry) => this.#offer(entry, screen, now)));
+    this.#current = showsCode(screen) ? screen : undefined;
+    if (this.#current === undefined) this.#stopTicker();
+    else this.#startTicker();
+    await this.#fanOut(screen, now);
+  }
+
+  /** Resolves once every display has drawn what it was given so far. */
+  async settled(): Promise<void> {
+    await Promise.all(this.#entries.map((entry) => entry.running));
   }
 
   /**
@@ -239,6 +222,7 @@ export class DisplaySet {
   async close(final: NoCodeScreen = { kind: "cancelled" }): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopTicker();
     await Promise.all(this.#entries.map((entry) => entry.running));
     const now = this.#clock.now();
     await Promise.all(
@@ -265,6 +249,31 @@ export class DisplaySet {
         entry.health = "closed";
       }),
     );
+  }
+
+  #fanOut(screen: Screen, now: number): Promise<unknown> {
+    return Promise.all(this.#entries.map((entry) => this.#offer(entry, screen, now)));
+  }
+
+  #startTicker(): void {
+    if (this.#ticker !== undefined) return;
+    const controller = new AbortController();
+    this.#ticker = controller;
+    const tick = async (): Promise<void> => {
+      for (;;) {
+        await this.#clock.sleep(this.#tickMs, controller.signal);
+        const screen = this.#current;
+        if (controller.signal.aborted || screen === undefined) return;
+        void this.#fanOut(screen, this.#clock.now());
+      }
+    };
+    // The sleep rejects when the ticker is stopped; that is its end.
+    tick().catch(() => undefined);
+  }
+
+  #stopTicker(): void {
+    this.#ticker?.abort();
+    this.#ticker = undefined;
   }
 
   #offer(entry: Entry, screen: Screen, now: number): Promise<void> {
@@ -327,374 +336,4 @@ export class DisplaySet {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Closes what was opened, newest first; used when a later step of an opener fails. */
-class Resources {
-  readonly #closers: Array<() => Promise<void>> = [];
-
-  add<T extends { close(): Promise<void> }>(resource: T): T {
-    this.#closers.push(() => resource.close());
-    return resource;
-  }
-
-  async release(): Promise<void> {
-    for (const close of this.#closers.splice(0).reverse()) await close().catch(() => undefined);
-  }
-
-  /** Runs `build`; on failure releases everything added so far and rethrows. */
-  async guard<T>(build: () => Promise<T>): Promise<T> {
-    try {
-      return await build();
-    } catch (error) {
-      await this.release();
-      throw error;
-    }
-  }
-}
-
-/** The parts a driver needs, whether they are kernel devices or simulators. */
-interface Hardware {
-  i2c(bus: number): Promise<I2CBus>;
-  spi(config: Ssd1680Config["spi"]): Promise<SpiBus>;
-  output(name: string, options: { readonly initial: 0 | 1; readonly activeLow: boolean }): Promise<GpioLine>;
-  input(name: string): Promise<GpioLine>;
-  framebuffer(config: FramebufferConfig): Promise<FramebufferDisplay>;
-}
-
-/** `displays[i] hd44780 on /dev/i2c-1 at 0x27`: enough to find the entry and the wire. */
-export function displayName(config: DisplayConfig, index: number): string {
-  const where = ((): string => {
-    switch (config.type) {
-      case "hd44780":
-      case "ssd1306":
-        return ` on I2C bus ${config.bus} at ${formatI2CAddress(config.address)}`;
-      case "ssd1680":
-        return ` on SPI ${config.spi.bus}.${config.spi.chipSelect}`;
-      case "framebuffer":
-        return ` on ${config.device}`;
-      case "leds":
-        return ` on ${[config.pins.status, config.pins.error, config.buzzer].filter((p) => p !== undefined).join(", ")}`;
-      case "png":
-        return ` as ${config.as} to ${config.file}`;
-      case "terminal":
-        return "";
-    }
-  })();
-  return `displays[${index}] ${config.type}${where}`;
-}
-
-function opener(config: Exclude<DisplayConfig, { type: "terminal" }>, hw: Hardware, clock: Clock): Opener {
-  switch (config.type) {
-    case "hd44780":
-      return (_fail) => openI2C(hw, config, (bus) => hd44780Driver(config, bus, clock));
-    case "ssd1306":
-      return (_fail) => openI2C(hw, config, (bus) => ssd1306Driver(config, bus, clock));
-    case "ssd1680":
-      return async (_fail) => {
-        const resources = new Resources();
-        return resources.guard(async () => {
-          const spi = resources.add(await hw.spi(config.spi));
-          // DC starts low (command); RST starts high: low would hold the chip in reset.
-          const dc = resources.add(await hw.output(config.pins.dc, { initial: 0, activeLow: false }));
-          const rst = resources.add(await hw.output(config.pins.rst, { initial: 1, activeLow: false }));
-          const busy = resources.add(await hw.input(config.pins.busy));
-          const driver = new Ssd1680Display({ spi, dc, rst, busy, clock, rotate180: config.rotate180 });
-          return { driver, release: () => resources.release() };
-        });
-      };
-    case "framebuffer":
-      return async (_fail) => {
-        const fb = await hw.framebuffer(config);
-        return { driver: fb, release: () => fb.close() };
-      };
-    case "leds":
-      return (fail) => openLeds(config, hw, clock, fail);
-    case "png":
-      // A file, not hardware: the same on the kernel's devices and in simulation.
-      return async (_fail) => {
-        const { file, as, scale } = config;
-        const driver = new PngSink({
-          file,
-          as,
-          ...(scale === undefined ? {} : { scale }),
-          now: () => clock.now(),
-        });
-        return { driver, release: async () => undefined };
-      };
-  }
-}
-
-async function openI2C(
-  hw: Hardware,
-  config: Hd44780Config | Ssd1306Config,
-  build: (bus: I2CBus) => DriverLike,
-): Promise<Opened> {
-  const resources = new Resources();
-  return resources.guard(async () => {
-    const bus = resources.add(await hw.i2c(config.bus));
-    return { driver: build(bus), release: () => resources.release() };
-  });
-}
-
-function hd44780Driver(config: Hd44780Config, bus: I2CBus, clock: Clock): Hd44780Display {
-  const { address, columns, rows, backlight } = config;
-  return new Hd44780Display({ bus, address, columns, rows, backlight, clock });
-}
-
-function ssd1306Driver(config: Ssd1306Config, bus: I2CBus, clock: Clock): Ssd1306Display {
-  return new Ssd1306Display({ bus, address: config.address, rotate180: config.rotate180, clock });
-}
-
-async function openLeds(
-  config: LedsConfig,
-  hw: Hardware,
-  clock: Clock,
-  fail: (error: unknown) => void,
-): Promise<Opened> {
-  const resources = new Resources();
-  return resources.guard(async () => {
-    // Active-low is asked of the kernel (the line flag), so the driver writes what it means.
-    const line = async (name: string): Promise<GpioLine> =>
-      resources.add(await hw.output(name, { initial: 0, activeLow: config.activeLow }));
-    const status = await line(config.pins.status);
-    const error = config.pins.error === undefined ? undefined : await line(config.pins.error);
-    const buzzer = config.buzzer === undefined ? undefined : await line(config.buzzer);
-    const leds = new StatusLeds({
-      lines: { status, ...(error === undefined ? {} : { error }) },
-      ...(buzzer === undefined ? {} : { buzzer }),
-      clock,
-      onError: fail,
-    });
-    const driver: DriverLike = {
-      show: (screen) => leds.show(screen),
-      clear: () => leds.off(),
-    };
-    // StatusLeds.close turns everything off and closes the lines itself.
-    return { driver, release: () => leds.close() };
-  });
-}
-
-export interface CreatedDisplays {
-  readonly set: DisplaySet;
-  /** Whether the configuration lists the terminal (the CLI's own prompt, not part of the set). */
-  readonly terminal: boolean;
-}
-
-export interface DisplayDeps {
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly retry?: Partial<RetryPolicy>;
-  /** Where /dev/i2c-N, /dev/spidevB.C, /dev/gpiochipN and /dev/fbN live; "/dev" unless a test says. */
-  readonly devDir?: string;
-  /** Where /sys/class/graphics lives for the framebuffer; "/sys" unless a test says. */
-  readonly sysfsRoot?: string;
-  readonly libc?: Libc;
-}
-
-/**
- * The configured displays on the kernel's devices. Nothing is opened here: each display opens its
- * bus in `init()`, so a missing /dev/i2c-1 or a busy GPIO line becomes a logged, failed display
- * (with the sentence that says the fix) when the set is initialised, never a crash.
- */
-export function createDisplays(config: AgentConfig, deps: DisplayDeps): CreatedDisplays {
-  const { clock, devDir, libc } = deps;
-  const gpio = new GpioCdev({
-    clock,
-    ...(devDir === undefined ? {} : { devDir }),
-    ...(libc ? { libc } : {}),
-  });
-  const busOptions = { ...(devDir === undefined ? {} : { devDir }), ...(libc ? { libc } : {}) };
-  const hw: Hardware = {
-    i2c: (bus) => LinuxI2CBus.open(bus, busOptions),
-    spi: ({ bus, chipSelect, speedHz }) => LinuxSpiBus.open(bus, chipSelect, { ...busOptions, speedHz }),
-    output: (name, { initial, activeLow }) =>
-      gpio.requestLine({ name }, { direction: "output", initial, activeLow }),
-    input: (name) => gpio.requestLine({ name }, { direction: "input" }),
-    framebuffer: (fb) =>
-      FramebufferDisplay.open({
-        device: fb.deviceNumber,
-        ...(devDir === undefined ? {} : { devRoot: devDir }),
-        ...(deps.sysfsRoot === undefined ? {} : { sysfsRoot: deps.sysfsRoot }),
-      }),
-  };
-  const displays: Display[] = [];
-  config.displays.forEach((entry, index) => {
-    if (entry.type === "terminal") return;
-    displays.push(new DriverDisplay(displayName(entry, index), opener(entry, hw, clock)));
-  });
-  return created(config, displays, deps);
-}
-
-/** The set of `displays`, and whether the configuration also lists the terminal (kept by the CLI). */
-function created(
-  config: AgentConfig,
-  displays: Display[],
-  deps: { readonly clock: Clock; readonly logger: Logger; readonly retry?: Partial<RetryPolicy> },
-): CreatedDisplays {
-  return {
-    set: new DisplaySet({
-      displays,
-      logger: deps.logger,
-      clock: deps.clock,
-      ...(deps.retry ? { retry: deps.retry } : {}),
-    }),
-    terminal: config.displays.some((entry) => entry.type === "terminal"),
-  };
-}
-
-/** The chips behind one simulated display, for tests and previews to read what a person would see. */
-export type SimulatedHardware =
-  | { readonly type: "hd44780"; readonly index: number; readonly sim: Hd44780Simulator }
-  | { readonly type: "ssd1306"; readonly index: number; readonly sim: Ssd1306Simulator }
-  | { readonly type: "ssd1680"; readonly index: number; readonly sim: Ssd1680Simulator }
-  | { readonly type: "framebuffer"; readonly index: number; readonly sim: FramebufferSimulator }
-  | { readonly type: "leds"; readonly index: number; readonly lines: SimulatedLines };
-
-/**
- * The GPIO lines of simulated LEDs by name ("GPIO23"). A line is requested anew on every `init()`
- * (as the kernel would hand out a new request), so read them after the display was initialised.
- */
-export class SimulatedLines {
-  readonly #lines = new Map<string, GpioLineSimulator>();
-
-  get(name: string): GpioLineSimulator | undefined {
-    return this.#lines.get(name);
-  }
-
-  set(name: string, line: GpioLineSimulator): void {
-    this.#lines.set(name, line);
-  }
-}
-
-export interface SimulatedDisplays extends CreatedDisplays {
-  readonly hardware: readonly SimulatedHardware[];
-  /** Removes the simulated framebuffers' temp files (after `set.close()`). */
-  dispose(): Promise<void>;
-}
-
-export interface SimulatedDisplayDeps {
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly retry?: Partial<RetryPolicy>;
-  /** The simulated HDMI screen; default 1280x720 at 32 bpp. */
-  readonly framebuffer?: { readonly width: number; readonly height: number; readonly bitsPerPixel: 16 | 32 };
-}
-
-/** A bus onto a simulated chip whose close() leaves the chip alone: closing an fd does not unplug it. */
-function keepOpen<T extends { close(): Promise<void> }>(bus: T): T {
-  return new Proxy(bus, {
-    get: (target, property) => {
-      if (property === "close") return async () => undefined;
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
-/**
- * The same drivers on simulators (`display test` without hardware, `display preview`, tests): one
- * chip per configured display, created now so that its state outlives re-initialisation.
- */
-export async function createSimulatedDisplays(
-  config: AgentConfig,
-  deps: SimulatedDisplayDeps,
-): Promise<SimulatedDisplays> {
-  const { clock } = deps;
-  const hardware: SimulatedHardware[] = [];
-  const framebuffers: FramebufferSimulator[] = [];
-  const displays: Display[] = [];
-  try {
-    for (const [index, entry] of config.displays.entries()) {
-      if (entry.type === "terminal") continue;
-      const hw = await simulatedHardware(entry, index, deps, hardware, framebuffers);
-      displays.push(new DriverDisplay(displayName(entry, index), opener(entry, hw, clock)));
-    }
-  } catch (error) {
-    await Promise.all(framebuffers.map((fb) => fb.dispose()));
-    throw error;
-  }
-  return {
-    ...created(config, displays, deps),
-    hardware,
-    dispose: async () => {
-      await Promise.all(framebuffers.map((fb) => fb.dispose()));
-    },
-  };
-}
-
-async function simulatedHardware(
-  entry: Exclude<DisplayConfig, { type: "terminal" }>,
-  index: number,
-  deps: SimulatedDisplayDeps,
-  hardware: SimulatedHardware[],
-  framebuffers: FramebufferSimulator[],
-): Promise<Hardware> {
-  const { clock } = deps;
-  const none = (what: string) => (): Promise<never> =>
-    Promise.reject(new Error(`a simulated ${entry.type} has no ${what}`));
-  const base: Hardware = {
-    i2c: none("I2C bus"),
-    spi: none("SPI bus"),
-    output: none("GPIO output"),
-    input: none("GPIO input"),
-    framebuffer: none("framebuffer"),
-  };
-  switch (entry.type) {
-    case "png":
-      return base;
-    case "hd44780": {
-      const { address, columns, rows } = entry;
-      const sim = new Hd44780Simulator({ address, columns, rows, clock });
-      hardware.push({ type: "hd44780", index, sim });
-      return { ...base, i2c: async () => keepOpen(sim) };
-    }
-    case "ssd1306": {
-      const sim = new Ssd1306Simulator({ address: entry.address });
-      hardware.push({ type: "ssd1306", index, sim });
-      return { ...base, i2c: async () => keepOpen(sim) };
-    }
-    case "ssd1680": {
-      const sim = new Ssd1680Simulator({ clock });
-      hardware.push({ type: "ssd1680", index, sim });
-      const pins = new Map<string, GpioLine>([
-        [entry.pins.dc, sim.dc],
-        [entry.pins.rst, sim.rst],
-        [entry.pins.busy, sim.busy],
-      ]);
-      const pin = async (name: string): Promise<GpioLine> => {
-        const line = pins.get(name);
-        if (line === undefined) throw new Error(`the simulated SSD1680 has no line ${name}`);
-        return keepOpen(line);
-      };
-      return { ...base, spi: async () => keepOpen(sim.spi), output: pin, input: pin };
-    }
-    case "framebuffer": {
-      const size = deps.framebuffer ?? { width: 1280, height: 720, bitsPerPixel: 32 };
-      const sim = await FramebufferSimulator.create({ ...size, device: entry.deviceNumber });
-      framebuffers.push(sim);
-      hardware.push({ type: "framebuffer", index, sim });
-      return {
-        ...base,
-        framebuffer: (fb) =>
-          FramebufferDisplay.open({
-            device: fb.deviceNumber,
-            devRoot: sim.devRoot,
-            sysfsRoot: sim.sysfsRoot,
-          }),
-      };
-    }
-    case "leds": {
-      const lines = new SimulatedLines();
-      hardware.push({ type: "leds", index, lines });
-      return {
-        ...base,
-        output: async (name, { initial, activeLow }) => {
-          const line = new GpioLineSimulator({ name, direction: "output", clock, initial, activeLow });
-          lines.set(name, line);
-          return line;
-        },
-      };
-    }
-  }
 }

@@ -41,7 +41,7 @@ for (const { target, outfile } of targets) {
   const args = [
     "build",
     "--compile",
-    // Bytecode and minification cut cold start roughly in half (FACTS.md), which is the
+    // Bytecode and minification cut cold start roughly in half, which is the
     // start-to-user-code time a person waits through on a slow board.
     "--minify",
     "--bytecode",

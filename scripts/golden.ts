@@ -8,7 +8,7 @@
  *   bun scripts/golden.ts --check    writes nothing; exits 1 listing every image whose decoded
  *                                    pixels differ from the committed file (or that is missing)
  *
- * Look at every image that changed before committing it (issue 3): the goldens are what a person
+ * Look at every image that changed before committing it: the goldens are what a person
  * should see, and `test/display/golden/golden.test.ts` holds the drivers to them pixel for pixel.
  * Pixels are compared after decoding, never as bytes: zlib's output may differ between builds.
  */
@@ -16,12 +16,12 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PNG } from "pngjs";
-import { sampleScreen } from "../agent/display-cli.ts";
 import type { DisplayType } from "../display/config.ts";
 import { type PreviewOptions, renderPreview } from "../display/preview.ts";
+import { sampleScreen } from "../display/samples.ts";
 import type { ScreenKind } from "../display/screens.ts";
 
-/** 2026-11-27 12:00:00 UTC: 0 mod 10 s, so the OLED shows the code page (6 s code, then 4 s QR). */
+/** 2026-11-27 12:00:00 UTC: a whole minute, so the countdowns read 15:00 and 13:59. */
 export const GOLDEN_NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
 export const GOLDEN_CODE = "FZ2X8LQ3N";
 export const GOLDEN_URL = "https://microsoft.com/devicelogin";
@@ -41,11 +41,13 @@ interface Config {
   readonly name: string;
   readonly driver: DisplayType;
   readonly options: PreviewOptions;
+  /** The page the code screens are pinned at (the OLED's code page is its second, after the QR page). */
+  readonly codePage?: number;
 }
 
 /** The pixel displays and both LCD glasses, each at a fixed scale. */
 const GOLDEN_CONFIGS: readonly Config[] = [
-  { name: "ssd1306", driver: "ssd1306", options: { scale: 4 } },
+  { name: "ssd1306", driver: "ssd1306", options: { scale: 4 }, codePage: 2 },
   { name: "ssd1680", driver: "ssd1680", options: { scale: 3 } },
   { name: "framebuffer", driver: "framebuffer", options: { scale: 1, framebuffer: FRAMEBUFFER } },
   { name: "hd44780-16x2", driver: "hd44780", options: { scale: 1, columns: 16, rows: 2 } },
@@ -56,7 +58,8 @@ const GOLDEN_CONFIGS: readonly Config[] = [
 const PREVIEW_CONFIGS: readonly Config[] = [
   { name: "terminal", driver: "terminal", options: { scale: 2 } },
   { name: "hd44780", driver: "hd44780", options: { scale: 2, columns: 16, rows: 2 } },
-  { name: "ssd1306", driver: "ssd1306", options: { scale: 4 } },
+  // Both pages, as a person watching it sees them in turn: the QR code first, then the code.
+  { name: "ssd1306", driver: "ssd1306", options: { scale: 4, sheet: true } },
   { name: "ssd1680", driver: "ssd1680", options: { scale: 3 } },
   { name: "framebuffer", driver: "framebuffer", options: { scale: 1, framebuffer: FRAMEBUFFER } },
   { name: "leds", driver: "leds", options: { scale: 2 } },
@@ -68,7 +71,7 @@ export interface ImageCase {
   readonly driver: DisplayType;
   readonly screen: ScreenKind;
   readonly options: PreviewOptions;
-  /** Shown this long after the code was issued (default 0): a later page of a paged screen. */
+  /** Drawn this long after the code was issued (default 0): the countdown has moved on. */
   readonly afterMs?: number;
 }
 
@@ -78,15 +81,19 @@ export const GOLDEN_CASES: readonly ImageCase[] = [
       file: join(GOLDEN_DIR, `${config.name}-${screen}.png`),
       driver: config.driver,
       screen,
-      options: config.options,
+      options:
+        config.codePage !== undefined && (screen === "code" || screen === "waiting")
+          ? { ...config.options, page: config.codePage }
+          : config.options,
     })),
   ),
-  // The OLED alternates the large code (6 s) with a QR page (4 s): pin the QR page too.
+  // The OLED shows a QR page (4 s) first, then the large code (6 s): pin the QR page too, with
+  // the countdown 7 s on.
   {
     file: join(GOLDEN_DIR, "ssd1306-code-qr.png"),
     driver: "ssd1306",
     screen: "code",
-    options: { scale: 4 },
+    options: { scale: 4, page: 1 },
     afterMs: 7000,
   },
 ];
@@ -101,7 +108,7 @@ export const PREVIEW_CASES: readonly ImageCase[] = PREVIEW_CONFIGS.map((config) 
 /** The PNG of `image` as the drivers draw it now. */
 export function render(image: ImageCase): Promise<Uint8Array> {
   return renderPreview({
-    driver: image.driver,
+    type: image.driver,
     screen: sampleScreen(image.screen, GOLDEN_CODE, GOLDEN_URL, GOLDEN_NOW),
     now: GOLDEN_NOW + (image.afterMs ?? 0),
     options: image.options,

@@ -1,20 +1,14 @@
-import type { QrMatrix } from "../../display/render/qr.ts";
+import type { SignInDisplayOptions, SignInDisplays } from "../../display/sign-in.ts";
+import type { QrEncoder } from "../../display/types.ts";
 import type { SignInSession } from "../auth/session.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import type { Output } from "../core/output.ts";
 import type { Env, Paths } from "../core/paths.ts";
-import type * as DisplayCli from "../display-cli.ts";
 import type { LockManager, Profile, ProfileStore, TokenStore } from "../store/types.ts";
 
-/** A stream a command writes to. `isTTY` decides spinners, colour and box redraws. */
-export interface Output {
-  write(text: string): void;
-  readonly isTTY: boolean;
-  /** Terminal width when known. */
-  readonly columns?: number | undefined;
-  /** Terminal height when known. */
-  readonly rows?: number | undefined;
-}
+// Output lives in agent/core (the terminal display writes to it too); re-exported for the CLI's modules.
+export type { Output } from "../core/output.ts";
 
 export interface CliIO {
   readonly stdout: Output;
@@ -30,6 +24,17 @@ export interface CliIO {
   readonly promptMirror?: Output | undefined;
 }
 
+/**
+ * The display module (agent/display-cli.ts, an entrypoint of its own): what the CLI calls in it.
+ * Declared here rather than imported, so that this module does not depend on the entrypoint that
+ * depends on it.
+ */
+export interface DisplayModule {
+  displayCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
+  /** The displays of a sign-in: the terminal and those of `configFile` (see display/sign-in.ts). */
+  openSignInDisplays(options: SignInDisplayOptions): Promise<SignInDisplays>;
+}
+
 /** Everything a command may use, built once by the composition root (agent/main.ts). */
 export interface CliContext {
   readonly io: CliIO;
@@ -43,10 +48,10 @@ export interface CliContext {
   readonly locks: LockManager;
   /** The sign-in session of a profile (cache → refresh → device code, the button's policy). */
   readonly openSession: (profile: Profile) => SignInSession;
-  /** `display …` commands and the displays of `get-token --config`, loaded only when used. */
-  readonly loadDisplays: () => Promise<typeof DisplayCli>;
+  /** `display …` commands and the displays of a sign-in (the prompt among them), loaded only when used. */
+  readonly loadDisplays: () => Promise<DisplayModule>;
   /** The QR encoder, loaded on first use (the device code prompt shows the URL as a QR code). */
-  readonly qr?: ((text: string) => QrMatrix) | undefined;
+  readonly qr?: QrEncoder | undefined;
   /** Aborted on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
   readonly version: string;

@@ -1,9 +1,10 @@
+import type { SignInDisplays } from "../../display/sign-in.ts";
+import type { SessionState } from "../auth/session-state.ts";
 import type { TokenResult } from "../auth/signin.ts";
 import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
-import type { CliContext, Output } from "./context.ts";
+import type { CliContext } from "./context.ts";
 import { requireProfile } from "./profiles.ts";
-import { DeviceCodePrompt } from "./prompt.ts";
 
 export const GET_TOKEN_HELP = `Usage: entratool get-token [--flow device-code] [--profile P] [--scope S]... [--output json|raw]
                           [--force-refresh] [--timeout SECONDS]
@@ -61,32 +62,44 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
   const profile = await requireProfile(ctx, stringOption(parsed, "profile") ?? "default");
 
   const session = ctx.openSession(profile);
-  // The prompts and their tickers start with the first state worth showing: a cached token needs
-  // none (and asking whether stderr is a terminal costs start-up time). Besides stderr, the code
-  // goes to the controlling terminal when a script captures stderr.
-  let prompts: DeviceCodePrompt[] | undefined;
-  const tickers: ReturnType<typeof setInterval>[] = [];
   const configFile = stringOption(parsed, "config");
-  const displays =
-    configFile === undefined
-      ? undefined
-      : await (await ctx.loadDisplays()).displaysForSignIn(ctx, configFile);
+  const open = async (): Promise<SignInDisplays> =>
+    (await ctx.loadDisplays()).openSignInDisplays({
+      clock: ctx.clock,
+      logger: ctx.logger,
+      env: ctx.env,
+      io: ctx.io,
+      qr: ctx.qr,
+      configFile,
+    });
+  // The displays show the states: the prompt on stderr (and on the controlling terminal when a
+  // script captures stderr), plus those of --config. With --config they open at once (a broken
+  // file is an error before anything else happens); without, at the first state worth showing: a
+  // cached token needs no display module, and loading it costs start-up time. States that arrive
+  // while it loads are shown in order once it is there.
+  let displays: SignInDisplays | undefined;
+  let opening: Promise<void> | undefined;
+  const queued: SessionState[] = [];
+  const attach = (opened: SignInDisplays): void => {
+    displays = opened;
+    // The button's policy is the session's: short press, a new code; long press, sign out.
+    opened.onButton((action) => session.press(action));
+    for (const state of queued.splice(0)) opened.onState(state);
+  };
+  if (configFile !== undefined) attach(await open());
   const unsubscribe = session.subscribe((state) => {
-    if (!prompts) {
-      if (state.kind === "idle" || state.kind === "starting" || state.kind === "signed-in") return;
-      const outputs = [ctx.io.stderr, ctx.io.promptMirror].filter((out): out is Output => out !== undefined);
-      prompts = outputs.map((out) => {
-        const color = out.isTTY && !ctx.env.NO_COLOR && ctx.env.TERM !== "dumb";
-        const prompt = new DeviceCodePrompt(out, ctx.clock, { color, ...(ctx.qr ? { qr: ctx.qr } : {}) });
-        tickers.push(setInterval(() => prompt.tick(), out.isTTY ? 100 : 1000));
-        return prompt;
+    if (displays !== undefined) {
+      displays.onState(state);
+      return;
+    }
+    if (opening === undefined) {
+      if (!worthShowing(state)) return;
+      opening = open().then(attach, (error: unknown) => {
+        ctx.logger.error({ err: error }, "the sign-in prompt cannot be shown");
       });
     }
-    for (const prompt of prompts) prompt.onState(state);
-    displays?.onState(state);
+    queued.push(state);
   });
-  // The button of `--config` (if any): the session's policy (short press: new code; long: sign out).
-  displays?.onButton((action) => session.press(action));
   let result: TokenResult;
   try {
     result = await session.getToken({
@@ -97,7 +110,8 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
     });
   } finally {
     unsubscribe();
-    for (const ticker of tickers) clearInterval(ticker);
+    await opening;
+    // Takes the code off every display before the result (or the error) is printed.
     await displays?.close();
   }
   ctx.io.stdout.write(formatToken(result, format, ctx.clock.now()));
@@ -132,6 +146,11 @@ async function saveOrSay(ctx: CliContext, profile: string, result: TokenResult):
   ctx.io.stderr.write(
     `The new sign-in of profile '${profile}' could not be saved: ${why} The token printed works until ${until} UTC; after that a new sign-in is needed unless the save succeeds first.\n`,
   );
+}
+
+/** Whether a state shows something (a cached token, or one silently refreshed, shows nothing). */
+function worthShowing(state: SessionState): boolean {
+  return !["idle", "starting", "refreshing", "signed-in"].includes(state.kind);
 }
 
 export function formatToken(result: TokenResult, format: "text" | "json" | "raw", now: number): string {

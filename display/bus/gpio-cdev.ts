@@ -87,7 +87,7 @@ const EVENT_BUFFER_SIZE = 64;
 /**
  * The GPIO character device, uAPI v2 (<linux/gpio.h>, Linux 5.10+). Lines are found by name and
  * chips by label, never by number: the Pi 5 header chip moved from gpiochip4 to gpiochip0 in
- * kernel 6.6.45 (FACTS.md). Every chip is opened, queried and closed per lookup; only requested
+ * kernel 6.6.45. Every chip is opened, queried and closed per lookup; only requested
  * lines keep an fd.
  */
 export class GpioCdev {

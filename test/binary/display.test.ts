@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PNG } from "pngjs";
 import { describe, expect, it } from "vitest";
+import { GOLDEN_CODE, GOLDEN_DIR, PREVIEW_DIR, pixelDifference } from "../../scripts/golden.ts";
 import { run, start } from "../support/cli.ts";
 import {
   approveShown,
@@ -15,22 +15,62 @@ import {
 const emulator = emulatorPerFile();
 
 describe.concurrent("entratool display", () => {
-  it.each(["hd44780", "ssd1306", "ssd1680", "framebuffer", "leds", "terminal"])(
-    "preview --driver %s writes a PNG of the code screen",
-    async (driver) => {
+  // The compiled binary's previews of the code screen, each against the image a person looked at
+  // (test/display/golden, display/previews), pixel by pixel: same arguments, same picture.
+  it.each([
+    ["hd44780", [], join(GOLDEN_DIR, "hd44780-16x2-code.png")],
+    ["hd44780", ["--size", "20x4"], join(GOLDEN_DIR, "hd44780-20x4-code.png")],
+    ["ssd1306", ["--page", "2"], join(GOLDEN_DIR, "ssd1306-code.png")],
+    ["ssd1306", ["--sheet"], join(PREVIEW_DIR, "ssd1306.png")],
+    ["ssd1680", [], join(GOLDEN_DIR, "ssd1680-code.png")],
+    ["framebuffer", ["--size", "640x360"], join(GOLDEN_DIR, "framebuffer-code.png")],
+    ["leds", [], join(PREVIEW_DIR, "leds.png")],
+    ["terminal", [], join(PREVIEW_DIR, "terminal.png")],
+  ])(
+    "preview --driver %s %j draws the code screen as the golden image shows it",
+    async (driver, extra, golden) => {
       const box = boxFor(emulator());
       const out = join(box.binDir, "..", `${driver}.png`);
       const result = await run(
-        ["display", "preview", "--driver", driver, "--screen", "code", "--out", out],
+        [
+          "display",
+          "preview",
+          "--driver",
+          driver,
+          "--screen",
+          "code",
+          "--code",
+          GOLDEN_CODE,
+          ...extra,
+          "--out",
+          out,
+        ],
         box,
       );
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toBe(`Wrote ${out} (${driver}, code).\n`);
-      const png = PNG.sync.read(readFileSync(out));
-      expect(png.width).toBeGreaterThan(100);
-      expect(png.height).toBeGreaterThan(40);
+      expect(pixelDifference(readFileSync(golden), readFileSync(out))).toBeUndefined();
     },
   );
+
+  it("a page the screen does not have, or --size where it means nothing, is a usage error", async () => {
+    const box = boxFor(emulator());
+    const page = await run(
+      ["display", "preview", "--driver", "ssd1306", "--page", "3", "--out", join(box.home, "x.png")],
+      box,
+    );
+    expect(page.code).toBe(2);
+    expectOneSentence(
+      page.stderr,
+      "Cannot preview 'code' on ssd1306: The 'code' screen of ssd1306 has pages 1-2, not 3.",
+    );
+    const size = await run(
+      ["display", "preview", "--driver", "leds", "--size", "16x2", "--out", join(box.home, "x.png")],
+      box,
+    );
+    expect(size.code).toBe(2);
+    expectOneSentence(size.stderr, "--size applies to hd44780 and framebuffer only, not leds.");
+  });
 
   it("an unknown driver or screen is a usage error, in one sentence", async () => {
     const box = boxFor(emulator());
@@ -60,6 +100,26 @@ describe.concurrent("entratool display", () => {
     expect(result.stderr).toContain("displays[0].address");
     expect(result.stderr).toContain("displays[1].type");
     expect(result.stderr).not.toContain("    at ");
+  });
+
+  it("display test without --config names the default file it looked for", async () => {
+    const box = boxFor(emulator());
+    const result = await run(["display", "test", "--step", "0"], box);
+    expect(result.code).toBe(2);
+    expectOneSentence(
+      result.stderr,
+      `The configuration file ${join(box.home, "config", "config.json")} does not exist: create it (README, Displays), or name another with --config FILE.`,
+    );
+  });
+
+  it("--config /dev/zero fails at once, in one sentence", async () => {
+    const box = boxFor(emulator());
+    const result = await run(["display", "test", "--config", "/dev/zero"], box);
+    expect(result.code).toBe(2);
+    expectOneSentence(
+      result.stderr,
+      "The configuration file /dev/zero is larger than 1 MiB: name the configuration file itself.",
+    );
   });
 
   it("display test on a machine without the hardware: each display FAILED with its fix, nothing crashes", async () => {

@@ -2,14 +2,15 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SignInSession } from "../../agent/auth/session.ts";
 import type { SignInState } from "../../agent/auth/signin.ts";
-import type { CliContext, Output } from "../../agent/cli/context.ts";
+import type { CliContext, DisplayModule, Output } from "../../agent/cli/context.ts";
 import { getTokenCommand } from "../../agent/cli/get-token.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
 import { resolvePaths } from "../../agent/core/paths.ts";
-import type * as DisplayCli from "../../agent/display-cli.ts";
+import { VirtualClock } from "../../agent/core/virtual-clock.ts";
+import * as DisplayCli from "../../agent/display-cli.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { JsonProfileStore } from "../../agent/store/profiles.ts";
-import type { ButtonAction } from "../../display/drivers/button.ts";
+import type { ButtonAction } from "../../display/drivers/leds/button.ts";
 import { type World, worldPerTest } from "../auth/world.ts";
 
 const start = worldPerTest();
@@ -23,8 +24,9 @@ class Capture implements Output {
 }
 
 /**
- * get-token --config with a button, in-process: the display module is replaced by one whose button
- * is pressed by `react` when a state arrives; the sign-in itself is real, against the emulator.
+ * get-token --config with a button, in-process: the real display module (the prompt on stderr),
+ * except that its button is pressed by `react` when a state arrives; the sign-in itself is real,
+ * against the emulator.
  */
 async function withButton(
   w: World,
@@ -38,14 +40,28 @@ async function withButton(
   await profiles.create(w.profile());
   let listener: ((action: ButtonAction) => void) | undefined;
   const press = (action: ButtonAction): void => queueMicrotask(() => listener?.(action));
-  const displays = {
-    displaysForSignIn: async () => ({
-      onState: (state: SignInState) => react(state, press),
-      onButton: (l: (action: ButtonAction) => void) => {
-        listener = l;
-      },
-      close: async () => undefined,
-    }),
+  const displays: DisplayModule = {
+    displayCommand: DisplayCli.displayCommand,
+    openSignInDisplays: async (options) => {
+      // The displays get a clock of their own that nobody moves: their countdown ticker must not
+      // move the sign-in's virtual time (and the button is the test's, not a GPIO line).
+      const real = await DisplayCli.openSignInDisplays({
+        ...options,
+        configFile: undefined,
+        clock: new VirtualClock(w.clock.now(), { auto: false }),
+      });
+      return {
+        onState: (state) => {
+          real.onState(state);
+          react(state, press);
+        },
+        onButton: (l) => {
+          listener = l;
+          return () => undefined;
+        },
+        close: () => real.close(),
+      };
+    },
   };
   const stdout = new Capture();
   const stderr = new Capture();
@@ -69,8 +85,7 @@ async function withButton(
       new SignInSession({ profile, engine, tokenStore: tokens, locks, clock: w.clock, logger: w.logger }),
     signal: new AbortController().signal,
     version: "test",
-    // Only displaysForSignIn is used by get-token; the rest of the module is not needed here.
-    loadDisplays: async () => displays as unknown as typeof DisplayCli,
+    loadDisplays: async () => displays,
   };
   const run = getTokenCommand(ctx, ["--config", join(w.dir, "config.json"), "--output", "json"]);
   return { run, stdout, stderr, tokens };

@@ -12,14 +12,16 @@ export const codeScreen: Extract<Screen, { kind: "code" }> = {
   verificationUri: URL,
   expiresAt: T0 + 15 * 60_000,
   qrPayload: URL,
+  message: `To sign in, use a web browser to open the page ${URL} and enter the code ${CODE} to authenticate.`,
 };
 
 /** One screen of each kind; the code-bearing ones carry `CODE`. */
 export function sample(kind: ScreenKind): Screen {
   switch (kind) {
+    case "waiting-for-lock":
+      return { kind, profile: "default" };
     case "starting":
     case "waiting-for-time":
-    case "waiting-for-lock":
     case "expired":
     case "cancelled":
       return { kind };

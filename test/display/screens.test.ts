@@ -59,7 +59,10 @@ describe("screens from sign-in states", () => {
   });
 
   test("waiting for another process's lock says so; a refresh changes nothing on screen", () => {
-    expect(screenFor({ kind: "waiting-for-lock", profile: "p" })).toEqual({ kind: "waiting-for-lock" });
+    expect(screenFor({ kind: "waiting-for-lock", profile: "p" })).toEqual({
+      kind: "waiting-for-lock",
+      profile: "p",
+    });
     expect(screenFor({ kind: "refreshing", profile: "p" })).toBeUndefined();
     expect(screenFor({ kind: "idle", profile: "p" })).toBeUndefined();
   });

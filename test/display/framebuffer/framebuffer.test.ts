@@ -6,11 +6,14 @@ import {
   FramebufferDisplay,
   FramebufferError,
   readFramebufferGeometry,
-} from "../../../display/drivers/framebuffer.ts";
-import { framebufferFrame, type Region } from "../../../display/drivers/framebuffer-layout.ts";
+} from "../../../display/drivers/framebuffer/driver.ts";
+import { framebufferFrame, type Region } from "../../../display/drivers/framebuffer/layout.ts";
+import {
+  FramebufferSimulator,
+  type FramebufferSimulatorOptions,
+} from "../../../display/drivers/framebuffer/sim.ts";
 import { encodeRgbPng } from "../../../display/render/png.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
-import { FramebufferSimulator, type FramebufferSimulatorOptions } from "../../../display/sim/framebuffer.ts";
 import { codeScreen, sample, T0, URL } from "../samples.ts";
 
 const sims: FramebufferSimulator[] = [];

@@ -5,9 +5,10 @@ import {
   Hd44780Display,
   type Hd44780DisplayOptions,
   Hd44780Error,
-} from "../../../display/drivers/hd44780.ts";
+} from "../../../display/drivers/hd44780/driver.ts";
+import { lcdPages } from "../../../display/drivers/hd44780/layout.ts";
+import { Hd44780Simulator, type Hd44780StartState } from "../../../display/drivers/hd44780/sim.ts";
 import type { Screen } from "../../../display/screens.ts";
-import { Hd44780Simulator, type Hd44780StartState } from "../../../display/sim/hd44780.ts";
 import { BL, E, RS, send } from "./wire.ts";
 
 /** A page boundary (3 s) and a whole minute, so page 0 and "15:00" start here. */
@@ -243,6 +244,8 @@ describe("HD44780 driver: paging and countdown over time", () => {
   test("16x2 waiting: the note gets a page of its own", async () => {
     const { sim, lcd } = rig("16x2");
     const waiting: Screen = { ...code, kind: "waiting", note: "slowed to 10 s" };
+    // Pages turn every 3 s from when the code came up: URL, URL, countdown, note.
+    await lcd.show(waiting, NOW);
     await lcd.show(waiting, NOW + 9000);
     expect(sim.lines()[1]).toBe("slowed to 10 s  ");
   });
@@ -257,10 +260,36 @@ describe("HD44780 driver: paging and countdown over time", () => {
       qrPayload: long,
       note: "retrying",
     };
+    await lcd.show(screen, NOW);
     await lcd.show(screen, NOW + 1000);
     expect(sim.lines()).toEqual(pad(["Code: ABCD-EFGH", "login.", "microsoftonline.com/", "14:59 left"], 20));
     await lcd.show(screen, NOW + 3000);
     expect(sim.lines()).toEqual(pad(["Code: ABCD-EFGH", "common/oauth2/", "deviceauth", "retrying"], 20));
+  });
+});
+
+describe("HD44780 driver: pages counted from when a screen came up", () => {
+  test("a new code starts on its first page whatever the time; the same code keeps turning", async () => {
+    const { sim, lcd } = rig("16x2");
+    // 4 s past a 3 s boundary of the clock: a page counted from the epoch would be the second.
+    await lcd.show(code, NOW + 4000);
+    expect(sim.lines()[1]).toBe("microsoft.com/  ");
+    await lcd.show(code, NOW + 7000);
+    expect(sim.lines()[1]).toBe("devicelogin     ");
+    await lcd.show({ ...code, userCode: "WXYZ-1234" }, NOW + 8000);
+    expect(sim.lines()).toEqual(["Code: WXYZ-1234 ", "microsoft.com/  "]);
+  });
+
+  test("lcdPages: when each page of a screen comes up", () => {
+    expect(lcdPages(code, { columns: 16, rows: 2 })).toEqual([0, 3000, 6000]);
+    expect(lcdPages({ ...code, kind: "waiting", note: "retrying" }, { columns: 16, rows: 2 })).toEqual([
+      0, 3000, 6000, 9000,
+    ]);
+    // 20x4: the URL fits one page; the countdown alternates with the note.
+    expect(lcdPages({ ...code, kind: "waiting", note: "retrying" }, { columns: 20, rows: 4 })).toEqual([
+      0, 3000,
+    ]);
+    expect(lcdPages({ kind: "expired" }, { columns: 16, rows: 2 })).toEqual([0]);
   });
 });
 
@@ -316,6 +345,7 @@ describe("HD44780 driver: only what changed goes over the bus", () => {
 
   test("16x2: a tick on the countdown page rewrites one cell", async () => {
     const { sim, lcd } = rig("16x2");
+    await lcd.show(code, NOW);
     await lcd.show(code, NOW + 7000);
     expect(sim.lines()[1]).toBe("14:53 left      ");
     const tick = await bytesOf(sim, () => lcd.show(code, NOW + 8000));

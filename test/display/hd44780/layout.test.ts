@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { chunk, lcdFrame, lcdText, wrap } from "../../../display/drivers/hd44780-layout.ts";
+import { chunk, lcdFrame, lcdText, wrap } from "../../../display/drivers/hd44780/layout.ts";
 
 describe("HD44780 layout", () => {
   test("URLs are cut after punctuation", () => {

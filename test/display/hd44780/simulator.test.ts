@@ -4,8 +4,8 @@ import {
   Hd44780Simulator,
   type Hd44780SimulatorErrorCode,
   type Hd44780SimulatorOptions,
-} from "../../../display/sim/hd44780.ts";
-import { a00Glyph } from "../../../display/sim/hd44780-font.ts";
+} from "../../../display/drivers/hd44780/sim.ts";
+import { a00Glyph } from "../../../display/drivers/hd44780/sim-font.ts";
 import { BL, data, E, initByHand, instruction, nibble, RS, RW, send, text } from "./wire.ts";
 
 function rig(options: Hd44780SimulatorOptions = {}): { clock: VirtualClock; sim: Hd44780Simulator } {

@@ -1,5 +1,5 @@
 import type { VirtualClock } from "../../../agent/core/virtual-clock.ts";
-import type { Hd44780Simulator } from "../../../display/sim/hd44780.ts";
+import type { Hd44780Simulator } from "../../../display/drivers/hd44780/sim.ts";
 
 /**
  * PCF8574 bytes written by hand, independently of the driver, to drive the simulator in its own

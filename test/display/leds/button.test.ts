@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
-import { ButtonConfigError, type ButtonEvent, SignInButton } from "../../../display/drivers/button.ts";
+import { ButtonConfigError, type ButtonEvent, SignInButton } from "../../../display/drivers/leds/button.ts";
 import { GpioLineSimulator } from "../../../display/sim/gpio.ts";
 
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);

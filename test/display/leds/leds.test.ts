@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
-import { LED_PATTERNS, LedError, StatusLeds } from "../../../display/drivers/leds.ts";
+import { LedError, StatusLeds } from "../../../display/drivers/leds/driver.ts";
+import { LED_PATTERNS } from "../../../display/drivers/leds/layout.ts";
 import { SCREEN_KINDS, type Screen } from "../../../display/screens.ts";
 import { GpioLineSimulator, GpioSimulatorError, type LevelChange } from "../../../display/sim/gpio.ts";
 

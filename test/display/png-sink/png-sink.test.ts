@@ -1,35 +1,34 @@
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import jsQR from "jsqr";
 import { PNG } from "pngjs";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { validateConfig } from "../../../agent/config/load.ts";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../../agent/pino-logger.ts";
-import { type AgentConfig, validateConfig } from "../../../display/config.ts";
-import { PngSink } from "../../../display/drivers/png-sink.ts";
+import { PngSink } from "../../../display/drivers/png/driver.ts";
 import { renderPreview } from "../../../display/preview.ts";
-import type { Screen } from "../../../display/screens.ts";
-import { createSimulatedDisplays } from "../../../display/set.ts";
+import { createSimulatedDisplays } from "../../../display/simulated.ts";
+import { GOLDEN_DIR, pixelDifference } from "../../../scripts/golden.ts";
+import { displaysOf } from "../configs.ts";
 import { codeScreen, sample, T0 } from "../samples.ts";
 
-function config(displays: unknown[]): AgentConfig {
-  const checked = validateConfig({ version: 1, displays });
-  if (!checked.ok) throw new Error(checked.errors.join("; "));
-  return checked.config;
+/** A golden image (test/display/golden), the picture a person looked at. */
+function golden(name: string): Promise<Uint8Array> {
+  return readFile(join(GOLDEN_DIR, name));
 }
 
-/** Width, height and RGBA pixels, as pngjs decodes them. */
-function pixels(png: Uint8Array) {
-  const image = PNG.sync.read(Buffer.from(png));
-  return { width: image.width, height: image.height, data: Buffer.from(image.data) };
+function silent() {
+  return createLogger({ level: "silent", destination: { write: () => undefined } });
 }
 
 describe("png display configuration", () => {
   test("defaults to the e-ink picture; as and scale taken", () => {
-    expect(config([{ type: "png", file: "/var/lib/entratool/screen.png" }]).displays).toEqual([
+    expect(displaysOf([{ type: "png", file: "/var/lib/entratool/screen.png" }])).toEqual([
       { type: "png", file: "/var/lib/entratool/screen.png", as: "ssd1680" },
     ]);
-    expect(config([{ type: "png", file: "/srv/oled.png", as: "ssd1306", scale: 8 }]).displays).toEqual([
+    expect(displaysOf([{ type: "png", file: "/srv/oled.png", as: "ssd1306", scale: 8 }])).toEqual([
       { type: "png", file: "/srv/oled.png", as: "ssd1306", scale: 8 },
     ]);
   });
@@ -61,7 +60,7 @@ describe("png display configuration", () => {
   });
 });
 
-describe("PngSink", () => {
+describe("the png display", () => {
   let dir: string;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "entratool-png-sink-"));
@@ -70,49 +69,54 @@ describe("PngSink", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function counted(as: "ssd1306" | "ssd1680" | "framebuffer" | "hd44780", scale?: number) {
-    const writes: Uint8Array[] = [];
-    const sink = new PngSink({
-      file: join(dir, "screen.png"),
-      as,
-      ...(scale === undefined ? {} : { scale }),
-      now: () => T0,
-      write: async (_file, png) => void writes.push(png),
+  /** A png display in a set of simulated displays, drawing through the preview path. */
+  async function pngDisplay(config: Record<string, unknown>) {
+    const clock = new VirtualClock(T0);
+    // The set's countdown ticker waits for the test; only the drivers' own short waits run by themselves.
+    clock.passiveSleepsFromMs = 1000;
+    const file = join(dir, "screen.png");
+    const sims = await createSimulatedDisplays(displaysOf([{ type: "png", file, ...config }]), {
+      clock,
+      logger: silent(),
+      preview: renderPreview,
     });
-    return { sink, writes };
+    return { ...sims, file };
   }
 
   test.each([
-    ["ssd1306", 2],
-    ["ssd1680", undefined],
-    ["hd44780", undefined],
-  ] as const)("as %s: the file holds what renderPreview draws for the screen", async (as, scale) => {
-    const clock = new VirtualClock(T0);
-    const file = join(dir, "screen.png");
-    const sims = await createSimulatedDisplays(
-      config([{ type: "png", file, as, ...(scale === undefined ? {} : { scale }) }]),
-      { clock, logger: createLogger({ level: "silent", destination: { write: () => undefined } }) },
-    );
-    const [display] = sims.set.displays;
-    if (display === undefined) throw new Error("no display");
-    await display.init();
-    await display.show(codeScreen, T0);
-    const expected = await renderPreview({
-      driver: as,
-      screen: codeScreen,
-      now: T0,
-      ...(scale === undefined ? {} : { options: { scale } }),
-    });
-    expect(pixels(await readFile(file))).toEqual(pixels(expected));
-    // Owner only: the live code is for the person at the device, not every local account.
-    expect((await stat(file)).mode & 0o777).toBe(0o600);
-    await display.close();
-    await sims.dispose();
+    ["ssd1680", "ssd1680-code.png"],
+    ["hd44780", "hd44780-16x2-code.png"],
+  ] as const)(
+    "as %s: the file holds what that display shows (its golden image), owner only",
+    async (as, name) => {
+      const { set, file, dispose } = await pngDisplay({ as });
+      await set.show(codeScreen, T0);
+      expect(pixelDifference(await golden(name), await readFile(file))).toBeUndefined();
+      // Owner only: the live code is for the person at the device, not every local account.
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      await set.close();
+      await dispose();
+    },
+  );
+
+  test("as ssd1306: it turns the OLED's pages as the OLED does, counted from when the code came up", async () => {
+    const { set, file, dispose } = await pngDisplay({ as: "ssd1306" });
+    await set.show(codeScreen, T0 - 7000);
+    await set.show(codeScreen, T0);
+    expect(pixelDifference(await golden("ssd1306-code.png"), await readFile(file))).toBeUndefined();
+    await set.close();
+    await dispose();
   });
 
   test("an unchanged picture is not written again; a changed one is", async () => {
-    const { sink, writes } = counted("ssd1680");
+    const writes: Uint8Array[] = [];
+    const sink = new PngSink({
+      file: join(dir, "screen.png"),
+      render: (screen, now, since) => renderPreview({ type: "ssd1680", screen, now, since }),
+      write: async (_file, png) => void writes.push(png),
+    });
     await sink.show(codeScreen, T0);
+    // The e-ink countdown is in whole minutes: a second later the picture is the same.
     await sink.show(codeScreen, T0 + 1000);
     await sink.show({ ...codeScreen }, T0 + 2000);
     expect(writes).toHaveLength(1);
@@ -122,7 +126,10 @@ describe("PngSink", () => {
 
   test("an unchanged picture leaves the file alone (same inode), through the real writer", async () => {
     const file = join(dir, "screen.png");
-    const sink = new PngSink({ file, as: "ssd1306" });
+    const sink = new PngSink({
+      file,
+      render: (screen, now, since) => renderPreview({ type: "hd44780", screen, now, since }),
+    });
     await sink.show(codeScreen, T0);
     const before = await stat(file);
     await sink.show(codeScreen, T0);
@@ -131,34 +138,31 @@ describe("PngSink", () => {
     expect((await stat(file)).ino).not.toBe(before.ino);
   });
 
-  test("clear() writes the no-code screen", async () => {
-    const { sink, writes } = counted("ssd1306");
-    await sink.show(codeScreen, T0);
-    await sink.clear();
-    expect(writes).toHaveLength(2);
-    const cancelled: Screen = { kind: "cancelled" };
-    expect(pixels(writes[1] ?? new Uint8Array())).toEqual(
-      pixels(await renderPreview({ driver: "ssd1306", screen: cancelled, now: T0 })),
-    );
-  });
+  test("closing the set takes the code off the picture; a screen without it stays", async () => {
+    const { set, file, dispose } = await pngDisplay({ as: "ssd1680" });
+    await set.show(codeScreen, T0);
+    const scanned = (png: Buffer): string | undefined => {
+      const image = PNG.sync.read(png);
+      return jsQR(new Uint8ClampedArray(image.data), image.width, image.height)?.data;
+    };
+    expect(scanned(await readFile(file))).toBe(codeScreen.qrPayload);
+    await set.close();
+    const closed = await readFile(file);
+    expect(pixelDifference(await golden("ssd1680-code.png"), closed)).toBeDefined();
+    expect(scanned(closed)).toBeUndefined();
+    await dispose();
 
-  test("closing the set takes the code off the picture", async () => {
-    const clock = new VirtualClock(T0);
-    const file = join(dir, "screen.png");
-    const sims = await createSimulatedDisplays(config([{ type: "png", file, as: "ssd1306" }]), {
-      clock,
-      logger: createLogger({ level: "silent", destination: { write: () => undefined } }),
-    });
-    await sims.set.init();
-    await sims.set.show(codeScreen, T0);
-    await sims.set.close();
-    const cancelled = await renderPreview({ driver: "ssd1306", screen: { kind: "cancelled" }, now: T0 });
-    expect(pixels(await readFile(file))).toEqual(pixels(cancelled));
-    await sims.dispose();
+    const again = await pngDisplay({ as: "ssd1680" });
+    await again.set.show(codeScreen, T0);
+    await again.set.show(sample("expired"), T0 + 1000);
+    await again.set.close();
+    expect(pixelDifference(await golden("ssd1680-expired.png"), await readFile(again.file))).toBeUndefined();
+    await again.dispose();
   });
 
   test("a missing directory is a failed display in the set, logged; the others keep working", async () => {
     const clock = new VirtualClock(T0);
+    clock.passiveSleepsFromMs = 1000;
     const lines: Array<{ level: string; msg: string }> = [];
     const logger = createLogger({
       level: "debug",
@@ -166,8 +170,8 @@ describe("PngSink", () => {
     });
     const file = join(dir, "missing", "screen.png");
     const sims = await createSimulatedDisplays(
-      config([{ type: "png", file, as: "ssd1306" }, { type: "ssd1306" }]),
-      { clock, logger },
+      displaysOf([{ type: "png", file, as: "ssd1306" }, { type: "ssd1306" }]),
+      { clock, logger, preview: renderPreview },
     );
     await sims.set.init();
     await sims.set.show(codeScreen, T0);

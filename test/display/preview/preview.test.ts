@@ -2,19 +2,17 @@ import jsQR from "jsqr";
 import { PNG } from "pngjs";
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
-import { validateConfig } from "../../../display/config.ts";
-import { Hd44780Display } from "../../../display/drivers/hd44780.ts";
-import { lcdFrame } from "../../../display/drivers/hd44780-layout.ts";
-import {
-  LCD_MARGIN,
-  lcdDotOrigin,
-  ledCircleCentre,
-  renderPreview,
-  terminalLines,
-} from "../../../display/preview.ts";
+import { Hd44780Display } from "../../../display/drivers/hd44780/driver.ts";
+import { lcdFrame } from "../../../display/drivers/hd44780/layout.ts";
+import { LCD_MARGIN, lcdDotOrigin } from "../../../display/drivers/hd44780/picture.ts";
+import { Hd44780Simulator } from "../../../display/drivers/hd44780/sim.ts";
+import { ledCircleCentre } from "../../../display/drivers/leds/picture.ts";
+import { DeviceCodePrompt } from "../../../display/drivers/terminal/driver.ts";
+import { TerminalSimulator } from "../../../display/drivers/terminal/sim.ts";
+import { renderPreview } from "../../../display/preview.ts";
 import type { Screen } from "../../../display/screens.ts";
-import { createSimulatedDisplays } from "../../../display/set.ts";
-import { Hd44780Simulator } from "../../../display/sim/hd44780.ts";
+import { createSimulatedDisplays } from "../../../display/simulated.ts";
+import { displaysOf } from "../configs.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 
 function decode(png: Uint8Array): PNG {
@@ -40,13 +38,13 @@ describe("renderPreview", () => {
     // The server's message wraps to 2 lines above the 10-line box.
     ["terminal", (80 * 6 + 12) * 2, (12 * 10 + 12) * 2],
   ] as const)("%s: a PNG of %i x %i", async (driver, width, height) => {
-    const image = decode(await renderPreview({ driver, screen: codeScreen, now: T0 }));
+    const image = decode(await renderPreview({ type: driver, screen: codeScreen, now: T0 }));
     expect([image.width, image.height]).toEqual([width, height]);
   });
 
   test("the LCD glass lights exactly the dots of the text the simulator decoded", async () => {
     const screen = codeScreen;
-    const image = decode(await renderPreview({ driver: "hd44780", screen, now: T0 }));
+    const image = decode(await renderPreview({ type: "hd44780", screen, now: T0 }));
     // The same driver on a separate simulator: what the glass should read.
     const clock = new VirtualClock(T0);
     const sim = new Hd44780Simulator({ clock });
@@ -74,18 +72,53 @@ describe("renderPreview", () => {
     expect(g > r && b > r && g < 128).toBe(true);
   });
 
-  test("the OLED's QR page decodes to the URL (lit on black)", async () => {
-    // 6 s code page, then 4 s QR page.
-    const image = decode(await renderPreview({ driver: "ssd1306", screen: codeScreen, now: T0 + 7000 }));
+  test("the OLED's first page is the QR code, decoding to the URL; page 2 is the code, lit on black", async () => {
+    const image = decode(await renderPreview({ type: "ssd1306", screen: codeScreen, now: T0 + 7000 }));
     expect(qr(image)).toBe(URL);
-    // The code page (first 6 s) glows on black.
-    const codePage = decode(await renderPreview({ driver: "ssd1306", screen: codeScreen, now: T0 }));
+    const codePage = decode(
+      await renderPreview({ type: "ssd1306", screen: codeScreen, now: T0, options: { page: 2 } }),
+    );
     expect(pixel(codePage, 0, 0)).toEqual([0, 0, 0]);
     expect(qr(codePage)).toBeUndefined();
   });
 
+  test("the same request gives the same picture, whatever the time it is made at", async () => {
+    const at = (now: number, options = {}) =>
+      renderPreview({ type: "ssd1306", screen: { ...codeScreen, expiresAt: now + 900_000 }, now, options });
+    for (const options of [{}, { page: 2 }]) {
+      const first = decode(await at(T0, options));
+      for (const later of [1000, 4500, 7000, 13_000]) {
+        expect(decode(await at(T0 + later, options)).data.equals(first.data), `${later} ms`).toBe(true);
+      }
+    }
+  });
+
+  test("a sheet: every page side by side, 8 px apart (scaled); a page the screen lacks is refused", async () => {
+    const sheet = decode(
+      await renderPreview({
+        type: "ssd1306",
+        screen: codeScreen,
+        now: T0,
+        options: { sheet: true, scale: 1 },
+      }),
+    );
+    expect([sheet.width, sheet.height]).toEqual([128 + 8 + 128, 64]);
+    const lcd = decode(
+      await renderPreview({ type: "hd44780", screen: codeScreen, now: T0, options: { sheet: true } }),
+    );
+    // 16x2: the second row pages through "microsoft.com/", "devicelogin", the countdown.
+    const glass = 2 * LCD_MARGIN + (16 * 6 - 1) * 4;
+    expect(lcd.width).toBe(3 * glass + 2 * 8);
+    await expect(
+      renderPreview({ type: "ssd1306", screen: codeScreen, now: T0, options: { page: 3 } }),
+    ).rejects.toThrow("The 'code' screen of ssd1306 has pages 1-2, not 3.");
+    await expect(
+      renderPreview({ type: "ssd1680", screen: codeScreen, now: T0, options: { page: 2 } }),
+    ).rejects.toThrow("The 'code' screen of ssd1680 has 1 page, not 2.");
+  });
+
   test("the e-ink preview's QR code decodes to the URL (ink on white)", async () => {
-    const image = decode(await renderPreview({ driver: "ssd1680", screen: codeScreen, now: T0 }));
+    const image = decode(await renderPreview({ type: "ssd1680", screen: codeScreen, now: T0 }));
     expect(qr(image)).toBe(URL);
     expect(pixel(image, image.width - 1, image.height - 1)).toEqual([255, 255, 255]);
   });
@@ -93,7 +126,7 @@ describe("renderPreview", () => {
   test("the framebuffer preview's QR code decodes to the URL", async () => {
     const image = decode(
       await renderPreview({
-        driver: "framebuffer",
+        type: "framebuffer",
         screen: codeScreen,
         now: T0,
         options: { framebuffer: { width: 640, height: 480, bitsPerPixel: 16 } },
@@ -105,7 +138,7 @@ describe("renderPreview", () => {
 
   test("the LED strip: slow blink on status (5 of every 10 steps), one beep, error dark", async () => {
     const image = decode(
-      await renderPreview({ driver: "leds", screen: codeScreen, now: T0, options: { scale: 1 } }),
+      await renderPreview({ type: "leds", screen: codeScreen, now: T0, options: { scale: 1 } }),
     );
     const lit = (row: number, step: number): boolean => {
       const [x, y] = ledCircleCentre(row, step);
@@ -123,7 +156,7 @@ describe("renderPreview", () => {
   test("the LED strip for an error: fast blink on the error LED", async () => {
     const image = decode(
       await renderPreview({
-        driver: "leds",
+        type: "leds",
         screen: sample("error"),
         now: T0,
         options: { scale: 1, durationMs: 1000 },
@@ -139,13 +172,20 @@ describe("renderPreview", () => {
     expect(Array.from({ length: 10 }, (_, step) => lit(0, step)).some(Boolean)).toBe(false);
   });
 
-  test("terminal: the prompt's own lines, code and URL as issued; other screens are refused", async () => {
-    const lines = terminalLines(codeScreen, T0);
+  test("terminal: the prompt's own lines, code and URL as issued; a screen that prints nothing is refused", async () => {
+    const terminal = new TerminalSimulator({ isTTY: false, columns: 80 });
+    await new DeviceCodePrompt(terminal, new VirtualClock(T0), { color: false }).show(codeScreen, T0);
+    const lines = terminal.lines();
     expect(lines.some((line) => /^│ 2\. Enter code: FZ2X8LQ3N +│$/.test(line))).toBe(true);
     expect(lines.some((line) => line.includes(`Visit: ${URL}`))).toBe(true);
     expect(lines.every((line) => [...line].length <= 80)).toBe(true);
-    await expect(renderPreview({ driver: "terminal", screen: sample("signed-in"), now: T0 })).rejects.toThrow(
-      /terminal shows only the code screens/,
+    // One line of its own: "Waiting for the system clock to be set…".
+    const waitingForTime = decode(
+      await renderPreview({ type: "terminal", screen: sample("waiting-for-time"), now: T0 }),
+    );
+    expect(waitingForTime.height).toBe((10 + 12) * 2);
+    await expect(renderPreview({ type: "terminal", screen: sample("signed-in"), now: T0 })).rejects.toThrow(
+      /prints nothing of its own on this screen/,
     );
   });
 
@@ -155,31 +195,34 @@ describe("renderPreview", () => {
     ).map(sample);
     for (const driver of ["hd44780", "ssd1306", "ssd1680", "leds"] as const) {
       for (const screen of kinds) {
-        const image = decode(await renderPreview({ driver, screen, now: T0, options: { durationMs: 500 } }));
+        const image = decode(
+          await renderPreview({ type: driver, screen, now: T0, options: { durationMs: 500 } }),
+        );
         expect(image.width, `${driver} ${screen.kind}`).toBeGreaterThan(0);
       }
     }
   });
 
   test("the simulated displays behind the preview are the configured ones", async () => {
-    const checked = validateConfig({ displays: [{ type: "hd44780", columns: 20, rows: 4 }] });
-    if (!checked.ok) throw new Error("invalid");
     const image = decode(
       await renderPreview({
-        driver: "hd44780",
+        type: "hd44780",
         screen: codeScreen,
         now: T0,
         options: { columns: 20, rows: 4 },
       }),
     );
     expect(image.width).toBe(2 * LCD_MARGIN + (20 * 6 - 1) * 4);
-    const { hardware, dispose } = await createSimulatedDisplays(checked.config, {
-      clock: new VirtualClock(T0),
-      logger: (await import("../../../agent/pino-logger.ts")).createLogger({
-        level: "silent",
-        destination: { write: () => undefined },
-      }),
-    });
+    const { hardware, dispose } = await createSimulatedDisplays(
+      displaysOf([{ type: "hd44780", columns: 20, rows: 4 }]),
+      {
+        clock: new VirtualClock(T0),
+        logger: (await import("../../../agent/pino-logger.ts")).createLogger({
+          level: "silent",
+          destination: { write: () => undefined },
+        }),
+      },
+    );
     expect(hardware[0]?.type === "hd44780" && hardware[0].sim.columns).toBe(20);
     await dispose();
   });

@@ -4,16 +4,13 @@ import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import { createLogger } from "../../../agent/pino-logger.ts";
-import { type AgentConfig, validateConfig } from "../../../display/config.ts";
-import { oledFrame } from "../../../display/drivers/ssd1306-layout.ts";
+import { oledFrame } from "../../../display/drivers/ssd1306/layout.ts";
+import { TerminalSimulator } from "../../../display/drivers/terminal/sim.ts";
+import { createDisplays } from "../../../display/hardware.ts";
 import type { Screen } from "../../../display/screens.ts";
-import {
-  createDisplays,
-  createSimulatedDisplays,
-  type Display,
-  DisplaySet,
-  type SimulatedHardware,
-} from "../../../display/set.ts";
+import { type Display, DisplaySet } from "../../../display/set.ts";
+import { createSimulatedDisplays, type SimulatedHardware } from "../../../display/simulated.ts";
+import { displaysOf, flush } from "../configs.ts";
 import { CODE, codeScreen, sample, T0 } from "../samples.ts";
 
 interface LogLine {
@@ -39,6 +36,8 @@ const DEBUG = "debug";
 class FakeDisplay implements Display {
   readonly name: string;
   readonly calls: string[] = [];
+  /** When each screen was shown (the `now` it was handed). */
+  readonly shownAt: number[] = [];
   failing = false;
 
   constructor(name: string) {
@@ -50,8 +49,9 @@ class FakeDisplay implements Display {
     if (this.failing) throw new Error("No device answers at 0x27: check the wiring.");
   }
 
-  async show(screen: Screen): Promise<void> {
+  async show(screen: Screen, now: number): Promise<void> {
     this.calls.push(`show ${screen.kind}`);
+    this.shownAt.push(now);
     if (this.failing) throw new Error("Input/output error on the bus: check the wiring.");
   }
 
@@ -62,12 +62,6 @@ class FakeDisplay implements Display {
   async close(): Promise<void> {
     this.calls.push("close");
   }
-}
-
-function config(displays: unknown[]): AgentConfig {
-  const checked = validateConfig({ version: 1, displays });
-  if (!checked.ok) throw new Error(checked.errors.join("; "));
-  return checked.config;
 }
 
 function simOf<T extends SimulatedHardware["type"]>(
@@ -84,25 +78,26 @@ async function simulated(displays: unknown[]) {
   // LED patterns loop forever: their sleeps (≥ 400 ms) wait for `advance`; driver waits run at once.
   clock.passiveSleepsFromMs = 400;
   const log = logs();
-  const sims = await createSimulatedDisplays(config(displays), { clock, logger: log.logger });
+  const sims = await createSimulatedDisplays(displaysOf(displays), { clock, logger: log.logger });
   return { clock, log, ...sims };
 }
 
 describe("DisplaySet", () => {
-  test("show fans out to every display: the LCD shows the code and the status LED blinks", async () => {
-    const { set, hardware, log, terminal, dispose } = await simulated([
+  test("show fans out to every display: the LCD and the terminal show the code, the status LED blinks", async () => {
+    const { set, hardware, log, dispose } = await simulated([
       { type: "hd44780" },
       { type: "leds" },
       { type: "terminal" },
     ]);
     await set.show(codeScreen, T0);
     expect(simOf(hardware, "hd44780").sim.lines().join("\n")).toContain(CODE);
-    expect(simOf(hardware, "leds").lines.get("GPIO23")?.level).toBe(1);
-    expect(set.status().map((s) => s.health)).toEqual(["ok", "ok"]);
-    expect(terminal).toBe(true);
+    expect(simOf(hardware, "leds").sim.get("GPIO23")?.level).toBe(1);
+    expect(simOf(hardware, "terminal").sim.shows(`2. Enter code: ${CODE}`)).toBe(true);
+    expect(set.status().map((s) => s.health)).toEqual(["ok", "ok", "ok"]);
     expect(set.displays.map((d) => d.name)).toEqual([
       "displays[0] hd44780 on I2C bus 1 at 0x27",
       "displays[1] leds on GPIO23",
+      "displays[2] terminal",
     ]);
     expect(log.at(ERROR)).toEqual([]);
     await set.close();
@@ -134,7 +129,7 @@ describe("DisplaySet", () => {
   });
 
   test("a failed display is retried with exponential back-off and logged once per failure streak", async () => {
-    const clock = new VirtualClock(T0);
+    const clock = new VirtualClock(T0, { auto: false });
     const log = logs();
     const lcd = new FakeDisplay("lcd");
     lcd.failing = true;
@@ -164,10 +159,11 @@ describe("DisplaySet", () => {
     await set.show(sample("waiting"), T0 + 76_000);
     expect(log.at(ERROR)).toHaveLength(2);
     expect(set.status()[0]?.retryAt).toBe(T0 + 81_000);
+    await set.close();
   });
 
   test("a screen that takes the code off is tried at once, back-off or not", async () => {
-    const clock = new VirtualClock(T0);
+    const clock = new VirtualClock(T0, { auto: false });
     const log = logs();
     const lcd = new FakeDisplay("lcd");
     const set = new DisplaySet({ displays: [lcd], logger: log.logger, clock });
@@ -178,10 +174,11 @@ describe("DisplaySet", () => {
     await set.show(sample("signed-in"), T0 + 2000);
     expect(lcd.calls).toEqual(["init", "show code", "show waiting", "init", "show signed-in"]);
     expect(set.status()[0]?.health).toBe("ok");
+    await set.close();
   });
 
   test("while a display is busy only the newest screen is kept for it", async () => {
-    const clock = new VirtualClock(T0);
+    const clock = new VirtualClock(T0, { auto: false });
     const log = logs();
     let release: () => void = () => undefined;
     const slow = new FakeDisplay("eink");
@@ -198,6 +195,7 @@ describe("DisplaySet", () => {
     release();
     await Promise.all([first, second, third]);
     expect(shown).toEqual(["code", "signed-in"]);
+    await set.close();
   });
 
   test("close takes the code off every display (even a failed one) before releasing it", async () => {
@@ -223,7 +221,7 @@ describe("DisplaySet", () => {
         .sim.pixels()
         .equals(oledFrame({ kind: "cancelled" }, clock.now())),
     ).toBe(true);
-    const status = simOf(hardware, "leds").lines.get("GPIO23");
+    const status = simOf(hardware, "leds").sim.get("GPIO23");
     expect(status?.level).toBe(0);
     expect(status?.closed).toBe(true);
     expect(flaky.calls.slice(-3)).toEqual(["init", "show cancelled", "close"]);
@@ -235,7 +233,7 @@ describe("DisplaySet", () => {
   });
 
   test("close after signed-in leaves the screen alone (no code to take off)", async () => {
-    const clock = new VirtualClock(T0);
+    const clock = new VirtualClock(T0, { auto: false });
     const log = logs();
     const lcd = new FakeDisplay("lcd");
     const set = new DisplaySet({ displays: [lcd], logger: log.logger, clock });
@@ -246,21 +244,76 @@ describe("DisplaySet", () => {
   });
 });
 
+describe("the countdown ticker", () => {
+  /** A set of one recording display on a clock that moves only when the test moves it. */
+  function ticking() {
+    const clock = new VirtualClock(T0, { auto: false });
+    const lcd = new FakeDisplay("lcd");
+    const set = new DisplaySet({ displays: [lcd], logger: logs().logger, clock });
+    const advance = async (ms: number): Promise<void> => {
+      for (let t = 0; t < ms; t += 500) {
+        clock.advance(500);
+        await flush();
+        await set.settled();
+      }
+    };
+    return { clock, lcd, set, advance };
+  }
+
+  test("a code screen is shown again every second of the clock, so the countdown moves", async () => {
+    const { lcd, set, advance } = ticking();
+    await set.show(codeScreen, T0);
+    await advance(3000);
+    expect(lcd.calls).toEqual(["init", "show code", "show code", "show code", "show code"]);
+    expect(lcd.shownAt).toEqual([T0, T0 + 1000, T0 + 2000, T0 + 3000]);
+    // A later state (a poll's note) replaces what the ticker shows, not its rhythm.
+    await set.show(sample("waiting"), T0 + 3000);
+    await advance(1000);
+    expect(lcd.calls.slice(-2)).toEqual(["show waiting", "show waiting"]);
+    await set.close();
+  });
+
+  test("it stops when a screen without the code comes, and on close", async () => {
+    const { clock, lcd, set, advance } = ticking();
+    await set.show(codeScreen, T0);
+    await advance(1000);
+    await set.show(sample("signed-in"), T0 + 1000);
+    await advance(5000);
+    expect(lcd.calls).toEqual(["init", "show code", "show code", "show signed-in"]);
+    expect(clock.waitingSleeps).toBe(0);
+
+    await set.show(codeScreen, T0 + 6000);
+    expect(clock.waitingSleeps).toBe(1);
+    await set.close();
+    expect(clock.waitingSleeps).toBe(0);
+    await advance(3000);
+    expect(lcd.calls.slice(-3)).toEqual(["show code", "show cancelled", "close"]);
+  });
+});
+
 describe("createDisplays on the real buses", () => {
   test("missing devices become failed displays with the fix, logged once each; nothing throws", async () => {
     const dir = await mkdtemp(join(tmpdir(), "entratool-nodev-"));
     try {
-      const clock = new VirtualClock(T0);
+      const clock = new VirtualClock(T0, { auto: false });
       const log = logs();
-      const { set, terminal } = createDisplays(
-        config([{ type: "hd44780" }, { type: "leds" }, { type: "framebuffer" }, { type: "terminal" }]),
-        { clock, logger: log.logger, devDir: dir, sysfsRoot: dir },
+      const terminal = new TerminalSimulator({ isTTY: false });
+      const set = createDisplays(
+        displaysOf([{ type: "hd44780" }, { type: "leds" }, { type: "framebuffer" }, { type: "terminal" }]),
+        {
+          clock,
+          logger: log.logger,
+          devDir: dir,
+          sysfsRoot: dir,
+          terminals: [{ out: terminal, color: false }],
+        },
       );
-      expect(terminal).toBe(true);
       await set.init();
       await set.show(codeScreen, T0);
       const status = set.status();
-      expect(status.map((s) => s.health)).toEqual(["failed", "failed", "failed"]);
+      // The terminal is no kernel device: it works where the others cannot.
+      expect(status.map((s) => s.health)).toEqual(["failed", "failed", "failed", "ok"]);
+      expect(terminal.shows(CODE)).toBe(true);
       expect(status[0]?.error).toMatch(/I2C is not enabled|C library cannot be loaded/);
       expect(status[1]?.error).toMatch(/No GPIO character device|C library cannot be loaded/);
       expect(status[2]?.error).toMatch(/fb0/);

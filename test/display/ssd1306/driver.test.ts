@@ -2,25 +2,29 @@ import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
 import type { I2CBus } from "../../../display/bus/types.ts";
-import { dirtyWindows, Ssd1306Display, Ssd1306Error } from "../../../display/drivers/ssd1306.ts";
+import { dirtyWindows, Ssd1306Display, Ssd1306Error } from "../../../display/drivers/ssd1306/driver.ts";
 import {
   type CodePlacement,
   codePageAt,
   codePagePlacement,
+  DEFAULT_QR_PAGE_MS,
   oledFrame,
+  oledPages,
   qrPagePlacement,
-} from "../../../display/drivers/ssd1306-layout.ts";
+} from "../../../display/drivers/ssd1306/layout.ts";
+import { Ssd1306Simulator, Ssd1306SimulatorError } from "../../../display/drivers/ssd1306/sim.ts";
 import { Bitmap } from "../../../display/render/bitmap.ts";
 import { drawText } from "../../../display/render/font.ts";
 import { font6x10 } from "../../../display/render/fonts/6x10.ts";
 import { font10x20 } from "../../../display/render/fonts/10x20.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
-import { Ssd1306Simulator, Ssd1306SimulatorError } from "../../../display/sim/ssd1306.ts";
 import { toRgba } from "../render/rgba.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 
 /** What a full frame costs on the bus: 0x00 + a 6-byte window, then 0x40 + 1024 bytes. */
 const FULL_FRAME_BYTES = 7 + 1 + 1024;
+/** The QR page comes first; the code page follows it. */
+const CODE_PAGE_AT = DEFAULT_QR_PAGE_MS;
 
 function rig(options: { rotate180?: boolean; address?: 0x3c | 0x3d } = {}) {
   const clock = new VirtualClock(T0);
@@ -108,6 +112,7 @@ describe("Ssd1306Display: frames", () => {
   test("the code page shows the code in 10x20, bold, where the layout says, on a blank surround", async () => {
     const { sim, display } = rig();
     await display.show(codeScreen, T0);
+    await display.show(codeScreen, T0 + CODE_PAGE_AT);
     const placement = codePagePlacement(codeScreen);
     expect(placement.font).toBe(font10x20);
     expect(placement.width).toBeGreaterThanOrEqual(90);
@@ -131,15 +136,17 @@ describe("Ssd1306Display: frames", () => {
     const screen = { ...codeScreen, userCode: "ABC123", verificationUri: "https://aka.ms/devicelogin" };
     const { sim, display } = rig();
     await display.show(screen, T0);
+    await display.show(screen, T0 + CODE_PAGE_AT);
     const placement = codePagePlacement(screen);
     expect(placement.scale).toBeGreaterThan(1);
     expect(crop(sim.pixels(), placement).toRows()).toEqual(codeAlone(placement, "ABC123").toRows());
   });
 
-  test("the QR page's code decodes to the verification URL, even with the glass's dark surround", async () => {
+  test("the QR page comes first; its code decodes to the verification URL, even with the glass's dark surround", async () => {
     const { sim, display } = rig();
+    // Any time: the pages count from when the code appears, not from the clock.
     const now = T0 + 7000;
-    expect(codePageAt(codeScreen, now)).toBe("qr");
+    expect(codePageAt(codeScreen, now, {}, now)).toBe("qr");
     await display.show(codeScreen, now);
     const glass = sim.pixels();
     expect(decodeQr(glass, "white")).toBe(URL);
@@ -151,14 +158,19 @@ describe("Ssd1306Display: frames", () => {
       expect(crop(glass, placement).toRows()).toEqual(codeAlone(placement).toRows());
   });
 
-  test("the code page and the QR page alternate: 6 s of code, 4 s of QR", async () => {
+  test("the QR page and the code page alternate, from when the code appeared: 4 s of QR, 6 s of code", async () => {
     const { sim, display } = rig();
     const pages: string[] = [];
+    const start = T0 + 3000;
     for (let s = 0; s < 20; s++) {
-      await display.show(codeScreen, T0 + s * 1000);
+      await display.show(codeScreen, start + s * 1000);
       pages.push(decodeQr(sim.pixels(), "white") === URL ? "Q" : "C");
     }
-    expect(pages.join("")).toBe("CCCCCCQQQQCCCCCCQQQQ");
+    expect(pages.join("")).toBe("QQQQCCCCCCQQQQCCCCCC");
+    // A new code starts over on its QR page.
+    await display.show({ ...codeScreen, userCode: "WXYZ-1234" }, start + 20_500);
+    expect(decodeQr(sim.pixels(), "white")).toBe(URL);
+    expect(oledPages(codeScreen)).toEqual([0, CODE_PAGE_AT]);
   });
 
   test("a payload too long for 2-px modules falls back to 1 px a module and still decodes", async () => {
@@ -182,6 +194,7 @@ describe("Ssd1306Display: frames", () => {
   test("the waiting screen shows the note where 'Expires in' was", async () => {
     const { sim, display } = rig();
     await display.show(sample("waiting"), T0);
+    await display.show(sample("waiting"), T0 + CODE_PAGE_AT);
     const note = new Bitmap(128, 64);
     drawText(note, font6x10, "retrying", 2, 54);
     const glass = sim.pixels();
@@ -193,14 +206,15 @@ describe("Ssd1306Display: bytes on the bus", () => {
   test("a countdown tick sends under a quarter of a full frame, and the glass stays exact", async () => {
     const { sim, display } = rig();
     await display.show(codeScreen, T0);
+    await display.show(codeScreen, T0 + CODE_PAGE_AT);
     sim.resetStats();
-    await display.show(codeScreen, T0 + 1000);
+    await display.show(codeScreen, T0 + CODE_PAGE_AT + 1000);
     const tick = sim.stats.bytes;
     expect(tick).toBeLessThan(FULL_FRAME_BYTES / 4);
-    expect(sim.pixels().equals(oledFrame(codeScreen, T0 + 1000))).toBe(true);
+    expect(sim.pixels().equals(oledFrame(codeScreen, T0 + CODE_PAGE_AT + 1000, {}, T0))).toBe(true);
     // The same screen at the same second sends nothing at all.
     sim.resetStats();
-    await display.show(codeScreen, T0 + 1400);
+    await display.show(codeScreen, T0 + CODE_PAGE_AT + 1400);
     expect(sim.stats.bytes).toBe(0);
   });
 
@@ -257,7 +271,8 @@ describe("Ssd1306Display: the code leaves the glass", () => {
     ),
   )("the %s screen after the %s page leaves no pixel of the code", async (kind, page) => {
     const { sim, display } = rig();
-    const shownAt = page === "code" ? T0 : T0 + 7000;
+    await display.show(codeScreen, T0);
+    const shownAt = page === "qr" ? T0 : T0 + CODE_PAGE_AT;
     await display.show(codeScreen, shownAt);
     await display.show(sample(kind), shownAt + 1000);
     const glass = sim.pixels();

@@ -1,10 +1,10 @@
 import { describe, expect, test } from "vitest";
-import type { Bitmap } from "../../../display/render/bitmap.ts";
 import {
   Ssd1306Simulator,
   Ssd1306SimulatorError,
   type Ssd1306SimulatorErrorCode,
-} from "../../../display/sim/ssd1306.ts";
+} from "../../../display/drivers/ssd1306/sim.ts";
+import type { Bitmap } from "../../../display/render/bitmap.ts";
 
 /**
  * The simulator driven by bytes written by hand from the datasheet, independently of the driver:

@@ -1,11 +1,15 @@
 import jsQR from "jsqr";
 import { describe, expect, test } from "vitest";
 import { VirtualClock } from "../../../agent/core/virtual-clock.ts";
-import { COUNTDOWN_INTERVAL_MS, Ssd1680Display, Ssd1680Error } from "../../../display/drivers/ssd1680.ts";
-import { einkCodePlacement, einkFrame, einkQrPlacement } from "../../../display/drivers/ssd1680-layout.ts";
+import {
+  COUNTDOWN_INTERVAL_MS,
+  Ssd1680Display,
+  Ssd1680Error,
+} from "../../../display/drivers/ssd1680/driver.ts";
+import { einkCodePlacement, einkFrame, einkQrPlacement } from "../../../display/drivers/ssd1680/layout.ts";
+import { Ssd1680Simulator } from "../../../display/drivers/ssd1680/sim.ts";
 import type { Bitmap } from "../../../display/render/bitmap.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
-import { Ssd1680Simulator } from "../../../display/sim/ssd1680.ts";
 import { toRgba } from "../render/rgba.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 

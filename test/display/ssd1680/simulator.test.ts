@@ -6,7 +6,7 @@ import {
   Ssd1680Simulator,
   Ssd1680SimulatorError,
   type Ssd1680SimulatorErrorCode,
-} from "../../../display/sim/ssd1680.ts";
+} from "../../../display/drivers/ssd1680/sim.ts";
 
 /**
  * The simulator driven by hand, from the datasheet's command table, independently of the driver.

@@ -1,0 +1,24 @@
+import { formatI2CAddress } from "../../bus/errors.ts";
+import { openWith } from "../../resources.ts";
+import type { DisplayEntry } from "../../types.ts";
+import { Ssd1306Schema } from "./config.ts";
+
+/** SSD1306 128x64 OLED on I2C. */
+export const ssd1306: DisplayEntry<typeof Ssd1306Schema, import("./simulate.ts").Ssd1306Sim> = {
+  type: "ssd1306",
+  schema: Ssd1306Schema,
+  where: (config) => ` on I2C bus ${config.bus} at ${formatI2CAddress(config.address)}`,
+  claims: (config) => [
+    { resource: `I2C bus ${config.bus} address ${formatI2CAddress(config.address)}`, field: ["address"] },
+  ],
+  previewable: true,
+  open: (config, { hardware, clock }) =>
+    openWith(async (resources) => {
+      const { Ssd1306Display } = await import("./driver.ts");
+      const bus = resources.add(await hardware.i2c(config.bus));
+      // The schema allows only the two addresses the chip can have.
+      const address = config.address === 0x3d ? 0x3d : 0x3c;
+      return resources.opened(new Ssd1306Display({ bus, address, rotate180: config.rotate180, clock }));
+    }),
+  simulation: async () => (await import("./simulate.ts")).simulation,
+};

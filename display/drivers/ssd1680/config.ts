@@ -1,0 +1,30 @@
+import * as v from "valibot";
+import { boolean, gpio, integerIn, strict } from "../../schema.ts";
+
+/**
+ * `{ "type": "ssd1680" }`: a 2.13" 250x122 e-ink panel on SPI with DC, RST and BUSY lines. The
+ * defaults are the Waveshare HAT's wiring.
+ */
+export const Ssd1680Schema = strict({
+  type: v.pipe(v.literal("ssd1680"), v.description('SSD1680 2.13" 250x122 e-ink panel on SPI.')),
+  spi: v.optional(
+    strict({
+      bus: v.optional(v.pipe(integerIn(0, 6), v.description("B of /dev/spidevB.C.")), 0),
+      chipSelect: v.optional(v.pipe(integerIn(0, 3), v.description("C of /dev/spidevB.C (CE0, CE1).")), 0),
+      // The SSD1680 takes writes up to 20 MHz; below 100 kHz a refresh crawls.
+      speedHz: v.optional(integerIn(100_000, 20_000_000, "a clock in Hz, 100000-20000000"), 4_000_000),
+    }),
+    {},
+  ),
+  pins: v.optional(
+    strict({
+      dc: v.optional(gpio, "GPIO25"),
+      rst: v.optional(gpio, "GPIO17"),
+      busy: v.optional(gpio, "GPIO24"),
+    }),
+    {},
+  ),
+  rotate180: v.optional(v.pipe(boolean, v.description("Mounted upside down.")), false),
+});
+
+export type Ssd1680Config = v.InferOutput<typeof Ssd1680Schema>;
