@@ -68,7 +68,8 @@ export function kernelHardware(options: KernelHardwareOptions): Hardware {
 
 /** A display of the configuration on `hardware`, named for logs; opened in its `init()`. */
 export function openDisplay(config: DisplayConfig, name: string, hardware: Hardware, clock: Clock): Display {
-  return new DriverDisplay(name, (fail) => entryOf(config).open(config, { clock, hardware, fail }));
+  const entry = entryOf(config);
+  return new DriverDisplay(name, (fail) => entry.open(config, { clock, hardware, fail }), entry.tickMs);
 }
 
 export interface DisplayDeps extends KernelHardwareOptions {

@@ -44,6 +44,7 @@ export interface AnyEntry {
   claims(config: DisplayConfig): readonly Claim[];
   button?(config: DisplayConfig): string | undefined;
   readonly previewable: boolean;
+  readonly tickMs?: number;
   open(config: DisplayConfig, context: OpenContext): Promise<Opened>;
   simulation(): Promise<Simulation<DisplayConfig, unknown>>;
 }

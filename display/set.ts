@@ -10,6 +10,11 @@ export type NoCodeScreen = Exclude<Screen, { kind: "code" | "waiting" }>;
 export interface Display {
   /** For logs: the driver, where it is attached, and its place in the configuration. */
   readonly name: string;
+  /**
+   * How often a code screen must be shown again for this display to stay current (its countdown,
+   * its pages), ms; undefined when it keeps itself current (LED patterns run on their own).
+   */
+  readonly tickMs?: number | undefined;
   /** Opens the buses and initialises the hardware; called again to recover after a failure. */
   init(): Promise<void>;
   show(screen: Screen, now: number): Promise<void>;
@@ -31,12 +36,14 @@ export type Opener = (fail: (error: unknown) => void) => Promise<Opened>;
  */
 export class DriverDisplay implements Display {
   readonly name: string;
+  readonly tickMs: number | undefined;
   readonly #open: Opener;
   #opened: Opened | undefined;
   #failure: { readonly error: unknown } | undefined;
 
-  constructor(name: string, open: Opener) {
+  constructor(name: string, open: Opener, tickMs?: number) {
     this.name = name;
+    this.tickMs = tickMs;
     this.#open = open;
   }
 
@@ -108,7 +115,11 @@ export interface DisplaySetOptions {
   /** For `init()` and `close()`, which are not handed a time. */
   readonly clock: Clock;
   readonly retry?: Partial<RetryPolicy>;
-  /** How often a code screen is shown again while it is up (the countdown moves), ms; default 1000. */
+  /**
+   * How often a code screen is shown again while it is up (the countdown moves), ms; default: the
+   * shortest `tickMs` of the displays, and no ticker at all when none needs one (an idle board
+   * waiting for a sign-in should not wake up for nothing).
+   */
   readonly tickMs?: number;
 }
 
@@ -147,7 +158,7 @@ export class DisplaySet {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #retry: RetryPolicy;
-  readonly #tickMs: number;
+  readonly #tickMs: number | undefined;
   #closed = false;
   /** The code screen up now, which the ticker shows again. */
   #current: CodeScreen | undefined;
@@ -167,7 +178,10 @@ export class DisplaySet {
     this.#logger = options.logger;
     this.#clock = options.clock;
     this.#retry = { firstMs: options.retry?.firstMs ?? 5000, maxMs: options.retry?.maxMs ?? 300_000 };
-    this.#tickMs = options.tickMs ?? 1000;
+    const wanted = options.displays.flatMap((display) =>
+      display.tickMs === undefined ? [] : [display.tickMs],
+    );
+    this.#tickMs = options.tickMs ?? (wanted.length > 0 ? Math.min(...wanted) : undefined);
   }
 
   get displays(): readonly Display[] {
@@ -256,12 +270,13 @@ export class DisplaySet {
   }
 
   #startTicker(): void {
-    if (this.#ticker !== undefined) return;
+    const every = this.#tickMs;
+    if (this.#ticker !== undefined || every === undefined) return;
     const controller = new AbortController();
     this.#ticker = controller;
     const tick = async (): Promise<void> => {
       for (;;) {
-        await this.#clock.sleep(this.#tickMs, controller.signal);
+        await this.#clock.sleep(every, controller.signal);
         const screen = this.#current;
         if (controller.signal.aborted || screen === undefined) return;
         void this.#fanOut(screen, this.#clock.now());

@@ -191,6 +191,11 @@ export interface DisplayEntry<S extends DisplaySchema, H> {
   button?(config: v.InferOutput<S>): string | undefined;
   /** Whether `display preview` draws it. */
   readonly previewable: boolean;
+  /**
+   * How often a code screen must be shown to it again while it is up, ms (its countdown moves,
+   * its pages turn); absent when it keeps itself current.
+   */
+  readonly tickMs?: number;
   /** Opens the driver on `context.hardware` (kernel devices or simulators alike). */
   open(config: v.InferOutput<S>, context: OpenContext): Promise<Opened>;
   simulation(): Promise<Simulation<v.InferOutput<S>, H>>;

@@ -8,6 +8,8 @@ export const framebuffer: DisplayEntry<typeof FramebufferSchema, import("./simul
   where: (config) => ` on ${config.device}`,
   claims: (config) => [{ resource: config.device, field: ["device"] }],
   previewable: true,
+  // The countdown moves every second.
+  tickMs: 1000,
   async open(config, { hardware }) {
     const { FramebufferDisplay } = await import("./driver.ts");
     const driver = await FramebufferDisplay.open({

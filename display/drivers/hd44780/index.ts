@@ -12,6 +12,8 @@ export const hd44780: DisplayEntry<typeof Hd44780Schema, import("./simulate.ts")
     { resource: `I2C bus ${config.bus} address ${formatI2CAddress(config.address)}`, field: ["address"] },
   ],
   previewable: true,
+  // The countdown moves every second, and long URLs page.
+  tickMs: 1000,
   open: (config, { hardware, clock }) =>
     openWith(async (resources) => {
       const { Hd44780Display } = await import("./driver.ts");

@@ -8,6 +8,8 @@ export const png: DisplayEntry<typeof PngSchema, import("./simulate.ts").PngFile
   where: (config) => ` as ${config.as} to ${config.file}`,
   claims: (config) => [{ resource: `file ${config.file}`, field: ["file"] }],
   previewable: false,
+  // The picture holds the countdown; the file is written only when it changes.
+  tickMs: 1000,
   async open(config, { hardware, clock }) {
     const { PngSink } = await import("./driver.ts");
     const preview = hardware.preview;

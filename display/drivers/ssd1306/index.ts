@@ -12,6 +12,8 @@ export const ssd1306: DisplayEntry<typeof Ssd1306Schema, import("./simulate.ts")
     { resource: `I2C bus ${config.bus} address ${formatI2CAddress(config.address)}`, field: ["address"] },
   ],
   previewable: true,
+  // The countdown moves every second, and the QR and code pages take turns.
+  tickMs: 1000,
   open: (config, { hardware, clock }) =>
     openWith(async (resources) => {
       const { Ssd1306Display } = await import("./driver.ts");

@@ -12,6 +12,8 @@ export const ssd1680: DisplayEntry<typeof Ssd1680Schema, import("./simulate.ts")
     ...Object.entries(config.pins).map(([pin, name]) => ({ resource: name, field: ["pins", pin] })),
   ],
   previewable: true,
+  // The driver itself decides to refresh the countdown at most once a minute.
+  tickMs: 1000,
   open: (config, { hardware, clock }) =>
     openWith(async (resources) => {
       const { Ssd1680Display } = await import("./driver.ts");

@@ -8,6 +8,8 @@ export const terminal: DisplayEntry<typeof TerminalSchema, import("./simulate.ts
   where: () => "",
   claims: () => [{ resource: "terminal", field: [] }],
   previewable: true,
+  // Off a terminal, a reminder each minute; on one, its spinner keeps the countdown going.
+  tickMs: 60_000,
   async open(_config, { hardware, clock }) {
     const { DeviceCodePrompt } = await import("./driver.ts");
     const outputs = hardware.terminals();

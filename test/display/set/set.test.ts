@@ -35,13 +35,15 @@ const DEBUG = "debug";
 /** A display that fails while `failing` is set, recording every call. */
 class FakeDisplay implements Display {
   readonly name: string;
+  readonly tickMs: number | undefined;
   readonly calls: string[] = [];
   /** When each screen was shown (the `now` it was handed). */
   readonly shownAt: number[] = [];
   failing = false;
 
-  constructor(name: string) {
+  constructor(name: string, tickMs?: number) {
     this.name = name;
+    this.tickMs = tickMs;
   }
 
   async init(): Promise<void> {
@@ -246,10 +248,10 @@ describe("DisplaySet", () => {
 
 describe("the countdown ticker", () => {
   /** A set of one recording display on a clock that moves only when the test moves it. */
-  function ticking() {
+  function ticking(others: readonly FakeDisplay[] = []) {
     const clock = new VirtualClock(T0, { auto: false });
-    const lcd = new FakeDisplay("lcd");
-    const set = new DisplaySet({ displays: [lcd], logger: logs().logger, clock });
+    const lcd = new FakeDisplay("lcd", 1000);
+    const set = new DisplaySet({ displays: [lcd, ...others], logger: logs().logger, clock });
     const advance = async (ms: number): Promise<void> => {
       for (let t = 0; t < ms; t += 500) {
         clock.advance(500);
@@ -271,6 +273,31 @@ describe("the countdown ticker", () => {
     await advance(1000);
     expect(lcd.calls.slice(-2)).toEqual(["show waiting", "show waiting"]);
     await set.close();
+  });
+
+  test("the display that needs it most often sets the pace; displays that keep themselves current need none", async () => {
+    const terminal = new FakeDisplay("terminal", 60_000);
+    const { set, advance } = ticking([terminal]);
+    await set.show(codeScreen, T0);
+    await advance(2000);
+    expect(terminal.shownAt).toEqual([T0, T0 + 1000, T0 + 2000]);
+    await set.close();
+
+    const clock = new VirtualClock(T0, { auto: false });
+    const leds = new FakeDisplay("leds");
+    const alone = new DisplaySet({
+      displays: [leds, new FakeDisplay("terminal", 60_000)],
+      logger: logs().logger,
+      clock,
+    });
+    await alone.show(codeScreen, T0);
+    expect(clock.sleeps).toEqual([60_000]);
+    const quiet = new DisplaySet({ displays: [leds], logger: logs().logger, clock });
+    await quiet.show(codeScreen, T0);
+    // Nothing to wake up for: an LED pattern runs on its own.
+    expect(clock.sleeps).toEqual([60_000]);
+    await alone.close();
+    await quiet.close();
   });
 
   test("it stops when a screen without the code comes, and on close", async () => {
