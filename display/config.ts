@@ -1,6 +1,6 @@
 import * as v from "valibot";
+import { issuePath, pathItem, show } from "../agent/core/schema.ts";
 import { DISPLAY_TYPES, type DisplayConfig, entryOf, REGISTRY } from "./registry.ts";
-import { issuePath, pathItem, show } from "./schema.ts";
 
 /**
  * The `displays` list of the configuration file: each entry is one of the registered types, checked

@@ -1,12 +1,12 @@
 import * as v from "valibot";
 import { deferredLogger, type Logger } from "../agent/core/log.ts";
+import { formatIssues } from "../agent/core/schema.ts";
 import { VirtualClock } from "../agent/core/virtual-clock.ts";
 import { DisplaySchema } from "./config.ts";
 import { PreviewError } from "./errors.ts";
 import { type AnyEntry, type DisplayConfig, entryFor, PREVIEW_TYPES } from "./registry.ts";
 import { RgbCanvas } from "./render/canvas.ts";
 import { encodeBitmapPng, encodeRgbPng } from "./render/png.ts";
-import { formatIssues } from "./schema.ts";
 import type { Screen } from "./screens.ts";
 import { createSimulatedDisplays } from "./simulated.ts";
 import type { Picture, PreviewOptions, PreviewRequest, Simulation } from "./types.ts";

@@ -1,7 +1,7 @@
 import * as v from "valibot";
-import { formatIssues } from "../../display/schema.ts";
 import { EntraToolError } from "../core/errors.ts";
 import { MAX_CONFIG_FILE_BYTES, readFileCapped } from "../core/files.ts";
+import { formatIssues } from "../core/schema.ts";
 import { type AgentConfig, AgentConfigSchema } from "./schema.ts";
 
 export type ConfigValidation =

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { DisplaysSchema } from "../../display/config.ts";
-import { must, strict } from "../../display/schema.ts";
+import { must, strict } from "../core/schema.ts";
 
 /**
  * The agent's configuration file (config.json in the configuration directory, or `--config FILE`),

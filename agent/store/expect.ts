@@ -1,3 +1,5 @@
+import * as v from "valibot";
+import { formatIssues, must, strict } from "../core/schema.ts";
 import { DOMAIN, GUID } from "./names.ts";
 import type { ProfileExpect } from "./types.ts";
 
@@ -6,10 +8,37 @@ import type { ProfileExpect } from "./types.ts";
  * sign-in session checks every account it signs in with `checkAccount` and refuses the others.
  */
 
-const EXPECT_FIELDS = new Set(["tenantId", "users"]);
 /** The part before the `@` of a username: anything but spaces and `@` (guests have `#EXT#`). */
 const LOCAL_PART = /^[^\s@]+$/;
-const USER_RULE = "must be a username such as ada@contoso.com, or @contoso.com for anyone of that domain";
+const USER_RULE = "a username such as ada@contoso.com, or @contoso.com for anyone of that domain";
+const TENANT_RULE = "the tenant's id, a GUID";
+const USERS_RULE = `a list of at least one entry, each ${USER_RULE}`;
+const EXPECT_RULE = "an object with tenantId, users or both";
+
+/** `expect` in a profile (profiles.json): valibot, like every configuration file. */
+export const ExpectSchema = v.pipe(
+  strict(
+    {
+      tenantId: v.optional(
+        v.pipe(
+          v.string(must(TENANT_RULE)),
+          v.check((tenant) => GUID.test(tenant), must(TENANT_RULE)),
+        ),
+      ),
+      users: v.optional(
+        v.pipe(
+          v.array(v.pipe(v.string(must(USER_RULE)), v.check(isUserRule, must(USER_RULE))), must(USERS_RULE)),
+          v.minLength(1, must(USERS_RULE)),
+        ),
+      ),
+    },
+    { what: EXPECT_RULE },
+  ),
+  v.check(
+    (expect) => expect.tenantId !== undefined || expect.users !== undefined,
+    "must give tenantId, users or both",
+  ),
+);
 
 export type ExpectValidation =
   | { readonly ok: true; readonly expect: ProfileExpect }
@@ -20,39 +49,9 @@ export type ExpectValidation =
  * starting with its path (`expect.users[1]: …`), as validateProfile reports them.
  */
 export function validateExpect(input: unknown): ExpectValidation {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    return { ok: false, errors: ["expect: must be an object with tenantId, users or both"] };
-  }
-  const record = input as Record<string, unknown>;
-  const errors: string[] = [];
-  const { tenantId, users } = record;
-  if (tenantId === undefined && users === undefined) {
-    errors.push("expect: must give tenantId, users or both");
-  }
-  if (tenantId !== undefined && (typeof tenantId !== "string" || !GUID.test(tenantId))) {
-    errors.push("expect.tenantId: must be the tenant's id, a GUID");
-  }
-  if (users !== undefined) {
-    if (!Array.isArray(users) || users.length === 0) {
-      errors.push(`expect.users: must be a list of at least one entry; each ${USER_RULE}`);
-    } else {
-      users.forEach((user: unknown, index) => {
-        if (typeof user !== "string" || !isUserRule(user))
-          errors.push(`expect.users[${index}]: ${USER_RULE}`);
-      });
-    }
-  }
-  for (const key of Object.keys(record)) {
-    if (!EXPECT_FIELDS.has(key)) errors.push(`expect.${key}: unknown field`);
-  }
-  if (errors.length > 0) return { ok: false, errors };
-  return {
-    ok: true,
-    expect: {
-      ...(tenantId === undefined ? {} : { tenantId: tenantId as string }),
-      ...(users === undefined ? {} : { users: [...(users as string[])] }),
-    },
-  };
+  const result = v.safeParse(ExpectSchema, input);
+  if (!result.success) return { ok: false, errors: formatIssues(result.issues, "expect") };
+  return { ok: true, expect: result.output };
 }
 
 function isUserRule(rule: string): boolean {

@@ -1,11 +1,13 @@
 import { dirname } from "node:path";
+import * as v from "valibot";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { EntraToolError } from "../core/errors.ts";
 import { MAX_CONFIG_FILE_BYTES, readFileCapped } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
+import { formatIssues, must, pathItem, strict } from "../core/schema.ts";
 import { SerialQueue } from "../core/serial.ts";
 import { storeError } from "./errors.ts";
-import { validateExpect } from "./expect.ts";
+import { ExpectSchema } from "./expect.ts";
 import { DOMAIN, GUID, isValidName, NAME_RULE } from "./names.ts";
 import type { DirectoryLocks, Profile, ProfileStore } from "./types.ts";
 
@@ -13,83 +15,93 @@ export type ProfileValidation =
   | { readonly ok: true; readonly profile: Profile }
   | { readonly ok: false; readonly errors: readonly string[] };
 
-const PROFILE_FIELDS = new Set([
-  "name",
-  "tenantId",
-  "clientId",
-  "scopes",
-  "authorityHost",
-  "defaultFlow",
-  "expect",
-]);
 const TENANT_ALIASES = new Set(["organizations", "common", "consumers"]);
+const TENANT_RULE =
+  "a GUID, a domain name such as contoso.onmicrosoft.com, or one of organizations, common, consumers";
+const CLIENT_RULE = "the app registration's application (client) id, a GUID";
+const SCOPE_RULE = "a non-empty scope without spaces, e.g. User.Read";
+const SCOPES_RULE = "a list of scope strings (may be empty)";
+const HOST_RULE = "an https:// URL with no path or query, e.g. https://login.microsoftonline.com";
+const FLOW_RULE = '"device-code" (the only flow entratool supports)';
+
+/** A string that passes `test`, with one sentence for anything else. */
+function text(rule: string, test: (value: string) => boolean) {
+  return v.pipe(v.string(must(rule)), v.check(test, must(rule)));
+}
+
+/**
+ * One profile (an entry of profiles.json, or what create-profile builds), valibot like every
+ * configuration file. The output is normalised: authorityHost without a trailing slash.
+ */
+export const ProfileSchema = strict(
+  {
+    name: text(NAME_RULE, isValidName),
+    tenantId: text(TENANT_RULE, (t) => GUID.test(t) || TENANT_ALIASES.has(t) || DOMAIN.test(t)),
+    clientId: text(CLIENT_RULE, (c) => GUID.test(c)),
+    scopes: v.array(
+      text(SCOPE_RULE, (scope) => scope !== "" && !/\s/.test(scope)),
+      must(SCOPES_RULE),
+    ),
+    authorityHost: v.pipe(
+      text(HOST_RULE, (host) => normaliseAuthorityHost(host) !== undefined),
+      v.transform((host) => normaliseAuthorityHost(host) as string),
+    ),
+    defaultFlow: v.literal("device-code", must(FLOW_RULE)),
+    expect: v.optional(ExpectSchema),
+  },
+  {
+    what: "a JSON object",
+    required: {
+      name: NAME_RULE,
+      tenantId: TENANT_RULE,
+      clientId: CLIENT_RULE,
+      scopes: SCOPES_RULE,
+      authorityHost: HOST_RULE,
+      defaultFlow: FLOW_RULE,
+    },
+  },
+);
+
+/** The file: `{ "version": 1, "profiles": [...] }`, no two profiles with one name. */
+const ProfilesFileSchema = strict(
+  {
+    version: v.literal(1, must("1")),
+    profiles: v.pipe(
+      v.array(ProfileSchema, must("a list")),
+      v.rawCheck<v.InferOutput<typeof ProfileSchema>[]>(({ dataset, addIssue }) => {
+        const list: unknown = dataset.value;
+        if (!Array.isArray(list)) return;
+        const seen = new Set<string>();
+        list.forEach((profile: Profile, index) => {
+          if (seen.has(profile.name)) {
+            addIssue({
+              message: `'${profile.name}' is used twice`,
+              path: [pathItem(list, index, profile), pathItem(profile, "name", profile.name)],
+            });
+          }
+          seen.add(profile.name);
+        });
+      }),
+    ),
+  },
+  { what: 'an object { "version": 1, "profiles": [...] }', required: { version: "1", profiles: "a list" } },
+);
 
 /**
  * Checks an untrusted value (a hand-edited profiles.json entry, CLI input) and returns either a
- * normalised Profile (authorityHost without trailing slash) or every problem at once, each message
- * starting with the field it is about. Unknown fields are errors too: they are usually typos
- * (`clientID`) that would otherwise be silently ignored.
+ * normalised Profile or every problem at once, each message starting with the field it is about.
+ * Unknown fields are errors too: they are usually typos (`clientID`) that would otherwise be
+ * silently ignored.
  */
 export function validateProfile(input: unknown): ProfileValidation {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    return { ok: false, errors: ["profile: must be a JSON object"] };
-  }
-  const record = input as Record<string, unknown>;
-  const errors: string[] = [];
+  const result = v.safeParse(ProfileSchema, input);
+  if (!result.success) return { ok: false, errors: formatIssues(result.issues, "profile").map(field) };
+  return { ok: true, profile: result.output };
+}
 
-  const { name, tenantId, clientId, scopes, authorityHost, defaultFlow } = record;
-  if (typeof name !== "string" || !isValidName(name)) {
-    errors.push(`name: must be ${NAME_RULE}`);
-  }
-  if (
-    typeof tenantId !== "string" ||
-    !(GUID.test(tenantId) || TENANT_ALIASES.has(tenantId) || DOMAIN.test(tenantId))
-  ) {
-    errors.push(
-      "tenantId: must be a GUID, a domain name such as contoso.onmicrosoft.com, or one of organizations, common, consumers",
-    );
-  }
-  if (typeof clientId !== "string" || !GUID.test(clientId)) {
-    errors.push("clientId: must be the app registration's application (client) id, a GUID");
-  }
-  if (!Array.isArray(scopes)) {
-    errors.push("scopes: must be a list of scope strings (may be empty)");
-  } else {
-    scopes.forEach((scope: unknown, index) => {
-      if (typeof scope !== "string" || scope === "" || /\s/.test(scope)) {
-        errors.push(`scopes[${index}]: must be a non-empty scope without spaces, e.g. User.Read`);
-      }
-    });
-  }
-  const host = normaliseAuthorityHost(authorityHost);
-  if (host === undefined) {
-    errors.push(
-      "authorityHost: must be an https:// URL with no path or query, e.g. https://login.microsoftonline.com",
-    );
-  }
-  if (defaultFlow !== "device-code") {
-    errors.push('defaultFlow: must be "device-code" (the only flow entratool supports)');
-  }
-  const expected = record.expect === undefined ? undefined : validateExpect(record.expect);
-  if (expected?.ok === false) errors.push(...expected.errors);
-  for (const key of Object.keys(record)) {
-    if (!PROFILE_FIELDS.has(key)) errors.push(`${key}: unknown field`);
-  }
-
-  if (errors.length > 0 || host === undefined) return { ok: false, errors };
-  return {
-    ok: true,
-    profile: {
-      name: name as string,
-      tenantId: tenantId as string,
-      clientId: clientId as string,
-      scopes: [...(scopes as string[])],
-      authorityHost: host,
-      defaultFlow: "device-code",
-      // Absent rather than undefined, so that the file and `list-profiles --output json` omit it.
-      ...(expected?.ok ? { expect: expected.expect } : {}),
-    },
-  };
+/** `profile.tenantId: …` → `tenantId: …`: a profile's problems start with its field. */
+function field(error: string): string {
+  return error.replace(/^profile\./, "");
 }
 
 /** `https://host[:port]` without a trailing slash, or undefined when not an acceptable authority host. */
@@ -262,31 +274,9 @@ export class JsonProfileStore implements ProfileStore {
 function parseProfilesFile(
   value: unknown,
 ): { ok: true; profiles: Profile[] } | { ok: false; errors: readonly string[] } {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { ok: false, errors: ['must be an object { "version": 1, "profiles": [...] }'] };
-  }
-  const { version, profiles } = value as { version?: unknown; profiles?: unknown };
-  const errors: string[] = [];
-  if (version !== 1) errors.push(`version: must be 1 (found ${JSON.stringify(version) ?? "nothing"})`);
-  if (!Array.isArray(profiles)) {
-    errors.push("profiles: must be a list");
-    return { ok: false, errors };
-  }
-  const valid: Profile[] = [];
-  const seen = new Set<string>();
-  profiles.forEach((entry: unknown, index) => {
-    const checked = validateProfile(entry);
-    if (!checked.ok) {
-      for (const error of checked.errors) errors.push(`profiles[${index}].${error}`);
-      return;
-    }
-    if (seen.has(checked.profile.name)) {
-      errors.push(`profiles[${index}].name: '${checked.profile.name}' is used twice`);
-    }
-    seen.add(checked.profile.name);
-    valid.push(checked.profile);
-  });
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, profiles: valid };
+  const result = v.safeParse(ProfilesFileSchema, value);
+  if (!result.success) return { ok: false, errors: formatIssues(result.issues) };
+  return { ok: true, profiles: result.output.profiles };
 }
 
 function summarise(errors: readonly string[]): string {

@@ -159,7 +159,7 @@ describe.concurrent("create-profile", () => {
     );
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
-      "Invalid profile: --expect-tenant: must be the tenant's id, a GUID; --expect-user[0]: must be a username such as ada@contoso.com, or @contoso.com for anyone of that domain.\n",
+      'Invalid profile: --expect-tenant: must be the tenant\'s id, a GUID (found "contoso.onmicrosoft.com"); --expect-user[0]: must be a username such as ada@contoso.com, or @contoso.com for anyone of that domain (found "ada").\n',
     );
     expect(await profilesJson(box)).toEqual([]);
   });

@@ -100,10 +100,10 @@ describe("validateExpect", () => {
     expect(result).toEqual({
       ok: false,
       errors: [
-        "expect.tenantId: must be the tenant's id, a GUID",
-        ...[0, 1, 2, 3, 4].map(
-          (index) =>
-            `expect.users[${index}]: must be a username such as ada@contoso.com, or @contoso.com for anyone of that domain`,
+        `expect.tenantId: must be the tenant's id, a GUID (found "contoso.onmicrosoft.com")`,
+        ...['"ada"', '"ada@"', '"a da@contoso.com"', '"@contoso"', "7"].map(
+          (found, index) =>
+            `expect.users[${index}]: must be a username such as ada@contoso.com, or @contoso.com for anyone of that domain (found ${found})`,
         ),
         "expect.user: unknown field",
       ],
@@ -111,8 +111,11 @@ describe("validateExpect", () => {
   });
 
   it.each([
-    [null, "expect: must be an object with tenantId, users or both"],
-    [["ada@contoso.com"], "expect: must be an object with tenantId, users or both"],
+    [null, "expect: must be an object with tenantId, users or both (found null)"],
+    [
+      ["ada@contoso.com"],
+      'expect: must be an object with tenantId, users or both (found ["ada@contoso.com"])',
+    ],
     [{}, "expect: must give tenantId, users or both"],
     [{ users: [] }, expect.stringMatching(/^expect\.users: must be a list of at least one entry/)],
     [{ users: "ada@contoso.com" }, expect.stringMatching(/^expect\.users: must be a list/)],

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { must, strict } from "../../schema.ts";
+import { must, strict } from "../../../agent/core/schema.ts";
 
 const DEVICE_RULE = 'a framebuffer device such as "/dev/fb0"';
 

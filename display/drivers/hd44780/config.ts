@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { boolean, i2cAddress, integerIn, must, strict } from "../../schema.ts";
+import { boolean, integerIn, must, strict } from "../../../agent/core/schema.ts";
+import { i2cAddress } from "../../schema.ts";
 
 /** `{ "type": "hd44780" }`: a 16x2 or 20x4 character LCD on a PCF8574 I2C backpack. */
 export const Hd44780Schema = strict({

@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { boolean, gpio, strict } from "../../schema.ts";
+import { boolean, strict } from "../../../agent/core/schema.ts";
+import { gpio } from "../../schema.ts";
 
 /** `{ "type": "leds" }`: status LEDs, an optional buzzer and the optional sign-in button. */
 export const LedsSchema = strict({

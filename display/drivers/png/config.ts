@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { integerIn, must, strict } from "../../schema.ts";
+import { integerIn, must, strict } from "../../../agent/core/schema.ts";
 
 /** The displays a `png` display can picture: those whose picture is one still image. */
 export const PNG_SOURCES = ["ssd1306", "ssd1680", "framebuffer", "hd44780"] as const;

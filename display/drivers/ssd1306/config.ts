@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { boolean, i2cAddress, integerIn, strict } from "../../schema.ts";
+import { boolean, integerIn, strict } from "../../../agent/core/schema.ts";
+import { i2cAddress } from "../../schema.ts";
 
 /** `{ "type": "ssd1306" }`: a 128x64 OLED on I2C. */
 export const Ssd1306Schema = strict({

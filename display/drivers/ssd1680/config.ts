@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { boolean, gpio, integerIn, strict } from "../../schema.ts";
+import { boolean, integerIn, strict } from "../../../agent/core/schema.ts";
+import { gpio } from "../../schema.ts";
 
 /**
  * `{ "type": "ssd1680" }`: a 2.13" 250x122 e-ink panel on SPI with DC, RST and BUSY lines. The

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { strict } from "../../schema.ts";
+import { strict } from "../../../agent/core/schema.ts";
 
 /**
  * `{ "type": "terminal" }`: the device code prompt on stderr (and on the controlling terminal when
