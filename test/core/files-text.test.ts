@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,7 +33,26 @@ describe("readFileCapped", () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
   });
 
-  test("a missing file is Node's ENOENT", async () => {
+  test("a FIFO fed forever is EFBIG after the cap", async () => {
+    const fifo = join(dir, "config.json");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const writer = spawn("sh", ["-c", `exec yes > '${fifo}'`], { stdio: "ignore" });
+    try {
+      await expect(readFileCapped(fifo, 64 * 1024)).rejects.toMatchObject({ code: "EFBIG" });
+    } finally {
+      writer.kill();
+    }
+  });
+
+  test("a file larger than a first read is read whole, up to the cap", async () => {
+    const file = join(dir, "big.json");
+    await writeFile(file, "y".repeat(200_000));
+    expect((await readFileCapped(file)).toString()).toBe("y".repeat(200_000));
+    await expect(readFileCapped(file, 199_999)).rejects.toMatchObject({ code: "EFBIG" });
+  });
+
+  test("a missing file, a directory: the system's own codes", async () => {
+    await expect(readFileCapped(dir)).rejects.toMatchObject({ code: "EISDIR" });
     await expect(readFileCapped(join(dir, "absent"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
