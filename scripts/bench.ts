@@ -7,7 +7,7 @@
  *      `bun` starting an empty file, for context).
  *   3. peak RSS of each: a whole sign-in, the cached call, the empty program.
  *
- * Goals (issue #2): (1) ≤ 0.5× the reference; (2) ≤ 3× the empty program; RSS ≤ 60 MiB.
+ * Goals: (1) ≤ 0.5× the reference; (2) ≤ 3× the empty program; RSS ≤ 60 MiB.
  * Prints a table and writes bench/results.json. Usage: bun scripts/bench.ts [--runs N]
  */
 import { spawnSync } from "node:child_process";

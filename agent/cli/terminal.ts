@@ -97,7 +97,7 @@ export class Terminal implements CliIO {
 
   /**
    * The controlling terminal, when stderr is not one but a person may still be watching: a script
-   * that captures entratool's output (the seed's Python `subprocess.run(..., capture_output=True)`)
+   * that captures entratool's output (the original tool's Python example, `subprocess.run(..., capture_output=True)`)
    * would otherwise hide the code. undefined when stderr is the terminal already, or there is none
    * (a service, a detached process).
    */
