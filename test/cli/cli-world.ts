@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { SignInSession } from "../../agent/auth/session.ts";
-import type { CliContext, Output } from "../../agent/cli/context.ts";
+import type { CliContext } from "../../agent/cli/context.ts";
+import type { Output } from "../../agent/core/output.ts";
 import { resolvePaths } from "../../agent/core/paths.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { JsonProfileStore } from "../../agent/store/profiles.ts";

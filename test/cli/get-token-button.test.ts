@@ -1,27 +1,16 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { SignInSession } from "../../agent/auth/session.ts";
 import type { SignInState } from "../../agent/auth/signin.ts";
-import type { CliContext, DisplayModule, Output } from "../../agent/cli/context.ts";
+import type { DisplayModule } from "../../agent/cli/context.ts";
 import { getTokenCommand } from "../../agent/cli/get-token.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
-import { resolvePaths } from "../../agent/core/paths.ts";
 import { VirtualClock } from "../../agent/core/virtual-clock.ts";
 import * as DisplayCli from "../../agent/display-cli.ts";
-import { FlockLockManager } from "../../agent/store/lock.ts";
-import { JsonProfileStore } from "../../agent/store/profiles.ts";
 import type { ButtonAction } from "../../display/drivers/leds/button.ts";
 import { type World, worldPerTest } from "../auth/world.ts";
+import { cliWorld } from "./cli-world.ts";
 
 const start = worldPerTest();
-
-class Capture implements Output {
-  text = "";
-  readonly isTTY = false;
-  write(text: string): void {
-    this.text += text;
-  }
-}
 
 /**
  * get-token --config with a button, in-process: the real display module (the prompt on stderr),
@@ -32,12 +21,6 @@ async function withButton(
   w: World,
   react: (state: SignInState, press: (action: ButtonAction) => void) => void,
 ) {
-  const profiles = new JsonProfileStore({
-    file: join(w.dir, "config", "profiles.json"),
-    logger: w.logger,
-    locks: new FlockLockManager({ locksDir: join(w.stateDir, "locks"), clock: w.clock, logger: w.logger }),
-  });
-  await profiles.create(w.profile());
   let listener: ((action: ButtonAction) => void) | undefined;
   const press = (action: ButtonAction): void => queueMicrotask(() => listener?.(action));
   const displays: DisplayModule = {
@@ -63,30 +46,8 @@ async function withButton(
       };
     },
   };
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const tokens = w.tokenStore();
-  const locks = new FlockLockManager({
-    locksDir: join(w.stateDir, "locks"),
-    clock: w.clock,
-    logger: w.logger,
-  });
-  const engine = w.service();
-  const ctx: CliContext = {
-    io: { stdout, stderr, interactive: false, ask: async () => undefined },
-    env: {},
-    paths: resolvePaths({ ENTRATOOL_HOME: w.dir }, w.dir),
-    logger: w.logger,
-    clock: w.clock,
-    profiles,
-    tokens,
-    locks,
-    openSession: (profile) =>
-      new SignInSession({ profile, engine, tokenStore: tokens, locks, clock: w.clock, logger: w.logger }),
-    signal: new AbortController().signal,
-    version: "test",
-    loadDisplays: async () => displays,
-  };
+  const { ctx, stdout, stderr } = await cliWorld(w, { loadDisplays: async () => displays });
+  const tokens = ctx.tokens;
   const run = getTokenCommand(ctx, ["--config", join(w.dir, "config.json"), "--output", "json"]);
   return { run, stdout, stderr, tokens };
 }
