@@ -1,4 +1,5 @@
-import type { DriverLike, Opened } from "./types.ts";
+import { formatI2CAddress } from "./bus/errors.ts";
+import type { Claim, DriverLike, Opened } from "./types.ts";
 
 /**
  * What a driver's opening has opened so far (a bus, then GPIO lines…), closed newest first: when a
@@ -32,3 +33,12 @@ export async function openWith(build: (resources: Resources) => Promise<Opened>)
     throw error;
   }
 }
+
+/** An I2C display: where it is attached, for logs, and the address it takes on its bus. */
+export const onI2C = {
+  where: (config: { readonly bus: number; readonly address: number }): string =>
+    ` on I2C bus ${config.bus} at ${formatI2CAddress(config.address)}`,
+  claims: (config: { readonly bus: number; readonly address: number }): readonly Claim[] => [
+    { resource: `I2C bus ${config.bus} address ${formatI2CAddress(config.address)}`, field: ["address"] },
+  ],
+};

@@ -1,5 +1,4 @@
-import { formatI2CAddress } from "../../bus/errors.ts";
-import { openWith } from "../../resources.ts";
+import { onI2C, openWith } from "../../resources.ts";
 import type { DisplayEntry } from "../../types.ts";
 import { Hd44780Schema } from "./config.ts";
 
@@ -7,10 +6,7 @@ import { Hd44780Schema } from "./config.ts";
 export const hd44780: DisplayEntry<typeof Hd44780Schema, import("./simulate.ts").Hd44780Sim> = {
   type: "hd44780",
   schema: Hd44780Schema,
-  where: (config) => ` on I2C bus ${config.bus} at ${formatI2CAddress(config.address)}`,
-  claims: (config) => [
-    { resource: `I2C bus ${config.bus} address ${formatI2CAddress(config.address)}`, field: ["address"] },
-  ],
+  ...onI2C,
   previewable: true,
   // The countdown moves every second, and long URLs page.
   tickMs: 1000,

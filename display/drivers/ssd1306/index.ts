@@ -1,5 +1,4 @@
-import { formatI2CAddress } from "../../bus/errors.ts";
-import { openWith } from "../../resources.ts";
+import { onI2C, openWith } from "../../resources.ts";
 import type { DisplayEntry } from "../../types.ts";
 import { Ssd1306Schema } from "./config.ts";
 
@@ -7,10 +6,7 @@ import { Ssd1306Schema } from "./config.ts";
 export const ssd1306: DisplayEntry<typeof Ssd1306Schema, import("./simulate.ts").Ssd1306Sim> = {
   type: "ssd1306",
   schema: Ssd1306Schema,
-  where: (config) => ` on I2C bus ${config.bus} at ${formatI2CAddress(config.address)}`,
-  claims: (config) => [
-    { resource: `I2C bus ${config.bus} address ${formatI2CAddress(config.address)}`, field: ["address"] },
-  ],
+  ...onI2C,
   previewable: true,
   // The countdown moves every second, and the QR and code pages take turns.
   tickMs: 1000,
