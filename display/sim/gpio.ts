@@ -1,5 +1,6 @@
 import type { Clock } from "../../agent/core/clock.ts";
 import type { Edge, GpioLine } from "../bus/types.ts";
+import { SimulatorError } from "./error.ts";
 
 /**
  * One GPIO line as a test double: an output records every level change against the injected
@@ -17,14 +18,8 @@ import type { Edge, GpioLine } from "../bus/types.ts";
 
 export type GpioSimulatorErrorCode = "E_DIRECTION" | "E_CLOSED";
 
-export class GpioSimulatorError extends Error {
+export class GpioSimulatorError extends SimulatorError<GpioSimulatorErrorCode> {
   override readonly name = "GpioSimulatorError";
-  readonly code: GpioSimulatorErrorCode;
-
-  constructor(code: GpioSimulatorErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export interface GpioLineSimulatorOptions {

@@ -1,5 +1,6 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import type { I2CBus } from "../../bus/types.ts";
+import { SimulatorError } from "../../sim/error.ts";
 import { a00Glyph, a00Text } from "./sim-font.ts";
 
 /**
@@ -48,14 +49,8 @@ export type Hd44780SimulatorErrorCode =
   /** Set DDRAM Address outside the map of the current line mode. */
   | "E_ADDRESS";
 
-export class Hd44780SimulatorError extends Error {
+export class Hd44780SimulatorError extends SimulatorError<Hd44780SimulatorErrorCode> {
   override readonly name = "Hd44780SimulatorError";
-  readonly code: Hd44780SimulatorErrorCode;
-
-  constructor(code: Hd44780SimulatorErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 /** The state the simulated module is in when the simulator is created. */

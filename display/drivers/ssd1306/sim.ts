@@ -1,5 +1,6 @@
 import type { I2CBus } from "../../bus/types.ts";
 import { Bitmap } from "../../render/bitmap.ts";
+import { SimulatorError } from "../../sim/error.ts";
 import { noise } from "../../sim/noise.ts";
 
 /**
@@ -55,14 +56,8 @@ export type Ssd1306SimulatorErrorCode =
   /** GDDRAM data before any column and page address was set since power-on. */
   | "E_NOT_ADDRESSED";
 
-export class Ssd1306SimulatorError extends Error {
+export class Ssd1306SimulatorError extends SimulatorError<Ssd1306SimulatorErrorCode> {
   override readonly name = "Ssd1306SimulatorError";
-  readonly code: Ssd1306SimulatorErrorCode;
-
-  constructor(code: Ssd1306SimulatorErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export type AddressingMode = "horizontal" | "vertical" | "page";

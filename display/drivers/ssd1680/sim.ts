@@ -1,6 +1,7 @@
 import type { Clock } from "../../../agent/core/clock.ts";
 import type { GpioLine, SpiBus } from "../../bus/types.ts";
 import { Bitmap } from "../../render/bitmap.ts";
+import { SimulatorError } from "../../sim/error.ts";
 import { noise } from "../../sim/noise.ts";
 
 /**
@@ -62,14 +63,8 @@ export type Ssd1680SimulatorErrorCode =
   | "E_DIRECTION"
   | "E_CLOSED";
 
-export class Ssd1680SimulatorError extends Error {
+export class Ssd1680SimulatorError extends SimulatorError<Ssd1680SimulatorErrorCode> {
   override readonly name = "Ssd1680SimulatorError";
-  readonly code: Ssd1680SimulatorErrorCode;
-
-  constructor(code: Ssd1680SimulatorErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export interface Ssd1680SimulatorOptions {

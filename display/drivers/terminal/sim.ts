@@ -1,4 +1,5 @@
 import type { Output } from "../../../agent/core/output.ts";
+import { SimulatorError } from "../../sim/error.ts";
 
 /**
  * A terminal as the prompt finds it, decoding what is written the way a VT100-class terminal
@@ -17,14 +18,8 @@ import type { Output } from "../../../agent/core/output.ts";
 
 export type TerminalSimulatorErrorCode = "E_UNSUPPORTED" | "E_NOT_A_TTY";
 
-export class TerminalSimulatorError extends Error {
+export class TerminalSimulatorError extends SimulatorError<TerminalSimulatorErrorCode> {
   override readonly name = "TerminalSimulatorError";
-  readonly code: TerminalSimulatorErrorCode;
-
-  constructor(code: TerminalSimulatorErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export interface TerminalSimulatorOptions {
