@@ -1,10 +1,9 @@
-import { chmod, readdir, readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createFileExclusive, ensurePrivateDir } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError } from "../core/errors.ts";
-import { readFileCapped } from "../core/files.ts";
+import { readFileCapped, stat } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
@@ -101,7 +100,9 @@ export class FileKeyProvider implements KeyProvider {
     if (file === undefined) return undefined;
     let material: Buffer;
     try {
-      material = await readFile(file);
+      // Bun's reader, not node:fs: a service reads its credential at every start (see core/files.ts).
+      const read = await Bun.file(file).bytes();
+      material = Buffer.from(read.buffer, read.byteOffset, read.length);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw storeError(file, "read the key file", error);
@@ -186,6 +187,8 @@ export class FileKeyProvider implements KeyProvider {
    */
   async #setAsideDamaged(file: string): Promise<{ aside: string | undefined; tokenFiles: string[] }> {
     const { tokensDir, clock } = this.#options;
+    // A repair: the only time this module needs node:fs (loading it costs every start; core/atomic.ts).
+    const { readdir } = await import("node:fs/promises");
     let entries: string[];
     try {
       entries = await readdir(tokensDir);
@@ -231,6 +234,7 @@ export class FileKeyProvider implements KeyProvider {
           { file, mode: mode.toString(8) },
           "Key file was readable by others; set to 0600",
         );
+        const { chmod } = await import("node:fs/promises");
         await chmod(file, 0o600);
       }
     } catch (error) {

@@ -1,4 +1,3 @@
-import { readdir, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import { fsyncDir, isTempFileOf } from "../core/atomic.ts";
@@ -162,6 +161,8 @@ export class FileTokenStore implements TokenStore {
     const path = this.#path(profile);
     const { tokensDir } = this.#options;
     const dropped = this.#unsaved.delete(profile);
+    // Loaded here: a removal is rare, and node:fs at the top would cost every start (core/atomic.ts).
+    const { readdir, unlink } = await import("node:fs/promises");
     let entries: string[];
     try {
       entries = await readdir(tokensDir);
