@@ -224,11 +224,11 @@ describe("the house in layers", () => {
     }
   });
 
-  test("nothing loaded at every start imports node:fs, node:fs/promises or node:util", () => {
+  test("nothing loaded at every start imports node:fs, node:fs/promises, node:util or node:path", () => {
     // Loading their JavaScript layer costs every start of the compiled binary a few ms, more than a
-    // cached `get-token` does otherwise (README "Benchmark"): Bun's file API reads and stats, and
-    // what writes imports node:fs inside the function that needs it.
-    const slow = /^(?:node:)?(?:fs|fs\/promises|util)$/;
+    // cached `get-token` does otherwise (README "Benchmark"): Bun's file API reads and stats, what
+    // writes imports node:fs inside the function that needs it, and agent/core/path.ts does paths.
+    const slow = /^(?:node:)?(?:fs|fs\/promises|util|path)$/;
     const loaded = [...loadedWith("agent/main.ts")];
     expect(loaded).toContain("agent/store/encrypted-adapter.ts");
     const found = loaded.flatMap((file) =>

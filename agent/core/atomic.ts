@@ -1,8 +1,8 @@
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
 import { EntraToolError } from "./errors.ts";
 import { stat } from "./files.ts";
+import { basename, dirname, join, resolve } from "./path.ts";
 
 /*
  * Durable file primitives for the store. They throw Node's own errors (with `code` such as EACCES

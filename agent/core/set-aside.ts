@@ -1,6 +1,6 @@
-import { basename, dirname, join } from "node:path";
 import { fsyncDir } from "./atomic.ts";
 import type { Clock } from "./clock.ts";
+import { basename, dirname, join } from "./path.ts";
 
 /**
  * Damaged state files are never deleted where they are found and never kept in the way: they are

@@ -1,11 +1,11 @@
 import type { Stats } from "node:fs";
-import { basename, dirname } from "node:path";
 import type { Adapter } from "lowdb";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
 import { stat } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
+import { basename, dirname } from "../core/path.ts";
 import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";

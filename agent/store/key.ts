@@ -1,10 +1,10 @@
-import { dirname, join } from "node:path";
 import { createFileExclusive, ensurePrivateDir } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError } from "../core/errors.ts";
 import { readFileCapped, stat } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
+import { dirname, join } from "../core/path.ts";
 import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
 import { type MachineIdentitySource, UNKNOWN_MACHINE } from "./machine.ts";

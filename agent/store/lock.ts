@@ -1,8 +1,8 @@
-import { join } from "node:path";
 import { ensurePrivateDir } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { join } from "../core/path.ts";
 import { Errno, EWOULDBLOCK, errnoName } from "../linux/errno.ts";
 import { LazyLibc } from "../linux/libc.ts";
 import { storeError } from "./errors.ts";

@@ -1,8 +1,8 @@
-import { basename, join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import { fsyncDir, isTempFileOf } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import { basename, join } from "../core/path.ts";
 import { isSetAsideOf } from "../core/set-aside.ts";
 import { EncryptedFileAdapter, type FileWriter } from "./encrypted-adapter.ts";
 import { storeError } from "./errors.ts";
