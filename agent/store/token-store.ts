@@ -108,6 +108,11 @@ export class FileTokenStore implements TokenStore {
     return document && document.msalCache !== "" ? document.msalCache : undefined;
   }
 
+  preload(): void {
+    // Never rejects: nothing to wait for or catch.
+    void this.#options.keyProvider.preload?.();
+  }
+
   hasUnsaved(profile: string): boolean {
     return this.#unsaved.has(profile);
   }
