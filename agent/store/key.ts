@@ -230,7 +230,7 @@ export class FileKeyProvider implements KeyProvider {
    */
   async #setAsideDamaged(file: string): Promise<{ aside: string | undefined; tokenFiles: string[] }> {
     const { tokensDir, clock } = this.#options;
-    // A repair: the only time this module needs node:fs (loading it costs every start; core/atomic.ts).
+    // node:fs only when something is repaired or changed: loading it costs every start (core/atomic.ts).
     const { readdir } = await import("node:fs/promises");
     let entries: string[];
     try {
