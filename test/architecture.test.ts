@@ -128,6 +128,18 @@ function valueImportsOf(file: string): string[] {
   return found;
 }
 
+/** The node: modules (or their bare names) that `file` loads when it is evaluated, as valueImportsOf. */
+function nodeValueImportsOf(file: string): string[] {
+  const text = code(readFileSync(join(ROOT, file), "utf8"));
+  const found: string[] = [];
+  for (const match of text.matchAll(
+    /(?:^|[\s;])(?:import|export)\s+(?!type\s)(?:[^"';]*?\s+from\s+)?["']([^"'.][^"']*)["']/g,
+  )) {
+    found.push(match[1] ?? "");
+  }
+  return found;
+}
+
 /** Every file evaluated when `entry` is. */
 function loadedWith(entry: string): Set<string> {
   const seen = new Set<string>();
@@ -210,6 +222,22 @@ describe("the house in layers", () => {
         entry,
       ).toEqual([]);
     }
+  });
+
+  test("nothing loaded at every start imports node:fs, node:fs/promises, node:util or node:path", () => {
+    // Loading their JavaScript layer costs every start of the compiled binary a few ms, more than a
+    // cached `get-token` does otherwise (README "Benchmark"): Bun's file API reads and stats, what
+    // writes imports node:fs inside the function that needs it, and agent/core/path.ts does paths.
+    const slow = /^(?:node:)?(?:fs|fs\/promises|util|path)$/;
+    const loaded = [...loadedWith("agent/main.ts")];
+    expect(loaded).toContain("agent/store/encrypted-adapter.ts");
+    const found = loaded.flatMap((file) =>
+      nodeValueImportsOf(file)
+        .filter((specifier) => slow.test(specifier))
+        .map((specifier) => `${file} imports ${specifier}`),
+    );
+    expect(found).toEqual([]);
+    expect(nodeValueImportsOf("agent/linux/fd-stream.ts")).toContain("node:fs");
   });
 
   test("the low layer imports nothing of ours above it", () => {

@@ -1,9 +1,9 @@
-import { join } from "node:path";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import { readFileCapped } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
+import { join } from "../core/path.ts";
 import { setAside } from "../core/set-aside.ts";
 import { authorityError, httpsUrl, type ProviderEndpoints, shownUrl } from "./network.ts";
 

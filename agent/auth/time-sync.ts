@@ -1,5 +1,5 @@
-import { stat } from "node:fs/promises";
 import type { Clock } from "../core/clock.ts";
+import { stat } from "../core/files.ts";
 
 /**
  * Whether the system clock can be trusted. A Raspberry Pi has no real-time clock: until NTP has

@@ -49,10 +49,12 @@ export async function runCli(ctx: CliContext, argv: readonly string[]): Promise<
   }
   if (name === "--help" || name === "-h" || name === "help") {
     ctx.io.stdout.write(USAGE);
+    await ctx.io.flush?.();
     return 0;
   }
   if (name === "--version" || name === "-V" || name === "version") {
     ctx.io.stdout.write(`entratool ${ctx.version}\n`);
+    await ctx.io.flush?.();
     return 0;
   }
   const command = COMMANDS[name];
@@ -62,7 +64,10 @@ export async function runCli(ctx: CliContext, argv: readonly string[]): Promise<
         message: `Unknown command '${name}'. Run 'entratool --help' for the list of commands.`,
       });
     }
-    return await command(ctx, rest);
+    const code = await command(ctx, rest);
+    // A write that failed fails the command (the outputs write asynchronously; see CliIO.flush).
+    await ctx.io.flush?.();
+    return code;
   } catch (thrown) {
     const error = toEntraToolError(thrown);
     const level = error.code === "E_INTERNAL" ? "error" : "debug";

@@ -22,6 +22,11 @@ export interface CliIO {
    * by a script. undefined when there is none.
    */
   readonly promptMirror?: Output | undefined;
+  /**
+   * Waits until everything written has left the process, and throws the first write that failed
+   * (a full disk under a redirected stdout). Outputs that write at once need none.
+   */
+  flush?(): Promise<void>;
 }
 
 /**

@@ -59,6 +59,9 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
     }
     timeoutMs = seconds * 1000;
   }
+  // Every way on (cache, refresh, sign-in) reads the tokens: their key is derived while the
+  // profile is read, which a cached token would otherwise wait for one after the other.
+  ctx.tokens.preload?.();
   const profile = await requireProfile(ctx, stringOption(parsed, "profile") ?? "default");
 
   const session = ctx.openSession(profile);

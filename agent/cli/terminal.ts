@@ -1,26 +1,71 @@
-import { closeSync, openSync, writeSync } from "node:fs";
 import type { Interface } from "node:readline";
 import { EntraToolError } from "../core/errors.ts";
 import type { CliIO, Output } from "./context.ts";
 
 /**
- * The process's terminal for the CLI: stdout and stderr written with write(2), questions on stdin,
- * and the controlling terminal for the device code prompt when stderr is captured.
+ * The writes of the process's outputs, one after another in the order they were asked for, also
+ * across outputs (an error on stderr stays after the lines before it on stdout). Bun.write is
+ * asynchronous: a write returns at once, and `flush` waits until everything has left the process.
  *
- * Bun builds Node's `process.stdout`/`process.stderr`/`process.stdin` objects on first touch, which
- * costs a compiled binary more than all of a cached `get-token` (10+ ms; README "Benchmark"), so
- * they are touched only when really needed: the terminal width, a question, or a pipe that is full
- * (EAGAIN), after which every later write goes through the stream so that the order is kept.
+ * The reader going away (`entratool … | head -1`: EPIPE, or EIO from a terminal that was hung up)
+ * ends that output quietly, as nobody is left to read it. Any other failure (ENOSPC with stdout
+ * redirected to a full disk) is kept and thrown by the next `flush`, so that the command fails as
+ * when the write itself threw.
+ */
+class WriteQueue {
+  #tail: Promise<void> = Promise.resolve();
+  #failure: { readonly error: unknown } | undefined;
+
+  add(write: () => Promise<unknown>, onGone: () => void): void {
+    this.#tail = this.#tail.then(write).then(
+      () => undefined,
+      (error: unknown) => {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "EPIPE" || code === "EIO") onGone();
+        else this.#failure ??= { error };
+      },
+    );
+  }
+
+  async flush(): Promise<void> {
+    await this.#tail;
+    const failure = this.#failure;
+    this.#failure = undefined;
+    if (failure) throw failure.error;
+  }
+}
+
+/**
+ * One of the process's outputs, written with Bun.write (see WriteQueue): stdout, stderr, or the
+ * controlling terminal.
+ *
+ * Not node:fs's writeSync, nor Node's `process.stdout`/`process.stderr`: loading node:fs's
+ * JavaScript layer costs a compiled binary a few ms at every start, and Bun builds the
+ * `process.std*` streams on first touch at a cost of more than all of a cached `get-token`
+ * (README "Benchmark"). The streams are touched only for the terminal's size, and for questions.
  */
 export class FdOutput implements Output {
   readonly #fd: number;
+  readonly #sink: Bun.BunFile;
+  readonly #queue: WriteQueue;
   readonly #stream: (() => NodeJS.WriteStream) | undefined;
-  #viaStream = false;
   #tty: boolean | undefined;
+  #gone = false;
 
-  /** `stream`: Node's stream for this fd, for the cases above; none for /dev/tty. */
-  constructor(fd: number, stream?: () => NodeJS.WriteStream, isTTY?: boolean) {
+  /**
+   * `sink`: Bun.stdout, Bun.stderr, or Bun.file(fd). `stream`: Node's stream for this fd, for the
+   * terminal's size; none for /dev/tty.
+   */
+  constructor(
+    fd: number,
+    sink: Bun.BunFile,
+    queue: WriteQueue,
+    stream?: () => NodeJS.WriteStream,
+    isTTY?: boolean,
+  ) {
     this.#fd = fd;
+    this.#sink = sink;
+    this.#queue = queue;
     this.#stream = stream;
     this.#tty = isTTY;
   }
@@ -39,33 +84,19 @@ export class FdOutput implements Output {
   }
 
   write(text: string): void {
-    if (this.#viaStream && this.#stream) {
-      this.#stream().write(text);
-      return;
-    }
-    const data = Buffer.from(text, "utf8");
-    let offset = 0;
-    try {
-      while (offset < data.length) offset += writeSync(this.#fd, data, offset);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      // The reader went away (`entratool … | head -1`): nothing more to say to it.
-      if (code === "EPIPE" || code === "EIO") return;
-      if (code !== "EAGAIN" || !this.#stream) throw error;
-      this.#viaStream = true;
-      this.#stream().write(data.subarray(offset));
-    }
+    if (this.#gone || text === "") return;
+    this.#queue.add(
+      () => Bun.write(this.#sink, text),
+      () => {
+        this.#gone = true;
+      },
+    );
   }
 
-  /** Resolves once everything written has left the process. */
-  flush(): Promise<void> {
-    const stream = this.#stream;
-    if (!this.#viaStream || !stream) return Promise.resolve();
-    return new Promise((resolve) => stream().write("", () => resolve()));
-  }
-
+  /** Closes the descriptor: only for one this process opened (/dev/tty), after a flush. */
   close(): void {
-    if (this.#stream === undefined) closeSync(this.#fd);
+    // node:fs only here: it opened the descriptor (see Terminal.promptMirror).
+    (require("node:fs") as typeof import("node:fs")).closeSync(this.#fd);
   }
 }
 
@@ -76,8 +107,9 @@ export class FdOutput implements Output {
  * A question ends with E_CANCELLED on Ctrl+C at it, or when `signal` aborts (SIGTERM).
  */
 export class Terminal implements CliIO {
-  readonly stdout = new FdOutput(1, () => process.stdout);
-  readonly stderr = new FdOutput(2, () => process.stderr);
+  readonly #queue = new WriteQueue();
+  readonly stdout = new FdOutput(1, Bun.stdout, this.#queue, () => process.stdout);
+  readonly stderr = new FdOutput(2, Bun.stderr, this.#queue, () => process.stderr);
   readonly #signal: AbortSignal;
   #reader: Interface | undefined;
   readonly #lines: string[] = [];
@@ -106,7 +138,9 @@ export class Terminal implements CliIO {
       this.#tty = null;
       if (!this.stderr.isTTY) {
         try {
-          this.#tty = new FdOutput(openSync("/dev/tty", "w"), undefined, true);
+          // node:fs only on the way to a device code, which has loaded it for the lock already.
+          const fd = (require("node:fs") as typeof import("node:fs")).openSync("/dev/tty", "w");
+          this.#tty = new FdOutput(fd, Bun.file(fd), this.#queue, undefined, true);
         } catch {
           // ENXIO: no controlling terminal. Nobody to show the code to but stderr.
         }
@@ -116,6 +150,8 @@ export class Terminal implements CliIO {
   }
 
   async ask(question: string): Promise<string | undefined> {
+    // What was written before goes out before readline writes the question.
+    await this.flush();
     const rl = await this.#open();
     if (!this.#ended) {
       rl.setPrompt(question);
@@ -138,11 +174,22 @@ export class Terminal implements CliIO {
     return line;
   }
 
-  /** Closes the line reader and the controlling terminal, and waits until all output is out. */
+  /**
+   * Resolves once everything written so far has left the process; rejects with the first failed
+   * write since the last flush (other than to a reader that went away, see WriteQueue).
+   */
+  flush(): Promise<void> {
+    return this.#queue.flush();
+  }
+
+  /**
+   * Closes the line reader and the controlling terminal once all output is out. A failed write is
+   * not thrown here: `flush` reported it to the command, or it came after the command ended.
+   */
   async close(): Promise<void> {
     this.#reader?.close();
+    await this.#queue.flush().catch(() => undefined);
     this.#tty?.close();
-    await Promise.all([this.stdout.flush(), this.stderr.flush()]);
   }
 
   // node:readline is loaded only when a question is asked: it would add to every start.

@@ -1,12 +1,18 @@
-import { constants, type Stats } from "node:fs";
-import { chmod, type FileHandle, link, mkdir, open, rename, stat, unlink } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import type { Stats } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import { EntraToolError } from "./errors.ts";
+import { stat } from "./files.ts";
+import { basename, dirname, join, resolve } from "./path.ts";
 
 /*
  * Durable file primitives for the store. They throw Node's own errors (with `code` such as EACCES
  * and `path`); callers turn them into EntraToolErrors that say which file and what to fix. The one
  * exception is ensurePrivateDir's refusal of a shared directory, which is already that sentence.
+ *
+ * node:fs/promises is imported inside the functions that write, not at the top: loading its
+ * JavaScript layer costs every start of the compiled binary a few ms, and a cached `get-token`
+ * only stats (through Bun's own file API) and never writes. Writes keep node:fs for what Bun's file
+ * API cannot do: O_EXCL, fchmod, fsync of a file and of a directory, rename, link.
  */
 
 const PRIVATE_DIR_MODE = 0o700;
@@ -31,6 +37,7 @@ export function isTempFileOf(path: string, name: string): boolean {
 /** Writes `data` to a fresh file created with `mode` (O_EXCL), flushed to disk; returns the closed path. */
 async function writeTemp(path: string, data: string | Uint8Array, mode: number): Promise<string> {
   const temp = tempPathFor(path);
+  const { constants, open, unlink } = await import("node:fs/promises");
   let handle: FileHandle | undefined;
   try {
     handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
@@ -54,6 +61,7 @@ async function writeTemp(path: string, data: string | Uint8Array, mode: number):
  * the data itself was already synced.
  */
 export async function fsyncDir(dir: string): Promise<void> {
+  const { constants, open } = await import("node:fs/promises");
   const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await handle.sync();
@@ -74,6 +82,7 @@ export async function fsyncDir(dir: string): Promise<void> {
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const temp = await writeTemp(path, data, mode);
+  const { rename, unlink } = await import("node:fs/promises");
   try {
     await rename(temp, path);
   } catch (error) {
@@ -95,6 +104,7 @@ export async function createFileExclusive(
   mode = 0o600,
 ): Promise<boolean> {
   const temp = await writeTemp(path, data, mode);
+  const { link, unlink } = await import("node:fs/promises");
   let created = true;
   try {
     await link(temp, path);
@@ -134,6 +144,9 @@ export async function ensurePrivateDir(path: string): Promise<void> {
     missing.unshift(existing);
     existing = parent;
   }
+  // Nothing missing is the common case (every start checks the state directory): no node:fs then.
+  if (missing.length === 0) return;
+  const { chmod, mkdir } = await import("node:fs/promises");
   for (const dir of missing) {
     try {
       await mkdir(dir, { mode: PRIVATE_DIR_MODE });

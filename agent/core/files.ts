@@ -1,3 +1,5 @@
+import type { Stats } from "node:fs";
+
 /** Configuration and state files are small; anything larger is a mistake or an attack. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 
@@ -19,4 +21,13 @@ export async function readFileCapped(path: string, maxBytes = MAX_CONFIG_FILE_BY
     throw Object.assign(new Error(`${path} is larger than ${maxBytes} bytes`), { code: "EFBIG", path });
   }
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/**
+ * stat(2), following links, through Bun's file API: node:fs's Stats (mode, ino, dev, size, mtimeMs,
+ * isDirectory()) and its errors with `code` (ENOENT, ENOTDIR, EACCES), without loading node:fs,
+ * which costs a cached `get-token` more than the stat (see readFileCapped).
+ */
+export function stat(path: string): Promise<Stats> {
+  return Bun.file(path).stat();
 }

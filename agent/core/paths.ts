@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { join } from "./path.ts";
 
 /**
  * Where configuration and state live. Resolution order:

@@ -1,7 +1,6 @@
-import { readdir, rename, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import { fsyncDir } from "./atomic.ts";
 import type { Clock } from "./clock.ts";
+import { basename, dirname, join } from "./path.ts";
 
 /**
  * Damaged state files are never deleted where they are found and never kept in the way: they are
@@ -38,6 +37,8 @@ export interface SetAsideOptions {
  * (another process set it aside first). Throws Node's error (with `code`) for anything else.
  */
 export async function setAside(path: string, options: SetAsideOptions): Promise<string | undefined> {
+  // Loaded here, on the way to a repair: at the top it would cost every start (see atomic.ts).
+  const { readdir, rename } = await import("node:fs/promises");
   const dir = dirname(path);
   const stamp = setAsideStamp(options.clock.now());
   let aside = `${path}.corrupt-${stamp}`;
@@ -57,6 +58,7 @@ export async function setAside(path: string, options: SetAsideOptions): Promise<
 
 /** Removes the oldest set-aside copies of `path` beyond `keep` (names sort in time order). */
 async function prune(path: string, keep: number): Promise<void> {
+  const { readdir, unlink } = await import("node:fs/promises");
   const dir = dirname(path);
   const copies = (await readdir(dir)).filter((name) => isSetAsideOf(path, name)).sort(compareStamps);
   for (const name of copies.slice(0, Math.max(0, copies.length - keep))) {

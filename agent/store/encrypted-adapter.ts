@@ -1,11 +1,11 @@
-import type { BigIntStats } from "node:fs";
-import { type FileHandle, open, stat } from "node:fs/promises";
-import { basename, dirname } from "node:path";
+import type { Stats } from "node:fs";
 import type { Adapter } from "lowdb";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
+import { stat } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
+import { basename, dirname } from "../core/path.ts";
 import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
 import type { KeyProvider } from "./key.ts";
@@ -120,7 +120,7 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
     const { path, clock, logger } = this.#options;
     let current: FileIdentity;
     try {
-      current = identityOf(await stat(path, { bigint: true }));
+      current = identityOf(await stat(path));
     } catch (error) {
       // Already gone (another reader set it aside, or a logout): nothing to do.
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
@@ -150,43 +150,45 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
 
 /**
  * Which file was read: device and inode, plus size and modification time because an inode number
- * freed by a replaced file can be reused at once by the next one.
+ * freed by a replaced file can be reused at once by the next one. As Bun's Stats give them: numbers
+ * (an inode number above 2^53 loses its lowest bits, which size and mtime still tell apart), the
+ * time in ms with a fraction (to a fraction of a microsecond at today's dates).
  */
 interface FileIdentity {
-  readonly dev: bigint;
-  readonly ino: bigint;
-  readonly size: bigint;
-  readonly mtimeNs: bigint;
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
 }
 
-function identityOf(info: BigIntStats): FileIdentity {
-  return { dev: info.dev, ino: info.ino, size: info.size, mtimeNs: info.mtimeNs };
+function identityOf(info: Stats): FileIdentity {
+  return { dev: info.dev, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
 }
 
 function sameFile(a: FileIdentity, b: FileIdentity): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 /**
- * The file's bytes and identity, or undefined when there is no file. fstat and read go through one
- * descriptor, so both describe the same file even if the path is replaced in between.
+ * The file's bytes and the identity of the file the path named just before they were read, or
+ * undefined when there is no file.
+ *
+ * A stat, then the read, through Bun's file API rather than one node:fs FileHandle (open, fstat,
+ * read): a cached `get-token` reads this file at every start, and loading node:fs's JavaScript
+ * layer would cost it more than the read (core/files.ts). The identity may then be of a file that
+ * was replaced before the read, but #setAside needs no more: it acts only when the path still
+ * names that file afterwards, and a path that named it before and after the read named it during
+ * the read too (a replacement gets a new identity, and files are only ever replaced, not rewritten).
  */
 async function readWithIdentity(path: string): Promise<{ raw: Buffer; identity: FileIdentity } | undefined> {
-  let handle: FileHandle;
   try {
-    handle = await open(path, "r");
+    const identity = identityOf(await stat(path));
+    const read = await Bun.file(path).bytes();
+    return { raw: Buffer.from(read.buffer, read.byteOffset, read.length), identity };
   } catch (error) {
+    // Absent, or removed between the stat and the read (a logout): there is no file.
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw storeError(path, "read the token store file", error);
-  }
-  try {
-    const identity = identityOf(await handle.stat({ bigint: true }));
-    return { raw: await handle.readFile(), identity };
-  } catch (error) {
-    throw storeError(path, "read the token store file", error);
-  } finally {
-    // Read-only: a failed close loses nothing, and must not hide the result or the read's error.
-    await handle.close().catch(() => undefined);
   }
 }
 

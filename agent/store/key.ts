@@ -1,11 +1,10 @@
-import { chmod, readdir, readFile, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
 import { createFileExclusive, ensurePrivateDir } from "../core/atomic.ts";
 import { bytes } from "../core/bytes.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError } from "../core/errors.ts";
-import { readFileCapped } from "../core/files.ts";
+import { readFileCapped, stat } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
+import { dirname, join } from "../core/path.ts";
 import { setAside } from "../core/set-aside.ts";
 import { storeError } from "./errors.ts";
 import { type MachineIdentitySource, UNKNOWN_MACHINE } from "./machine.ts";
@@ -16,6 +15,13 @@ import type { DirectoryLocks } from "./types.ts";
 export interface KeyProvider {
   /** 32 bytes. The same for the life of the provider; callers get their own copy. */
   getKey(): Promise<Buffer>;
+  /**
+   * Starts deriving the key in the background from what is already there, so that the first
+   * `getKey` finds it ready. Only reads: a key file that is missing, damaged or too open, and any
+   * failure, are left to `getKey`, which makes, repairs or reports them as it always does. Resolves
+   * when it is done; never rejects.
+   */
+  preload?(): Promise<void>;
 }
 
 export interface FileKeyProviderOptions {
@@ -58,13 +64,15 @@ const MIN_CREDENTIAL_BYTES = 32;
 export class FileKeyProvider implements KeyProvider {
   readonly #options: FileKeyProviderOptions;
   #key: Promise<Buffer> | undefined;
+  /** What `preload` derived: the key, or undefined when the key file needs more than reading. */
+  #preloaded: Promise<Buffer | undefined> | undefined;
 
   constructor(options: FileKeyProviderOptions) {
     this.#options = options;
   }
 
   async getKey(): Promise<Buffer> {
-    this.#key ??= this.#derive().catch((error: unknown) => {
+    this.#key ??= this.#first().catch((error: unknown) => {
       // Not memoised on failure: the user may fix the permissions and the daemon try again.
       this.#key = undefined;
       throw error;
@@ -72,28 +80,62 @@ export class FileKeyProvider implements KeyProvider {
     return Buffer.from(await this.#key);
   }
 
+  async preload(): Promise<void> {
+    if (this.#key !== undefined || this.#preloaded !== undefined) return;
+    // A failure is getKey's to report, when it reads again.
+    this.#preloaded = this.#deriveExisting().catch(() => undefined);
+    await this.#preloaded;
+  }
+
+  /** The preloaded key when there is one, else the key derived now (made or repaired if need be). */
+  async #first(): Promise<Buffer> {
+    const preloaded = await this.#preloaded;
+    this.#preloaded = undefined;
+    return preloaded ?? (await this.#derive());
+  }
+
   async #derive(): Promise<Buffer> {
     // The identity first: creating a key file is the moment to say that it is not machine-bound.
     const salt = await this.#options.machineIdentity.get();
     const material = (await this.#readCredential()) ?? (await this.#readOrCreateKeyFile(salt));
-    try {
-      // WebCrypto rather than node:crypto: same HKDF, and loading node:crypto would cost a
-      // cached `get-token` a third of its start-up time.
-      const base = await crypto.subtle.importKey("raw", bytes(material), "HKDF", false, ["deriveBits"]);
-      const bits = await crypto.subtle.deriveBits(
-        {
-          name: "HKDF",
-          hash: "SHA-256",
-          salt: Buffer.from(salt, "utf8"),
-          info: Buffer.from(KEY_INFO, "utf8"),
-        },
-        base,
-        KEY_BYTES * 8,
-      );
-      return Buffer.from(bits);
-    } finally {
-      material.fill(0);
+    return deriveKey(material, salt);
+  }
+
+  /**
+   * #derive when the key material needs nothing but reading, the identity read at the same time;
+   * undefined when the key file is missing, damaged or open to others (see #readPrivateKeyFile).
+   */
+  async #deriveExisting(): Promise<Buffer | undefined> {
+    const [salt, material] = await Promise.allSettled([
+      this.#options.machineIdentity.get(),
+      this.#readCredential().then((credential) => credential ?? this.#readPrivateKeyFile()),
+    ]);
+    if (material.status === "rejected") throw material.reason;
+    if (salt.status === "rejected") {
+      material.value?.fill(0);
+      throw salt.reason;
     }
+    return material.value === undefined ? undefined : await deriveKey(material.value, salt.value);
+  }
+
+  /**
+   * The key file's material when it has the right size and it and its directory are private, as
+   * #checkKeyFile would find them without changing anything; else undefined.
+   */
+  async #readPrivateKeyFile(): Promise<Buffer | undefined> {
+    const file = this.#options.keyFile;
+    const existing = await readKeyFile(file);
+    if (existing.kind !== "key") return undefined;
+    try {
+      // What ensurePrivateDir and the mode check of #checkKeyFile accept, judged without either.
+      const [dir, info] = await Promise.all([stat(dirname(file)), stat(file)]);
+      if (dir.isDirectory() && (dir.mode & 0o022) === 0 && (info.mode & 0o077) === 0)
+        return existing.material;
+    } catch {
+      // Gone meanwhile, or not for us to stat: getKey says what.
+    }
+    existing.material.fill(0);
+    return undefined;
   }
 
   async #readCredential(): Promise<Buffer | undefined> {
@@ -101,7 +143,9 @@ export class FileKeyProvider implements KeyProvider {
     if (file === undefined) return undefined;
     let material: Buffer;
     try {
-      material = await readFile(file);
+      // Bun's reader, not node:fs: a service reads its credential at every start (see core/files.ts).
+      const read = await Bun.file(file).bytes();
+      material = Buffer.from(read.buffer, read.byteOffset, read.length);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw storeError(file, "read the key file", error);
@@ -186,6 +230,8 @@ export class FileKeyProvider implements KeyProvider {
    */
   async #setAsideDamaged(file: string): Promise<{ aside: string | undefined; tokenFiles: string[] }> {
     const { tokensDir, clock } = this.#options;
+    // node:fs only when something is repaired or changed: loading it costs every start (core/atomic.ts).
+    const { readdir } = await import("node:fs/promises");
     let entries: string[];
     try {
       entries = await readdir(tokensDir);
@@ -231,12 +277,35 @@ export class FileKeyProvider implements KeyProvider {
           { file, mode: mode.toString(8) },
           "Key file was readable by others; set to 0600",
         );
+        const { chmod } = await import("node:fs/promises");
         await chmod(file, 0o600);
       }
     } catch (error) {
       throw storeError(file, "set mode 0600 on the key file", error);
     }
     return material;
+  }
+}
+
+/** Key = HKDF-SHA256(ikm = material, salt = machine identity, info = KEY_INFO); zeroes `material`. */
+async function deriveKey(material: Buffer, salt: string): Promise<Buffer> {
+  try {
+    // WebCrypto rather than node:crypto: same HKDF, and loading node:crypto would cost a
+    // cached `get-token` a third of its start-up time.
+    const base = await crypto.subtle.importKey("raw", bytes(material), "HKDF", false, ["deriveBits"]);
+    const bits = await crypto.subtle.deriveBits(
+      {
+        name: "HKDF",
+        hash: "SHA-256",
+        salt: Buffer.from(salt, "utf8"),
+        info: Buffer.from(KEY_INFO, "utf8"),
+      },
+      base,
+      KEY_BYTES * 8,
+    );
+    return Buffer.from(bits);
+  } finally {
+    material.fill(0);
   }
 }
 

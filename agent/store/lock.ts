@@ -1,18 +1,35 @@
-import { close, constants, open } from "node:fs";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { ensurePrivateDir } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { join } from "../core/path.ts";
 import { Errno, EWOULDBLOCK, errnoName } from "../linux/errno.ts";
 import { LazyLibc } from "../linux/libc.ts";
 import { storeError } from "./errors.ts";
 import { assertValidName } from "./names.ts";
 import type { DirectoryLocks, Lock, LockManager, LockOptions } from "./types.ts";
 
-const openAsync = promisify(open);
-const closeAsync = promisify(close);
+/**
+ * node:fs's callback open and close, loaded on the first lock: at the top of this module they
+ * would cost every start (a cached `get-token` takes no lock; core/atomic.ts). A raw fd rather than
+ * a FileHandle, see `acquire`; Bun's file API has no open.
+ */
+async function openFd(path: string, what: "lock file" | "directory"): Promise<number> {
+  const { constants, open } = await import("node:fs");
+  const flags =
+    what === "lock file" ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY | constants.O_DIRECTORY;
+  return new Promise((resolve, reject) => {
+    // 0600 applies only to a lock file created here (O_CREAT).
+    open(path, flags, 0o600, (error, fd) => (error ? reject(error) : resolve(fd)));
+  });
+}
+
+async function closeFd(fd: number): Promise<void> {
+  const { close } = await import("node:fs");
+  return new Promise((resolve, reject) => {
+    close(fd, (error) => (error ? reject(error) : resolve()));
+  });
+}
 
 // <sys/file.h> on Linux (all architectures we build for).
 const LOCK_EX = 2;
@@ -75,7 +92,7 @@ export class FlockLockManager implements LockManager, DirectoryLocks {
       // A raw fd, not a FileHandle: Bun throws when a FileHandle is garbage-collected unclosed, and
       // a Lock dropped without release() must keep holding the lock, not crash the process.
       // Node and Bun open with O_CLOEXEC, so a child we spawn does not inherit (and keep) the lock.
-      fd = await openAsync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      fd = await openFd(path, "lock file");
     } catch (error) {
       throw storeError(path, "open the lock file", error);
     }
@@ -89,7 +106,7 @@ export class FlockLockManager implements LockManager, DirectoryLocks {
     let fd: number;
     try {
       // flock(2) needs only an open descriptor, and a directory opens read-only.
-      fd = await openAsync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+      fd = await openFd(dir, "directory");
     } catch (error) {
       throw storeError(dir, "open the directory to lock", error);
     }
@@ -120,7 +137,7 @@ export class FlockLockManager implements LockManager, DirectoryLocks {
         await clock.sleep(this.#pollMs, signal);
       }
     } catch (error) {
-      await closeAsync(fd).catch(() => undefined);
+      await closeFd(fd).catch(() => undefined);
       throw error;
     }
     logger.debug({ lock: label }, "Lock acquired");
@@ -148,7 +165,7 @@ class FlockLock implements Lock {
     // Closing alone would drop the lock; unlocking first makes the release explicit and immediate
     // even if something else still holds a duplicate of the descriptor.
     this.#libc.flock(fd, LOCK_UN);
-    await closeAsync(fd);
+    await closeFd(fd);
     this.#logger.debug({ lock: this.#name }, "Lock released");
   }
 }

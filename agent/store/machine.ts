@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import type { Logger } from "../core/log.ts";
 import { storeError } from "./errors.ts";
 
@@ -95,10 +94,15 @@ function normaliseSerial(value: string | undefined): string | undefined {
   return trimmed ? trimmed : undefined;
 }
 
-/** The file's text, or undefined when it does not exist. Other errors are E_STORE. */
+/**
+ * The file's text, or undefined when it does not exist. Other errors are E_STORE. Bun's reader
+ * rather than node:fs: these files are read at every start, and loading node:fs's JavaScript layer
+ * would cost more than the reads (core/files.ts). It reads /proc and /sys files (size 0 or 4096
+ * in stat) to their end, as node:fs does.
+ */
 async function readOptional(file: string): Promise<string | undefined> {
   try {
-    return await readFile(file, "utf8");
+    return await Bun.file(file).text();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;

@@ -1,9 +1,9 @@
-import { dirname } from "node:path";
 import * as v from "valibot";
 import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import { EntraToolError } from "../core/errors.ts";
 import { MAX_CONFIG_FILE_BYTES, readFileCapped } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
+import { dirname } from "../core/path.ts";
 import { formatIssues, must, pathItem, strict } from "../core/schema.ts";
 import { SerialQueue } from "../core/serial.ts";
 import { storeError } from "./errors.ts";

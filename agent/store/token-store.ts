@@ -1,9 +1,8 @@
-import { readdir, unlink } from "node:fs/promises";
-import { basename, join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import { fsyncDir, isTempFileOf } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import { basename, join } from "../core/path.ts";
 import { isSetAsideOf } from "../core/set-aside.ts";
 import { EncryptedFileAdapter, type FileWriter } from "./encrypted-adapter.ts";
 import { storeError } from "./errors.ts";
@@ -109,6 +108,11 @@ export class FileTokenStore implements TokenStore {
     return document && document.msalCache !== "" ? document.msalCache : undefined;
   }
 
+  preload(): void {
+    // Never rejects: nothing to wait for or catch.
+    void this.#options.keyProvider.preload?.();
+  }
+
   hasUnsaved(profile: string): boolean {
     return this.#unsaved.has(profile);
   }
@@ -162,6 +166,8 @@ export class FileTokenStore implements TokenStore {
     const path = this.#path(profile);
     const { tokensDir } = this.#options;
     const dropped = this.#unsaved.delete(profile);
+    // Loaded here: a removal is rare, and node:fs at the top would cost every start (core/atomic.ts).
+    const { readdir, unlink } = await import("node:fs/promises");
     let entries: string[];
     try {
       entries = await readdir(tokensDir);

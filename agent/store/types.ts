@@ -56,6 +56,12 @@ export interface TokenStore {
    */
   readCache(profile: string): Promise<string | undefined>;
   /**
+   * Starts, in the background, what reading any profile's tokens needs (the store's key), so that
+   * it happens while the caller does something else (get-token reads the profile meanwhile). A
+   * hint: it changes nothing on disk and never fails; the read itself reports what is wrong.
+   */
+  preload?(): void;
+  /**
    * Removes every token of `profile` from disk (logout, delete-profile), and its unsaved cache.
    * true when something was removed.
    */

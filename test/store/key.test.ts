@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PublicClientApplication, TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -157,6 +157,96 @@ describe("FileKeyProvider", () => {
       message: expect.stringContaining(`The directory ${dirname(keyFile)} can be written by other users`),
     });
     expect((await stat(dirname(keyFile))).mode & 0o7777).toBe(0o1777);
+  });
+});
+
+describe("FileKeyProvider.preload", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let keyFile: string;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await makeTempDir());
+    keyFile = join(dir, "state", "store.key");
+  });
+  afterEach(() => cleanup());
+
+  const clock = new VirtualClock(Date.UTC(2026, 11, 2, 10, 20, 30, 400));
+  const provider = (logger: Logger = captureLogger().logger) => keyProvider({ keyFile, logger, clock });
+  /** Every file and directory under `dir`, with its mode and content: what preload must not change. */
+  const snapshot = async (): Promise<string[]> => {
+    const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+    return Promise.all(
+      entries.map(async (entry) => {
+        const path = join(entry.parentPath, entry.name);
+        const mode = ((await lstat(path)).mode & 0o7777).toString(8);
+        const content = entry.isFile() ? (await readFile(path)).toString("hex") : "";
+        return `${path} ${mode} ${content}`;
+      }),
+    ).then((lines) => lines.sort());
+  };
+
+  it("derives the key getKey would, and getKey then uses it", async () => {
+    const key = await provider().getKey();
+    const before = await snapshot();
+    const source = provider();
+    await source.preload();
+    expect(await snapshot()).toEqual(before);
+    expect((await source.getKey()).equals(key)).toBe(true);
+  });
+
+  it("creates nothing when there is no key file; getKey then makes it as always", async () => {
+    const source = provider();
+    await source.preload();
+    expect(await readdir(dir)).toEqual([]);
+    expect(await source.getKey()).toHaveLength(32);
+    expect(await readFile(keyFile)).toHaveLength(32);
+  });
+
+  it("leaves a key file others can read to getKey, which sets it to 0600 and warns", async () => {
+    const key = await provider().getKey();
+    await chmod(keyFile, 0o644);
+    const { logger, records } = captureLogger();
+    const source = provider(logger);
+    await source.preload();
+    expect(await modeOf(keyFile)).toBe(0o644);
+    expect(records).toEqual([]);
+    expect((await source.getKey()).equals(key)).toBe(true);
+    expect(await modeOf(keyFile)).toBe(0o600);
+    expect(records.map((record) => record.msg)).toEqual(["Key file was readable by others; set to 0600"]);
+  });
+
+  it("leaves a damaged key file to getKey, which repairs it", async () => {
+    await provider().getKey();
+    await writeFile(keyFile, Buffer.alloc(7, 1));
+    const before = await snapshot();
+    const { logger, records } = captureLogger();
+    const source = provider(logger);
+    await source.preload();
+    expect(await snapshot()).toEqual(before);
+    expect(await source.getKey()).toHaveLength(32);
+    expect(await readFile(keyFile)).toHaveLength(32);
+    expect(records.filter((record) => record.level === "warn")).toHaveLength(1);
+  });
+
+  it("leaves failures to getKey: a shared state directory, a key file that cannot be read", async () => {
+    await provider().getKey();
+    await chmod(dirname(keyFile), 0o1777);
+    const shared = provider();
+    await shared.preload();
+    await expect(shared.getKey()).rejects.toMatchObject({
+      code: "E_STORE",
+      message: expect.stringContaining(`The directory ${dirname(keyFile)} can be written by other users`),
+    });
+
+    await chmod(dirname(keyFile), 0o700);
+    await rm(keyFile);
+    await mkdir(keyFile);
+    const blocked = provider();
+    await blocked.preload();
+    await expect(blocked.getKey()).rejects.toMatchObject({
+      code: "E_STORE",
+      message: expect.stringMatching(/^Cannot read the key file .* \(EISDIR\)/),
+    });
   });
 });
 
