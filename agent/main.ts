@@ -68,7 +68,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     (options) => (require(PINO_MODULE) as typeof PinoModule).createLogger(options),
   );
   const clock = systemClock;
-  const locks = new FlockLockManager({ locksDir: paths.locksDir, clock, logger });
+  // The directories a person named for entratool, and everything below them, must be private.
+  const privateRoot = paths.stateRoot;
+  const locks = new FlockLockManager({ locksDir: paths.locksDir, clock, logger, privateRoot });
   const tokens = new FileTokenStore({
     tokensDir: paths.tokensDir,
     keyProvider: new FileKeyProvider({
@@ -79,9 +81,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       tokensDir: paths.tokensDir,
       locks,
       clock,
+      privateRoot,
     }),
     logger,
     clock,
+    privateRoot,
   });
   const signIn = new SignInService({
     // A Pi has no real-time clock: until network time, TLS and token expiry cannot be trusted.
@@ -93,9 +97,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     fetch,
     env,
     discoveryDir: paths.discoveryDir,
+    privateRoot,
     loadMsal: () => import(MSAL_MODULE) as Promise<MsalModule>,
   });
-  const profiles = new JsonProfileStore({ file: paths.profilesFile, logger, locks });
+  const profiles = new JsonProfileStore({
+    file: paths.profilesFile,
+    logger,
+    locks,
+    privateRoot: paths.configRoot,
+  });
 
   const code = await runCli(
     {

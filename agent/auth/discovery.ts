@@ -82,6 +82,8 @@ export interface ProviderDiscoveryOptions {
   readonly logger: Logger;
   /** Paths.discoveryDir. Absent: documents are kept in memory only (one process). */
   readonly dir?: string;
+  /** Paths.stateRoot: from there down to `dir`, every directory must be private (ensurePrivateDir). */
+  readonly privateRoot?: string;
   /** Default DISCOVERY_MAX_AGE_MS. */
   readonly maxAgeMs?: number;
 }
@@ -388,7 +390,7 @@ export class ProviderDiscovery {
       document,
     };
     try {
-      await ensurePrivateDir(dir);
+      await ensurePrivateDir(dir, this.#options.privateRoot);
       await writeFileAtomic(file, `${JSON.stringify(content, null, 2)}\n`, 0o600);
     } catch (error) {
       this.#options.logger.warn(

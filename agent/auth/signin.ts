@@ -72,6 +72,8 @@ export interface SignInServiceDeps {
    * ./discovery.ts). Absent: they are kept in memory only, for this service's lifetime.
    */
   readonly discoveryDir?: string;
+  /** Paths.stateRoot: from there down, every directory must be private (see ensurePrivateDir). */
+  readonly privateRoot?: string;
   /**
    * How long a refresh request already sent may finish after a cancel or timeout, ms (see
    * NetworkClientOptions.refreshGraceMs). Default 5000.
@@ -294,11 +296,12 @@ export class SignInService {
       import("./network.ts"),
       import("./discovery.ts"),
     ]);
-    const { clock, discoveryDir } = this.#deps;
+    const { clock, discoveryDir, privateRoot } = this.#deps;
     this.#discovery ??= new ProviderDiscovery({
       clock,
       logger,
       ...(discoveryDir === undefined ? {} : { dir: discoveryDir }),
+      ...(privateRoot === undefined ? {} : { privateRoot }),
     });
     const discovery = this.#discovery;
     let code: CodeInfo | undefined;

@@ -123,19 +123,26 @@ export async function createFileExclusive(
  * (whatever the umask). A directory that already exists is never chmod'ed: it may be shared or
  * someone else's (a systemd StateDirectory, ~/.local/state), and only its owner should change it.
  *
- * The nearest existing directory (`path` itself when it exists, else the deepest existing
- * ancestor, in which the new ones are created) must not be writable by group or others: anyone who
- * can write there can replace or pre-create what we put in it. Such a directory (a shared 1777
- * one given as ENTRATOOL_HOME or STATE_DIRECTORY) is refused with E_STORE. Directories above it
- * (/, /home, /tmp) are not ours to judge.
+ * Anyone who can write a directory can replace or pre-create what we put in it, so:
+ * - every existing directory from `privateRoot` down to `path` (the directories a person named for
+ *   entratool: ENTRATOOL_HOME, STATE_DIRECTORY…, and what is below them; by default `path` alone)
+ *   must not be writable by others, nor by a group other than the user's own (a user private
+ *   group, as umask 002 systems give every user, is the user); a shared 1777 one is refused with
+ *   E_STORE.
+ * - when `privateRoot` itself does not exist yet, the existing directory in which it is created
+ *   must not let others replace it: writable by others (or another group) only with the sticky
+ *   bit, as /tmp is (`ENTRATOOL_HOME=/tmp/entratool-lab` is fine).
+ * Directories above that (/, /home, ~/.local/state) are not ours to judge.
  */
-export async function ensurePrivateDir(path: string): Promise<void> {
+export async function ensurePrivateDir(path: string, privateRoot: string = path): Promise<void> {
   const missing: string[] = [];
   let existing = resolve(path);
   for (;;) {
     const info = await statIfExists(existing);
     if (info !== undefined) {
-      assertUsableDir(existing, info);
+      const root = resolve(privateRoot);
+      const named = existing === root || existing.startsWith(`${root}/`);
+      assertUsableDir(existing, info, named ? undefined : missing[0]);
       break;
     }
     const parent = dirname(existing);
@@ -170,15 +177,28 @@ async function statIfExists(path: string): Promise<Stats | undefined> {
   }
 }
 
-function assertUsableDir(path: string, info: Stats): void {
+/**
+ * Refuses a directory others could tamper with (see ensurePrivateDir): `path` itself, or, when
+ * `creating` is given, the existing directory in which `creating` is about to be made.
+ */
+function assertUsableDir(path: string, info: Stats, creating?: string): void {
   if (!info.isDirectory()) {
     throw Object.assign(new Error(`${path} is not a directory`), { code: "ENOTDIR", path });
   }
-  if ((info.mode & 0o022) !== 0) {
-    const mode = (info.mode & 0o7777).toString(8).padStart(4, "0");
+  const byOthers = (info.mode & 0o002) !== 0;
+  const byAnotherGroup = (info.mode & 0o020) !== 0 && info.gid !== process.getgid?.();
+  if (!byOthers && !byAnotherGroup) return;
+  const mode = (info.mode & 0o7777).toString(8).padStart(4, "0");
+  if (creating === undefined) {
     throw new EntraToolError("E_STORE", {
       message: `The directory ${path} can be written by other users (mode ${mode}), so entratool will not keep its files there: make it private to this user ('chmod go-w ${path}') or set ENTRATOOL_HOME to a directory of its own.`,
       details: { path, mode },
     });
   }
+  // The sticky bit (/tmp): others may write here, but not rename or remove what is ours.
+  if ((info.mode & 0o1000) !== 0) return;
+  throw new EntraToolError("E_STORE", {
+    message: `entratool would create ${creating} in ${path}, which other users can write (mode ${mode}) without the sticky bit, so they could replace it: set ENTRATOOL_HOME to a directory of your own.`,
+    details: { path, mode, creating },
+  });
 }

@@ -10,6 +10,13 @@ import { join } from "./path.ts";
 export interface Paths {
   readonly configDir: string;
   readonly stateDir: string;
+  /**
+   * The directories a person named for entratool (ENTRATOOL_HOME when set, else the configuration
+   * and state directories themselves): they and everything below them must be private; above
+   * them, only that nobody else can replace what is created there (see ensurePrivateDir).
+   */
+  readonly configRoot: string;
+  readonly stateRoot: string;
   /** Profiles (no secrets): plain JSON. */
   readonly profilesFile: string;
   /** One encrypted token cache per profile. */
@@ -45,6 +52,8 @@ export function resolvePaths(env: Env, homeDir: string): Paths {
   return {
     configDir,
     stateDir,
+    configRoot: home || configDir,
+    stateRoot: home || stateDir,
     profilesFile: join(configDir, "profiles.json"),
     tokensDir: join(stateDir, "tokens"),
     locksDir: join(stateDir, "locks"),

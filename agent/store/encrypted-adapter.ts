@@ -33,6 +33,11 @@ export interface EncryptedFileAdapterOptions<T> {
   readonly validate: (value: unknown) => value is T;
   /** The durable write; writeFileAtomic unless a test hands in one that fails like a full disk. */
   readonly writeFile?: FileWriter;
+  /**
+   * The directory a person named for entratool's state (Paths.stateRoot: ENTRATOOL_HOME or the
+   * state directory): it and everything below it must be private (see ensurePrivateDir).
+   */
+  readonly privateRoot?: string;
 }
 
 /** Writes `data` to `path` with `mode`, atomically and durably, as writeFileAtomic does. */
@@ -103,7 +108,7 @@ export class EncryptedFileAdapter<T> implements Adapter<T> {
       key.fill(0);
     }
     try {
-      await ensurePrivateDir(dirname(path));
+      await ensurePrivateDir(dirname(path), this.#options.privateRoot);
       await (this.#options.writeFile ?? writeFileAtomic)(path, file, 0o600);
     } catch (error) {
       throw storeError(path, "write the token store file", error);

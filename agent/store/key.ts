@@ -40,6 +40,11 @@ export interface FileKeyProviderOptions {
   readonly locks: DirectoryLocks;
   /** Names the set-aside files. */
   readonly clock: Clock;
+  /**
+   * The directory a person named for entratool's state (Paths.stateRoot: ENTRATOOL_HOME or the
+   * state directory): it and everything below it must be private (see ensurePrivateDir).
+   */
+  readonly privateRoot?: string;
 }
 
 export const KEY_BYTES = 32;
@@ -166,7 +171,7 @@ export class FileKeyProvider implements KeyProvider {
     if (existing.kind === "key") return this.#checkKeyFile(file, existing.material);
     const dir = dirname(file);
     try {
-      await ensurePrivateDir(dir);
+      await ensurePrivateDir(dir, this.#options.privateRoot);
     } catch (error) {
       throw storeError(dir, "create the state directory", error);
     }
@@ -265,7 +270,7 @@ export class FileKeyProvider implements KeyProvider {
    */
   async #checkKeyFile(file: string, material: Buffer): Promise<Buffer> {
     try {
-      await ensurePrivateDir(dirname(file));
+      await ensurePrivateDir(dirname(file), this.#options.privateRoot);
     } catch (error) {
       material.fill(0);
       throw storeError(dirname(file), "check the state directory", error);

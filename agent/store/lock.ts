@@ -48,6 +48,11 @@ export interface FlockLockManagerOptions {
   readonly pollMs?: number;
   /** glibc by default (Raspberry Pi OS, Debian, Ubuntu). */
   readonly libcPath?: string;
+  /**
+   * The directory a person named for entratool's state (Paths.stateRoot: ENTRATOOL_HOME or the
+   * state directory): it and everything below it must be private (see ensurePrivateDir).
+   */
+  readonly privateRoot?: string;
 }
 
 /**
@@ -88,7 +93,7 @@ export class FlockLockManager implements LockManager, DirectoryLocks {
     const path = join(this.#options.locksDir, `${name}.lock`);
     let fd: number;
     try {
-      await ensurePrivateDir(this.#options.locksDir);
+      await ensurePrivateDir(this.#options.locksDir, this.#options.privateRoot);
       // A raw fd, not a FileHandle: Bun throws when a FileHandle is garbage-collected unclosed, and
       // a Lock dropped without release() must keep holding the lock, not crash the process.
       // Node and Bun open with O_CLOEXEC, so a child we spawn does not inherit (and keep) the lock.

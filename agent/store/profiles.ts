@@ -134,6 +134,11 @@ export interface JsonProfileStoreOptions {
   readonly logger: Logger;
   /** Every change is a read-modify-write under the lock of the file's directory. */
   readonly locks: DirectoryLocks;
+  /**
+   * The directory a person named for entratool's configuration (Paths.configRoot): it and
+   * everything below it must be private (see ensurePrivateDir).
+   */
+  readonly privateRoot?: string;
 }
 
 /** A profiles file holds a few hundred bytes a profile; this bounds the memory a bad path can take. */
@@ -156,6 +161,7 @@ export class JsonProfileStore implements ProfileStore {
   readonly #file: string;
   readonly #logger: Logger;
   readonly #locks: DirectoryLocks;
+  readonly #privateRoot: string | undefined;
   /** Serialises the operations of this instance (the lock serialises processes). */
   readonly #queue = new SerialQueue();
 
@@ -163,6 +169,7 @@ export class JsonProfileStore implements ProfileStore {
     this.#file = options.file;
     this.#logger = options.logger;
     this.#locks = options.locks;
+    this.#privateRoot = options.privateRoot;
   }
 
   list(): Promise<Profile[]> {
@@ -215,7 +222,7 @@ export class JsonProfileStore implements ProfileStore {
   async #underLock<T>(change: () => Promise<T>): Promise<T> {
     const dir = dirname(this.#file);
     try {
-      await ensurePrivateDir(dir);
+      await ensurePrivateDir(dir, this.#privateRoot);
     } catch (error) {
       throw storeError(dir, "create the configuration directory", error);
     }

@@ -37,6 +37,11 @@ export interface FileTokenStoreOptions {
   readonly clock: Clock;
   /** The durable write of a token file; writeFileAtomic unless a test simulates a full disk. */
   readonly writeFile?: FileWriter;
+  /**
+   * The directory a person named for entratool's state (Paths.stateRoot: ENTRATOOL_HOME or the
+   * state directory): it and everything below it must be private (see ensurePrivateDir).
+   */
+  readonly privateRoot?: string;
 }
 
 /**
@@ -213,6 +218,7 @@ export class FileTokenStore implements TokenStore {
       clock: this.#options.clock,
       validate: isTokenCacheDocument,
       ...(this.#options.writeFile === undefined ? {} : { writeFile: this.#options.writeFile }),
+      ...(this.#options.privateRoot === undefined ? {} : { privateRoot: this.#options.privateRoot }),
     });
   }
 }

@@ -161,4 +161,19 @@ describe.concurrent("a state directory other users can write", () => {
     expect(filesIn(box.home)).toEqual([]);
     expect(statSync(box.home).mode & 0o7777).toBe(0o1777);
   });
+
+  it("an ENTRATOOL_HOME that does not exist yet, in a shared sticky directory like /tmp, is made private and used", async () => {
+    const box = boxFor(emulator());
+    const shared = join(box.env.HOME as string, "tmp");
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    box.env.ENTRATOOL_HOME = join(shared, "entratool-lab");
+    const result = await run(
+      ["create-profile", "--name", "default", "--tenant-id", "common", "--client-id", DEMO_CLIENT_ID],
+      box,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(statSync(box.env.ENTRATOOL_HOME).mode & 0o777).toBe(0o700);
+    expect(statSync(shared).mode & 0o7777).toBe(0o1777);
+  });
 });

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createFileExclusive, ensurePrivateDir, writeFileAtomic } from "../../agent/core/atomic.ts";
@@ -110,26 +110,53 @@ describe("ensurePrivateDir", () => {
   });
 
   it.each([
-    { mode: 0o1777, shown: "1777" },
-    { mode: 0o770, shown: "0770" },
-    { mode: 0o702, shown: "0702" },
+    { mode: 0o1777, shown: "1777", group: "own" },
+    { mode: 0o770, shown: "0770", group: "another" },
+    { mode: 0o702, shown: "0702", group: "own" },
   ])(
-    "refuses an existing directory of mode $shown with E_STORE and leaves it as it is",
-    async ({ mode, shown }) => {
+    "refuses an existing directory of mode $shown ($group group) with E_STORE and leaves it as it is",
+    async ({ mode, shown, group }) => {
       const shared = join(dir, "shared");
       await mkdir(shared);
+      // 65534 is nogroup on Debian: a group that is not this user's.
+      if (group === "another") await chown(shared, process.getuid?.() ?? 0, 65534);
       await chmod(shared, mode);
-      const expected = {
+      await expect(ensurePrivateDir(shared)).rejects.toMatchObject({
         code: "E_STORE",
         message: `The directory ${shared} can be written by other users (mode ${shown}), so entratool will not keep its files there: make it private to this user ('chmod go-w ${shared}') or set ENTRATOOL_HOME to a directory of its own.`,
-      };
-      // Used as it is (a STATE_DIRECTORY), and as the parent of new ones (an ENTRATOOL_HOME).
-      await expect(ensurePrivateDir(shared)).rejects.toMatchObject(expected);
-      await expect(ensurePrivateDir(join(shared, "state", "tokens"))).rejects.toMatchObject(expected);
+      });
       expect((await stat(shared)).mode & 0o7777).toBe(mode);
       expect(await readdir(shared)).toEqual([]);
     },
   );
+
+  it("creates nothing in a directory others could rename it out of (writable, no sticky bit)", async () => {
+    const shared = join(dir, "shared");
+    await mkdir(shared);
+    await chmod(shared, 0o777);
+    await expect(ensurePrivateDir(join(shared, "state", "tokens"))).rejects.toMatchObject({
+      code: "E_STORE",
+      message: `entratool would create ${join(shared, "state")} in ${shared}, which other users can write (mode 0777) without the sticky bit, so they could replace it: set ENTRATOOL_HOME to a directory of your own.`,
+    });
+    expect(await readdir(shared)).toEqual([]);
+  });
+
+  it("creates its private directories in /tmp-like directories (sticky) and in the user's own group's", async () => {
+    const sticky = join(dir, "tmp");
+    await mkdir(sticky);
+    await chmod(sticky, 0o1777);
+    await ensurePrivateDir(join(sticky, "home", "state"));
+    expect(await modeOf(join(sticky, "home"))).toBe(0o700);
+    expect(await modeOf(join(sticky, "home", "state"))).toBe(0o700);
+    // A user private group (umask 002 systems): group-writable, but the group is the user.
+    const own = join(dir, "own");
+    await mkdir(own);
+    await chmod(own, 0o775);
+    await ensurePrivateDir(own);
+    await ensurePrivateDir(join(own, "entratool"));
+    expect(await modeOf(own)).toBe(0o775);
+    expect(await modeOf(join(own, "entratool"))).toBe(0o700);
+  });
 
   it("rejects a path that is a file, or lies under one, with ENOTDIR", async () => {
     const file = join(dir, "file");

@@ -111,10 +111,12 @@ describe("store I/O failures", () => {
     const state = join(dir, "shared-state");
     await mkdir(state);
     await chmod(state, 0o1777);
+    // As a STATE_DIRECTORY: the directory named for the state, in which locks/ would be created.
     const locks = new FlockLockManager({
       locksDir: join(state, "locks"),
       clock: new VirtualClock(),
       logger: logger(),
+      privateRoot: state,
     });
     await expect(locks.acquire("work")).rejects.toMatchObject({
       code: "E_STORE",
