@@ -1,5 +1,6 @@
 import type { Interface } from "node:readline";
 import { EntraToolError } from "../core/errors.ts";
+import { rowsCompleted } from "../core/output.ts";
 import type { CliIO, Output } from "./context.ts";
 
 /**
@@ -51,6 +52,7 @@ export class FdOutput implements Output {
   readonly #stream: (() => NodeJS.WriteStream) | undefined;
   #tty: boolean | undefined;
   #gone = false;
+  #rowsWritten = 0;
 
   /**
    * `sink`: Bun.stdout, Bun.stderr, or Bun.file(fd). `stream`: Node's stream for this fd, for the
@@ -83,8 +85,15 @@ export class FdOutput implements Output {
     return this.isTTY ? this.#stream?.().rows : undefined;
   }
 
+  /** Counted only once this output is known to be a terminal (nothing else asks). */
+  get rowsWritten(): number | undefined {
+    return this.#tty === true ? this.#rowsWritten : undefined;
+  }
+
   write(text: string): void {
     if (this.#gone || text === "") return;
+    if (this.#tty === true && text.includes("\n"))
+      this.#rowsWritten += rowsCompleted(text, this.columns || 80);
     this.#queue.add(
       () => Bun.write(this.#sink, text),
       () => {

@@ -44,6 +44,8 @@ export class DeviceCodePrompt {
   #frame = 0;
   /** Terminal rows the code occupies (message, box, QR code and status line), for wiping it. */
   #rows = 0;
+  /** The output's rowsWritten once the code was printed: rows others write below it come on top. */
+  #mark = 0;
   #lastMinuteShown = -1;
   /** The screen without the code last shown, so that showing it again prints nothing more. */
   #said: string | undefined;
@@ -110,6 +112,7 @@ export class DeviceCodePrompt {
     text.push(...this.#qrLines(screen, text.length, columns));
     this.#out.write(`${text.join("\n")}\n`);
     this.#rows = text.reduce((rows, line) => rows + rowsOf(line, columns), 0);
+    this.#mark = this.#out.rowsWritten ?? 0;
     this.#lastMinuteShown = Math.ceil((screen.expiresAt - now) / 60_000);
   }
 
@@ -180,8 +183,10 @@ export class DeviceCodePrompt {
     this.#detail = undefined;
     this.#lastMinuteShown = -1;
     if (this.#out.isTTY) {
-      // Status line, then the box and message above it: the code must not stay on screen.
-      this.#out.write(`\r\x1b[2K\x1b[${this.#rows}A\x1b[0J`);
+      // Status line, then the box and message above it: the code must not stay on screen. A line
+      // logged meanwhile (a display that failed) pushed the box up by the rows it took.
+      const below = (this.#out.rowsWritten ?? 0) - this.#mark;
+      this.#out.write(`\r\x1b[2K\x1b[${this.#rows + below}A\x1b[0J`);
     }
   }
 }

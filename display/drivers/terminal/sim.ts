@@ -1,4 +1,5 @@
 import type { Output } from "../../../agent/core/output.ts";
+import { rowsCompleted } from "../../../agent/core/output.ts";
 import { SimulatorError } from "../../sim/error.ts";
 
 /**
@@ -36,6 +37,8 @@ export class TerminalSimulator implements Output {
   readonly rows: number;
   /** Everything written. */
   text = "";
+  /** Output.rowsWritten, counted as the real terminal output counts it. */
+  rowsWritten = 0;
   readonly #lines: string[][] = [[]];
   #row = 0;
   #column = 0;
@@ -52,6 +55,7 @@ export class TerminalSimulator implements Output {
 
   write(text: string): void {
     this.text += text;
+    if (this.isTTY) this.rowsWritten += rowsCompleted(text, this.columns);
     const chars = [...text];
     for (let i = 0; i < chars.length; i++) {
       const char = chars[i] ?? "";

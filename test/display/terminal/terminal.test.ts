@@ -248,6 +248,18 @@ describe("the QR code under the prompt", () => {
     expect(terminal.lines()).toEqual([]);
   });
 
+  test("a line logged under the box while it is up (a display that failed) is wiped with it", async () => {
+    const { clock, terminal, prompt } = rig({ tty: true, columns: 60 });
+    await prompt.show(issued(code(clock)), clock.now());
+    // What the CLI's logger writes to the same stderr: a long line, wrapped by the terminal.
+    terminal.write(
+      `\nentratool: error: displays[0] hd44780 on I2C bus 1 at 0x27: No device answers at that address: check the wiring.\n`,
+    );
+    await prompt.show(signedIn, clock.now());
+    expect(terminal.lines().join("\n")).not.toContain("ABCD-EFGH");
+    expect(terminal.lines()).toEqual([]);
+  });
+
   test("on a narrow terminal the wrapped lines are counted too: nothing is left after the wipe", async () => {
     const { clock, terminal, prompt } = rig({ tty: true, columns: 40, qr: true });
     const c = code(clock);
