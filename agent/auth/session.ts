@@ -38,8 +38,8 @@ interface Current {
   reason: StopReason | undefined;
   /** How the stop was asked for, for the sentence that says so ("with the button"). */
   how: string | undefined;
-  /** Settled once a sign-out asked for during this step has removed the tokens. */
-  signedOut: { resolve(): void; reject(error: unknown): void } | undefined;
+  /** A sign-out asked for during this step: settled once the tokens are removed (or could not be). */
+  signOut: { readonly done: Promise<void>; resolve(): void; reject(error: unknown): void } | undefined;
   /** The account the engine signed in that the profile does not accept; its state is held back. */
   rejected: { readonly username: string; readonly tenantId: string; readonly expected: string } | undefined;
 }
@@ -100,10 +100,15 @@ export class SignInSession {
   getToken(request: SessionTokenRequest = {}): Promise<TokenResult> {
     const { signal } = request;
     if (signal?.aborted) return Promise.reject(new EntraToolError("E_CANCELLED"));
+    // The caller's time counts from the call, waiting for its turn included.
+    const deadline =
+      request.timeoutMs === undefined ? undefined : this.#options.clock.now() + request.timeoutMs;
     let started = false;
     const queued = this.#queue.run(() => {
+      // Given up while waiting for its turn: nothing runs, nothing is published.
+      if (signal?.aborted) return Promise.reject(new EntraToolError("E_CANCELLED"));
       started = true;
-      return this.#getToken(request);
+      return this.#getToken(request, deadline);
     });
     if (!signal) return queued;
     // Cancelled while an earlier call still runs: give up the place in the queue at once. Once
@@ -136,13 +141,12 @@ export class SignInSession {
    */
   async signOut(how?: string): Promise<void> {
     const current = this.#current;
-    if (current !== undefined && current.reason === undefined) {
+    if (current !== undefined) {
       // The call in progress removes the tokens once its step has ended (and released the lock).
-      const done = new Promise<void>((resolve, reject) => {
-        current.signedOut = { resolve, reject };
-      });
+      // A sign-out overrides a new code or a cancel asked for in the same step.
+      current.signOut ??= deferred();
       this.#stop(current, "sign-out", how);
-      return done;
+      return current.signOut.done;
     }
     await this.#queue.run(async () => {
       await this.#removeTokens();
@@ -150,7 +154,10 @@ export class SignInSession {
     });
   }
 
-  /** Ends a call in progress with E_CANCELLED (nothing else runs afterwards). */
+  /**
+   * Ends the call in progress with E_CANCELLED (a sign-out asked for in the same step still
+   * happens). Calls still waiting for their turn end with their own signals.
+   */
   cancel(): void {
     const current = this.#current;
     if (current !== undefined) this.#stop(current, "cancel");
@@ -172,9 +179,8 @@ export class SignInSession {
     });
   }
 
-  async #getToken(request: SessionTokenRequest): Promise<TokenResult> {
+  async #getToken(request: SessionTokenRequest, deadline: number | undefined): Promise<TokenResult> {
     const { clock } = this.#options;
-    const deadline = request.timeoutMs === undefined ? undefined : clock.now() + request.timeoutMs;
     let lostCodes = 0;
     for (;;) {
       const current = this.#begin("attempt", request.signal);
@@ -256,10 +262,7 @@ export class SignInSession {
   async #rejectAccount(rejected: NonNullable<Current["rejected"]>): Promise<void> {
     const { logger, clock } = this.#options;
     await this.#removeTokens();
-    logger.warn(
-      { profile: this.profile.name, username: rejected.username, tenantId: rejected.tenantId },
-      `Profile '${this.profile.name}' was signed in as ${rejected.username}, but it expects ${rejected.expected}: the tokens were removed and a new code follows`,
-    );
+    // The screens first: a log line written under the terminal's box would only get in its way.
     this.#publish({
       kind: "wrong-account",
       profile: this.profile.name,
@@ -268,6 +271,10 @@ export class SignInSession {
       expected: rejected.expected,
       nextCodeAt: clock.now() + (this.#options.wrongAccountDelayMs ?? DEFAULT_WRONG_ACCOUNT_DELAY_MS),
     });
+    logger.warn(
+      { profile: this.profile.name, username: rejected.username, tenantId: rejected.tenantId },
+      `Profile '${this.profile.name}' was signed in as ${rejected.username}, but it expects ${rejected.expected}: the tokens were removed and a new code follows`,
+    );
   }
 
   /**
@@ -284,7 +291,11 @@ export class SignInSession {
     const delay = this.#options.wrongAccountDelayMs ?? DEFAULT_WRONG_ACCOUNT_DELAY_MS;
     const current = this.#begin("delay", signal);
     try {
-      await first();
+      await first().catch((error: unknown) => {
+        // A sign-out asked for meanwhile learns why it did not happen.
+        current.signOut?.reject(error);
+        throw error;
+      });
       const left = deadline === undefined ? delay : Math.min(delay, deadline - clock.now());
       await clock.sleep(Math.max(0, left), current.controller.signal).catch(() => {
         // Aborted: the reason says what comes next.
@@ -310,7 +321,7 @@ export class SignInSession {
       reason: undefined,
       how: undefined,
       rejected: undefined,
-      signedOut: undefined,
+      signOut: undefined,
     };
     this.#current = current;
     if (signal?.aborted) current.controller.abort(new EntraToolError("E_CANCELLED"));
@@ -329,6 +340,8 @@ export class SignInSession {
   };
 
   #stop(current: Current, reason: StopReason, how?: string): void {
+    // Nothing overrides a sign-out: the person asked for the tokens to go.
+    if (current.reason === "sign-out" && reason !== "sign-out") return;
     current.reason = reason;
     current.how = how;
     current.controller.abort(new EntraToolError("E_CANCELLED"));
@@ -352,11 +365,11 @@ export class SignInSession {
     try {
       if (remove) await this.#removeTokens();
     } catch (error) {
-      current.signedOut?.reject(error);
+      current.signOut?.reject(error);
       throw error;
     }
     this.#publish({ kind: "signed-out", profile: this.profile.name });
-    current.signedOut?.resolve();
+    current.signOut?.resolve();
     const how = current.how ? ` ${current.how}` : "";
     return new EntraToolError("E_SIGNED_OUT", {
       message: `Signed out${how}: the saved sign-in of profile '${this.profile.name}' was removed. Run the command again to sign in.`,
@@ -377,4 +390,15 @@ export class SignInSession {
       this.#options.logger.warn({ err: error, state: state.kind }, "state listener failed");
     }
   }
+}
+
+/** A promise with its settle functions, for a result that another step delivers. */
+function deferred(): { readonly done: Promise<void>; resolve(): void; reject(error: unknown): void } {
+  let resolve: () => void = () => undefined;
+  let reject: (error: unknown) => void = () => undefined;
+  const done = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { done, resolve, reject };
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { SignInSessionOptions } from "../../agent/auth/session.ts";
 import { SignInSession } from "../../agent/auth/session.ts";
 import type { SessionState } from "../../agent/auth/session-state.ts";
+import { EntraToolError } from "../../agent/core/errors.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { rejection, type World, worldPerTest } from "./world.ts";
 
@@ -164,11 +165,11 @@ describe("SignInSession", () => {
     expect(w.requestKinds().filter((kind) => kind === "devicecode")).toHaveLength(1);
   });
 
-  it("a caller cancelled while waiting for its turn leaves at once", async () => {
+  it("a caller cancelled while waiting for its turn leaves at once, and never runs later", async () => {
     const w = await start();
     const s = session(w);
     let approve: (() => void) | undefined;
-    watch(s, (state) => {
+    const seen = watch(s, (state) => {
       if (state.kind === "code-issued") approve = () => w.emulator.approve({ userCode: state.userCode });
     });
     const first = s.getToken();
@@ -179,6 +180,41 @@ describe("SignInSession", () => {
     await until(() => approve !== undefined);
     approve?.();
     expect((await first).fromCache).toBe(false);
+    // Its turn came and went: nothing ran (the engine once for the first call, once for this one).
+    await s.getToken();
+    expect(kinds(seen)).toEqual(["idle", "starting", "code-issued", "signed-in", "starting", "signed-in"]);
+  });
+
+  it("a cancel right after a sign-out does not stop the sign-out", async () => {
+    const w = await start();
+    const s = session(w);
+    let signedOut: Promise<void> | undefined;
+    watch(s, (state) => {
+      if (state.kind === "code-issued") {
+        signedOut = s.signOut();
+        s.cancel();
+      }
+    });
+    expect((await rejection(s.getToken())).code).toBe("E_SIGNED_OUT");
+    await signedOut;
+    expect(s.state.kind).toBe("signed-out");
+  });
+
+  it("a sign-out right after a new code wins: no new code, the tokens go", async () => {
+    const w = await start();
+    const s = session(w);
+    let codes = 0;
+    let signedOut: Promise<void> | undefined;
+    watch(s, (state) => {
+      if (state.kind !== "code-issued") return;
+      codes += 1;
+      expect(s.newCode()).toBe(true);
+      signedOut = s.signOut();
+    });
+    expect((await rejection(s.getToken())).code).toBe("E_SIGNED_OUT");
+    await signedOut;
+    expect(codes).toBe(1);
+    expect(s.state.kind).toBe("signed-out");
   });
 });
 
@@ -237,6 +273,31 @@ describe("account binding", () => {
     expect((await rejection(s.getToken())).code).toBe("E_CANCELLED");
     expect(storedAtWrongAccount).toBe("");
     expect(s.state.kind).toBe("cancelled");
+  });
+
+  it("a sign-out asked for while a wrong account's tokens are being removed learns that the removal failed", async () => {
+    const w = await start();
+    const tokens = w.tokenStore();
+    let removing: (() => void) | undefined;
+    const failing = {
+      remove: (profile: string): Promise<boolean> =>
+        new Promise<boolean>((_resolve, reject) => {
+          removing = () => reject(new EntraToolError("E_STORE", { message: `Cannot remove ${profile}.` }));
+        }),
+    };
+    const s = session(w, { profile: w.profile({ expect: CONTOSO_ONLY }), tokenStore: failing });
+    watch(s, (state) => {
+      if (state.kind === "code-issued")
+        w.emulator.approve({ userCode: state.userCode, username: "guest@fabrikam.example" });
+    });
+    const call = s.getToken();
+    await until(() => removing !== undefined);
+    const signedOut = s.signOut();
+    removing?.();
+    expect((await rejection(call)).code).toBe("E_STORE");
+    expect((await rejection(signedOut)).code).toBe("E_STORE");
+    // The test's own store still holds what the failing one could not remove.
+    expect(await tokens.readCache("default")).toBeDefined();
   });
 
   it("a button press skips the wait after a wrong account", async () => {
