@@ -2,6 +2,7 @@ import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import { readFileCapped } from "../core/files.ts";
+import { isRecord } from "../core/json.ts";
 import type { Logger } from "../core/log.ts";
 import { join } from "../core/path.ts";
 import { setAside } from "../core/set-aside.ts";
@@ -109,10 +110,6 @@ function nameHash(text: string): string {
   return `${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}`.slice(0, 12);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Where Entra's device code endpoint is, from its token endpoint: the last path segment `token`
  * becomes `devicecode` (only that one: a tenant named `tokens.example.com` stays as it is).
@@ -135,7 +132,7 @@ export function parseOpenIdConfiguration(
   source: string,
   fetchedAt: number,
 ): ProviderMetadata | string {
-  if (!isObject(document)) return "not a JSON object";
+  if (!isRecord(document)) return "not a JSON object";
   const optionalUrl = (name: string): string | undefined | false => {
     const value = document[name];
     if (value === undefined || value === null) return undefined;
@@ -288,8 +285,8 @@ export class ProviderDiscovery {
     }
     const body = answer.body;
     if (answer.status !== 200) {
-      const codes = isObject(body) && Array.isArray(body.error_codes) ? body.error_codes : [];
-      if ((isObject(body) && body.error === "invalid_tenant") || codes.includes(90002)) {
+      const codes = isRecord(body) && Array.isArray(body.error_codes) ? body.error_codes : [];
+      if ((isRecord(body) && body.error === "invalid_tenant") || codes.includes(90002)) {
         throw new EntraToolError("E_APP_REGISTRATION", {
           message: `The identity provider does not know the tenant in ${shownUrl(source)}: check --tenant-id in the profile.`,
           details: { url: shownUrl(source), status: answer.status, error_codes: codes },
@@ -349,7 +346,7 @@ export class ProviderDiscovery {
       return this.#setAside(file, "not JSON");
     }
     if (
-      !isObject(parsed) ||
+      !isRecord(parsed) ||
       parsed.version !== 1 ||
       parsed.authority !== authority ||
       typeof parsed.source !== "string" ||

@@ -1,6 +1,7 @@
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
 import type { Clock } from "../core/clock.ts";
-import { EntraToolError, isEntraToolError } from "../core/errors.ts";
+import { EntraToolError, errnoCode, isEntraToolError } from "../core/errors.ts";
+import { isRecord } from "../core/json.ts";
 import type { Logger } from "../core/log.ts";
 import type { Env } from "../core/paths.ts";
 import { safeLine } from "../core/text.ts";
@@ -118,10 +119,7 @@ class TransientFailure extends Error {
 const TLS_ERROR = /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i;
 
 function errorCode(error: unknown): string {
-  if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
-    return error.code;
-  }
-  return error instanceof Error ? error.name : "unknown";
+  return errnoCode(error) ?? (error instanceof Error ? error.name : "unknown");
 }
 
 /** Retry-After as seconds or an HTTP date, in ms from `now`; undefined when absent or invalid. */
@@ -139,10 +137,6 @@ function isDeviceCodeGrant(grantType: string | null): boolean {
 
 function positiveNumber(value: unknown): number | undefined {
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : undefined;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**
@@ -367,7 +361,7 @@ export class EntraNetworkClient implements INetworkModule {
     if (answer.status === 404) throw authorityError(url, 404);
     if (answer.body === undefined)
       throw authorityError(url, answer.status, " with something that is not JSON");
-    if (!isObject(answer.body)) throw authorityError(url, answer.status, " with JSON that is not an object");
+    if (!isRecord(answer.body)) throw authorityError(url, answer.status, " with JSON that is not an object");
     return { status: answer.status, headers: answer.headers, body: answer.body };
   }
 

@@ -80,12 +80,3 @@ export type SessionState =
   | { readonly kind: "blocked-by-policy"; readonly profile: string; readonly error: ErrorInfo }
   | { readonly kind: "offline"; readonly profile: string; readonly error: ErrorInfo }
   | { readonly kind: "error"; readonly profile: string; readonly error: ErrorInfo };
-
-export type SessionStateKind = SessionState["kind"];
-
-/** Whether `state` shows a user code (and so must be replaced once the code is void). */
-export function carriesCode(
-  state: SessionState,
-): state is Extract<SessionState, { kind: "code-issued" | "waiting" }> {
-  return state.kind === "code-issued" || state.kind === "waiting";
-}

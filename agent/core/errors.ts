@@ -291,3 +291,10 @@ export function isAbortError(value: unknown): boolean {
     (value.name === "AbortError" || value.name === "TimeoutError")
   );
 }
+
+/** The `code` of a system error ("ENOENT", "EPIPE"…, as Node and Bun set it), or undefined. */
+export function errnoCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const { code } = error as { code?: unknown };
+  return typeof code === "string" && code !== "" ? code : undefined;
+}

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { isRecord } from "./json.ts";
 
 /**
  * The building blocks of every configuration file's schema (valibot): the displays' parts
@@ -24,10 +25,6 @@ export function show(value: unknown): string {
 export function must(rule: string): (issue: v.BaseIssue<unknown>) => string {
   return (issue) =>
     issue.input === undefined ? `is required (${rule})` : `must be ${rule} (found ${show(issue.input)})`;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Names a path item: `type`, or `[2]`. */

@@ -15,8 +15,10 @@
  * - Blocking reads are no alternative: they occupy a thread of Bun's pool, which nothing can wake
  *   for an fd with no data, and the process then hangs at exit.
  */
+
 import { readdirSync, readlinkSync } from "node:fs";
 import type { Clock } from "../core/clock.ts";
+import { errnoCode } from "../core/errors.ts";
 import { errnoName } from "./errno.ts";
 import { F_GETFL, F_SETFL, type Libc, O_NONBLOCK } from "./libc.ts";
 
@@ -108,7 +110,7 @@ export class FdRecordWatcher {
       this.#reader = Bun.file(fd).stream().getReader();
     } catch (error) {
       libc.close(fd);
-      const errno = errorCode(error);
+      const errno = errnoCode(error);
       throw new FdWatchError("start", `Cannot watch fd ${fd} (${errno ?? "unknown error"}).`, {
         errno,
         cause: error,
@@ -166,7 +168,7 @@ export class FdRecordWatcher {
       }
       failure = new FdWatchError("end", `fd ${this.#fd} reached its end.`);
     } catch (error) {
-      const errno = errorCode(error);
+      const errno = errnoCode(error);
       failure = new FdWatchError("read", `Reading fd ${this.#fd} failed (${errno ?? "unknown error"}).`, {
         errno,
         cause: error,
@@ -223,10 +225,4 @@ function fdsOn(target: string): number[] {
     return [];
   }
   return names.map(Number).filter((n) => fdTarget(n) === target);
-}
-
-/** "ESPIPE" from a Bun system error ({ code: "ESPIPE", errno: -29, syscall: "pread" }). */
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== "object" || error === null || !("code" in error)) return undefined;
-  return typeof error.code === "string" ? error.code : undefined;
 }

@@ -1,4 +1,4 @@
-import { EntraToolError, isEntraToolError } from "../core/errors.ts";
+import { EntraToolError, errnoCode, isEntraToolError } from "../core/errors.ts";
 
 /** Also said for system files (/etc/machine-id), which the user only needs to be able to read. */
 const PERMISSION_FIX =
@@ -48,10 +48,4 @@ export function storeError(path: string, action: string, cause: unknown): EntraT
     message: `Cannot ${action} ${path} (${code ?? "error"}). ${fix}`,
     cause,
   });
-}
-
-function errnoCode(cause: unknown): string | undefined {
-  if (typeof cause !== "object" || cause === null) return undefined;
-  const { code } = cause as { code?: unknown };
-  return typeof code === "string" && code !== "" ? code : undefined;
 }

@@ -1,6 +1,7 @@
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import { fsyncDir, isTempFileOf } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
+import { errnoCode } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { basename, join } from "../core/path.ts";
 import { isSetAsideOf } from "../core/set-aside.ts";
@@ -225,8 +226,5 @@ export class FileTokenStore implements TokenStore {
 
 /** The errno code an E_STORE error was made from (ENOSPC, EIO...), or its own code. */
 function errorCode(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  if (typeof cause?.code === "string") return cause.code;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" ? code : "error";
+  return errnoCode((error as { cause?: unknown }).cause) ?? errnoCode(error) ?? "error";
 }

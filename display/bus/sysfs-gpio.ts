@@ -1,5 +1,6 @@
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import type { Clock } from "../../agent/core/clock.ts";
+import { errnoCode } from "../../agent/core/errors.ts";
 import { BusError } from "./errors.ts";
 import type { GpioLine } from "./types.ts";
 
@@ -115,7 +116,7 @@ export class SysfsGpioOutput implements GpioLine {
         break;
       } catch (error) {
         // udev chgrps the new gpioN files a few ms after the export (raspberrypi-sys-mods rules).
-        const code = errorCode(error);
+        const code = errnoCode(error);
         if ((code === "EACCES" || code === "ENOENT") && attempt < PERMISSION_RETRIES) {
           await options.clock.sleep(PERMISSION_RETRY_MS);
           continue;
@@ -177,14 +178,8 @@ async function sysfsWrite(path: string, value: string, number: number): Promise<
   }
 }
 
-function errorCode(error: unknown): string | undefined {
-  return typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
-    ? error.code
-    : undefined;
-}
-
 function sysfsError(path: string, number: number, error: unknown): BusError {
-  const code = errorCode(error);
+  const code = errnoCode(error);
   const details = { path, gpio: number };
   if (code === "EACCES" || code === "EPERM") {
     return new BusError("E_BUS_PERMISSION", {
