@@ -1,4 +1,4 @@
-import { EntraToolError, toEntraToolError } from "../core/errors.ts";
+import { EntraToolError, errnoCode, toEntraToolError } from "../core/errors.ts";
 import type { CliContext } from "./context.ts";
 import { getTokenCommand } from "./get-token.ts";
 import {
@@ -66,7 +66,12 @@ export async function runCli(ctx: CliContext, argv: readonly string[]): Promise<
     }
     const code = await command(ctx, rest);
     // A write that failed fails the command (the outputs write asynchronously; see CliIO.flush).
-    await ctx.io.flush?.();
+    await ctx.io.flush?.().catch((error: unknown) => {
+      throw new EntraToolError("E_OUTPUT", {
+        message: `Cannot write the output (${errnoCode(error) ?? "error"}): check where stdout goes (a full disk, a closed file).`,
+        cause: error,
+      });
+    });
     return code;
   } catch (thrown) {
     const error = toEntraToolError(thrown);

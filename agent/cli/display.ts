@@ -17,7 +17,7 @@ import {
 } from "../../display/sign-in.ts";
 import type { PreviewOptions, PreviewRequest } from "../../display/types.ts";
 import { loadConfig } from "../config/load.ts";
-import { EntraToolError } from "../core/errors.ts";
+import { EntraToolError, ExitCode } from "../core/errors.ts";
 import { flag, parse, stringOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
 
@@ -248,7 +248,8 @@ async function test(ctx: CliContext, argv: readonly string[]): Promise<number> {
     ctx.io.stdout.write(`${status.name}: ${status.health === "failed" ? `FAILED: ${status.error}` : "ok"}\n`);
     if (status.health === "failed") failed += 1;
   }
-  return failed === 0 ? 0 : 1;
+  // Exit 12 (README "Exit codes"): a display, LED or bus could not be used.
+  return failed === 0 ? 0 : ExitCode.display;
 }
 
 /** Addresses of the displays we drive: PCF8574 (A0-A2 low/high) and PCF8574A backpacks, SSD1306. */

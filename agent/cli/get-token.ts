@@ -135,13 +135,20 @@ async function saveOrSay(ctx: CliContext, profile: string, result: TokenResult):
   if (!ctx.tokens.hasUnsaved(profile)) return;
   let failure: unknown;
   for (const delayMs of [0, ...SAVE_RETRY_DELAYS_MS]) {
+    // Ctrl+C or SIGTERM ends the retries; the save's own failure is what gets said.
+    if (
+      delayMs > 0 &&
+      !(await ctx.clock.sleep(delayMs, ctx.signal).then(
+        () => true,
+        () => false,
+      ))
+    )
+      break;
     try {
-      if (delayMs > 0) await ctx.clock.sleep(delayMs, ctx.signal);
       await ctx.tokens.flush(profile);
       return;
     } catch (error) {
       failure = error;
-      if (ctx.signal.aborted) break;
     }
   }
   const why = isEntraToolError(failure) ? failure.message : String(failure);

@@ -130,6 +130,10 @@ export const ERRORS = {
     message: "Cannot read or write the token store. Check the permissions of the state directory.",
   },
   E_CANCELLED: { exit: ExitCode.cancelled, message: "Authentication cancelled by user" },
+  E_OUTPUT: {
+    exit: ExitCode.internal,
+    message: "Cannot write the output: check where stdout goes (a full disk, a closed file).",
+  },
   E_INTERNAL: {
     exit: ExitCode.internal,
     message: "An unexpected error occurred. Run with ENTRATOOL_LOG_LEVEL=debug and report the log.",

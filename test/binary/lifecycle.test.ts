@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ERRORS } from "../../agent/core/errors.ts";
-import { inTerminal, run, start } from "../support/cli.ts";
+import { BINARY, inTerminal, run, runScript, start } from "../support/cli.ts";
 import {
   approveShown,
   boxFor,
@@ -100,6 +100,17 @@ describe.concurrent("where the code is shown", () => {
     expect(result.code).toBe(0);
     expect(result.stderr).toContain("Device Code Authentication");
     expect(linesBesidesPrompt(result.stderr)).toEqual([]);
+  });
+
+  it("stdout on a full disk: exit 1 and one sentence that says so, not an internal error", async () => {
+    const box = boxFor(emulator());
+    const result = await runScript("bash", 'exec "$0" list-profiles --output json > /dev/full', box, {}, [
+      BINARY,
+    ]).done;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      "Cannot write the output (ENOSPC): check where stdout goes (a full disk, a closed file).\n",
+    );
   });
 
   it("entratool with no command prints its usage on stderr with exit 2", async () => {
