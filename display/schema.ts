@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { must } from "../agent/core/schema.ts";
+import { integerIn, must } from "../agent/core/schema.ts";
 
 /** The parts of the configuration schema that only displays use (agent/core/schema.ts has the rest). */
 
@@ -36,3 +36,9 @@ export function i2cAddress(min: number, max: number, rule: string) {
     message,
   );
 }
+
+/** The I2C adapter of a display: N of /dev/i2c-N, 1 (the header's) when absent. */
+export const i2cBus = v.optional(
+  v.pipe(integerIn(0, 255), v.description("N of /dev/i2c-N; 1 is the header's SDA/SCL (pins 3 and 5).")),
+  1,
+);

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { boolean, integerIn, must, strict } from "../../../agent/core/schema.ts";
-import { i2cAddress } from "../../schema.ts";
+import { boolean, must, strict } from "../../../agent/core/schema.ts";
+import { i2cAddress, i2cBus } from "../../schema.ts";
 
 /** `{ "type": "hd44780" }`: a 16x2 or 20x4 character LCD on a PCF8574 I2C backpack. */
 export const Hd44780Schema = strict({
@@ -8,10 +8,7 @@ export const Hd44780Schema = strict({
     v.literal("hd44780"),
     v.description("HD44780 16x2 or 20x4 character LCD on a PCF8574 I2C backpack."),
   ),
-  bus: v.optional(
-    v.pipe(integerIn(0, 255), v.description("N of /dev/i2c-N; 1 is the header's SDA/SCL (pins 3 and 5).")),
-    1,
-  ),
+  bus: i2cBus,
   // 0x00-0x02 and 0x78-0x7F are reserved by the I2C specification (general call, 10-bit…).
   address: v.optional(
     v.pipe(

@@ -1,14 +1,11 @@
 import * as v from "valibot";
-import { boolean, integerIn, strict } from "../../../agent/core/schema.ts";
-import { i2cAddress } from "../../schema.ts";
+import { boolean, strict } from "../../../agent/core/schema.ts";
+import { i2cAddress, i2cBus } from "../../schema.ts";
 
 /** `{ "type": "ssd1306" }`: a 128x64 OLED on I2C. */
 export const Ssd1306Schema = strict({
   type: v.pipe(v.literal("ssd1306"), v.description("SSD1306 128x64 OLED on I2C.")),
-  bus: v.optional(
-    v.pipe(integerIn(0, 255), v.description("N of /dev/i2c-N; 1 is the header's SDA/SCL (pins 3 and 5).")),
-    1,
-  ),
+  bus: i2cBus,
   // The module's address jumper selects one of two (SA0): anything else is not an SSD1306 on I2C.
   address: v.optional(
     v.pipe(
