@@ -12,20 +12,23 @@ import {
   linesBesidesPrompt,
   seedBlock,
   signIn,
+  startEmulator,
   tokenJson,
 } from "./harness.ts";
 
 const emulator = emulatorPerFile();
 
 describe.concurrent("changes to a profile while another process uses it", () => {
-  it("logout during a refresh waits for it, and the tokens stay gone", async () => {
-    const emu = emulator();
+  it("logout during a refresh waits for it, and the tokens stay gone", async ({ onTestFinished }) => {
+    // An emulator of its own: the latency fault below and the wait for "the next request to /token"
+    // must not be taken by another test's sign-in running at the same time.
+    const emu = await startEmulator();
+    onTestFinished(() => emu.stop());
     const box = boxFor(emu);
     await createProfile(box, "default");
     await signIn(emu, box);
-    // The refresh holds the profile's lock while its request hangs for 8 s: long enough for the
-    // logout below to start and find the lock busy even on a loaded CI machine (2 s was not).
-    emu.emulator.injectFaults("token", [{ type: "latency", ms: 8000 }]);
+    // The refresh holds the profile's lock while its request hangs for 2 s.
+    emu.emulator.injectFaults("token", [{ type: "latency", ms: 2000 }]);
     // After the sign-in, the next request to /token is the refresh ("received" comes before the form is read).
     const received = emu.emulator.waitForRequest(
       (entry) => entry.path.endsWith("/oauth2/v2.0/token"),
