@@ -18,6 +18,8 @@ export const ExitCode = {
   store: 10,
   idp: 11,
   display: 12,
+  /** The agent: none runs, or it refused a request (`send`, `status`, `get-token` over its socket). */
+  agent: 13,
   cancelled: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -137,6 +139,33 @@ export const ERRORS = {
   E_INTERNAL: {
     exit: ExitCode.internal,
     message: "An unexpected error occurred. Run with ENTRATOOL_LOG_LEVEL=debug and report the log.",
+  },
+
+  // The agent (entratool agent) and its clients (send, status, get-token over the socket).
+  E_AGENT_NOT_RUNNING: {
+    exit: ExitCode.agent,
+    message: "No entratool agent is running: start it (systemctl start entratool-agent, or entratool agent).",
+  },
+  E_AGENT_RUNNING: {
+    exit: ExitCode.agent,
+    message: "Another entratool agent already runs with this state directory: stop it first.",
+  },
+  E_AGENT_REFUSED: {
+    exit: ExitCode.agent,
+    message: "The entratool agent refused the request: see its log (journalctl -u entratool-agent).",
+  },
+  E_SOCKET: {
+    exit: ExitCode.agent,
+    message:
+      "Cannot talk to the entratool agent over its socket: check that this user may use it (group entratool).",
+  },
+  E_PAYLOAD: {
+    exit: ExitCode.usage,
+    message: "The message is not valid JSON: send one JSON value, or one per line (NDJSON) on stdin.",
+  },
+  E_OUTBOX: {
+    exit: ExitCode.store,
+    message: "Cannot write the outbox: check the free space and permissions of the state directory.",
   },
 
   // Displays, LEDs and the button: a failing display is reported and the others (and the sign-in)
