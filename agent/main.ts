@@ -13,6 +13,7 @@ import { Terminal } from "./cli/terminal.ts";
 import { systemClock } from "./core/clock.ts";
 import { deferredLogger, humanDestination, parseLevel } from "./core/log.ts";
 import { resolvePaths } from "./core/paths.ts";
+import type * as AgentCli from "./agent-cli.ts";
 import type * as DisplayCli from "./display-cli.ts";
 import type * as PinoModule from "./pino-logger.ts";
 import type * as QrModule from "./qr.ts";
@@ -35,6 +36,7 @@ const MSAL_MODULE = "./auth/msal.ts";
 const PINO_MODULE = "./pino-logger.ts";
 const QR_MODULE = "./qr.ts";
 const DISPLAY_MODULE = "./display-cli.ts";
+const AGENT_MODULE = "./agent-cli.ts";
 
 export async function main(argv: readonly string[]): Promise<number> {
   const env = process.env;
@@ -48,20 +50,32 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  const isAgent = argv[0] === "agent";
+  // The agent reloads its configuration on SIGHUP; for every other command it keeps its default
+  // meaning (the terminal went away: stop).
+  const hangups = new Set<() => void>();
+  if (isAgent) {
+    process.on("SIGHUP", () => {
+      for (const listener of [...hangups]) listener();
+    });
+  }
   const io = new Terminal(controller.signal);
   const stderr = io.stderr;
   // HOME is set for users and for systemd services alike; node:os only when it is not.
   const paths = resolvePaths(env, env.HOME || (await import("node:os")).homedir());
   const logger = deferredLogger(
     {
-      level: parseLevel(env.ENTRATOOL_LOG_LEVEL, "warn"),
-      // stdout carries the command's output (a token, JSON): logs go to stderr.
-      // JSON lines unless a person reads stderr on a terminal (decided when the first line is written).
+      // The agent runs for months: what it does at info goes to the journal.
+      level: parseLevel(env.ENTRATOOL_LOG_LEVEL, isAgent ? "info" : "warn"),
+      // A command's stdout carries its output (a token, JSON): logs go to stderr. The agent has
+      // no output: its log goes to stdout (the journal under systemd), its prompt to stderr.
+      // JSON lines unless a person reads a terminal (decided when the first line is written).
       destination: {
         write: (line: string) => {
-          const human = env.ENTRATOOL_LOG_FORMAT !== "json" && stderr.isTTY;
-          if (human) humanDestination((text) => stderr.write(text)).write(line);
-          else stderr.write(line);
+          const out = isAgent ? io.stdout : stderr;
+          const human = env.ENTRATOOL_LOG_FORMAT !== "json" && out.isTTY;
+          if (human) humanDestination((text) => out.write(text)).write(line);
+          else out.write(line);
         },
       },
     },
@@ -119,6 +133,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       locks,
       openSession: (profile) =>
         new SignInSession({ profile, engine: signIn, tokenStore: tokens, locks, clock, logger }),
+      signIn,
+      loadAgent: () => import(AGENT_MODULE) as Promise<typeof AgentCli>,
+      onHangup: (listener) => {
+        hangups.add(listener);
+        return () => hangups.delete(listener);
+      },
       loadDisplays: () => import(DISPLAY_MODULE) as Promise<typeof DisplayCli>,
       qr: (text) => (require(QR_MODULE) as typeof QrModule).qrMatrix(text),
       signal: controller.signal,

@@ -39,6 +39,8 @@ export interface SignInDisplayOptions {
   readonly qr?: QrEncoder | undefined;
   /** The configuration file whose `displays` to add; none: the terminal alone (nothing is read). */
   readonly configFile?: string | undefined;
+  /** The displays themselves, already read (the agent's configuration); used instead of `configFile`. */
+  readonly displays?: readonly DisplayConfig[] | undefined;
   /**
    * Whether the terminal is one of the displays although the file does not list it (default true,
    * as the CLI wants it); a file that lists it gets it once either way.

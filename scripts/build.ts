@@ -21,6 +21,7 @@ const lazyEntries = [
   join(root, "agent", "pino-logger.ts"),
   join(root, "agent", "qr.ts"),
   join(root, "agent", "display-cli.ts"),
+  join(root, "agent", "agent-cli.ts"),
 ];
 const dist = join(root, "dist");
 

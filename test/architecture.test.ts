@@ -31,14 +31,16 @@ const LAYERS: readonly Layer[] = [
   { name: "auth", paths: ["agent/auth/"], may: ["core", "linux", "store", "session-state"] },
   { name: "display", paths: ["display/"], may: ["core", "linux", "bus", "session-state"] },
   {
-    name: "config",
-    paths: ["agent/config/"],
-    may: ["core", "linux", "store", "bus", "display", "session-state"],
-  },
-  {
     name: "telemetry",
     paths: ["agent/telemetry/"],
-    may: ["core", "linux", "store", "session-state", "auth", "config"],
+    may: ["core", "linux", "store", "session-state", "auth"],
+  },
+  // The configuration puts together the schemas that live with their code (displays, sources,
+  // sinks, the outbox), so it sits above them.
+  {
+    name: "config",
+    paths: ["agent/config/"],
+    may: ["core", "linux", "store", "bus", "display", "session-state", "telemetry"],
   },
   { name: "service", paths: ["agent/service/"], may: "all below" },
   { name: "cli", paths: ["agent/cli/"], may: "all below" },

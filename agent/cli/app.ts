@@ -1,6 +1,8 @@
 import { EntraToolError, errnoCode, toEntraToolError } from "../core/errors.ts";
 import type { CliContext } from "./context.ts";
 import { getTokenCommand } from "./get-token.ts";
+import { sendCommand } from "./send.ts";
+import { statusCommand } from "./status.ts";
 import {
   createProfileCommand,
   deleteProfileCommand,
@@ -19,6 +21,10 @@ Commands:
   delete-profile  delete a profile and its tokens
   logout          remove a profile's saved tokens
   display         test, preview or detect the displays that show the code (LCD, OLED, e-ink, HDMI, LEDs)
+  agent           run the agent: stay signed in, collect telemetry, deliver it to MQTT and HTTP sinks
+  check-config    check the agent's configuration file (every error at once)
+  send            hand telemetry to the running agent (JSON or NDJSON)
+  status          show the running agent's sign-in, outbox and sinks
 
 Run 'entratool <command> --help' for a command's options.
 Environment: ENTRATOOL_HOME (config and state), ENTRATOOL_LOG_LEVEL (default warn),
@@ -34,6 +40,10 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   "delete-profile": deleteProfileCommand,
   logout: logoutCommand,
   display: async (ctx, argv) => (await ctx.loadDisplays()).displayCommand(ctx, argv),
+  agent: async (ctx, argv) => (await ctx.loadAgent()).agentCommand(ctx, argv),
+  "check-config": async (ctx, argv) => (await ctx.loadAgent()).checkConfigCommand(ctx, argv),
+  send: sendCommand,
+  status: statusCommand,
 };
 
 /**

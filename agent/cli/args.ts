@@ -14,14 +14,22 @@ export type OptionSpec = Readonly<
 
 export interface Parsed {
   readonly values: Readonly<Record<string, string | boolean | string[] | undefined>>;
+  /** Arguments that are not options, in order (at most the number the command allows). */
+  readonly positionals: readonly string[];
 }
 
 /**
  * Strict parsing, GNU style: `--name value`, `--name=value`, `-h`, and `--` ends the options.
  * An unknown flag, a missing value, a value given to a boolean, a repeated single-valued flag or a
- * positional argument is a usage error that names what is wrong.
+ * positional argument beyond `maxPositionals` (default none) is a usage error that names what is
+ * wrong. After `--` everything is positional (`send --topic t -- -5`).
  */
-export function parse(command: string, argv: readonly string[], options: OptionSpec): Parsed {
+export function parse(
+  command: string,
+  argv: readonly string[],
+  options: OptionSpec,
+  maxPositionals = 0,
+): Parsed {
   const fail = (detail: string): never => {
     throw new EntraToolError("E_USAGE", {
       message: `${detail}. Run 'entratool ${command} --help' for usage.`,
@@ -31,10 +39,15 @@ export function parse(command: string, argv: readonly string[], options: OptionS
     Object.entries(options).flatMap(([name, spec]) => (spec.short ? [[spec.short, name] as const] : [])),
   );
   const values: Record<string, string | boolean | string[]> = {};
+  const positionals: string[] = [];
+  const positional = (arg: string): void => {
+    if (positionals.length >= maxPositionals) fail(`Unexpected argument '${arg}'`);
+    positionals.push(arg);
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === "--") {
-      if (i + 1 < argv.length) fail(`Unexpected argument '${argv[i + 1]}'`);
+      for (const rest of argv.slice(i + 1)) positional(rest);
       break;
     }
     let name: string | undefined;
@@ -47,7 +60,8 @@ export function parse(command: string, argv: readonly string[], options: OptionS
       name = byShort.get(arg.slice(1));
       if (name === undefined) fail(`Unknown option '${arg}'`);
     } else {
-      fail(`Unexpected argument '${arg}'`);
+      positional(arg);
+      continue;
     }
     const spec = name === undefined ? undefined : options[name];
     if (name === undefined || spec === undefined) return fail(`Unknown option '${arg}'`);
@@ -72,7 +86,7 @@ export function parse(command: string, argv: readonly string[], options: OptionS
       values[name] = value;
     }
   }
-  return { values };
+  return { values, positionals };
 }
 
 export function stringOption(parsed: Parsed, name: string): string | undefined {

@@ -1,6 +1,8 @@
 import type { SignInDisplayOptions, SignInDisplays } from "../../display/sign-in.ts";
 import type { QrEncoder } from "../../display/types.ts";
 import type { SignInSession } from "../auth/session.ts";
+import type { SessionState } from "../auth/session-state.ts";
+import type { SignInService } from "../auth/signin.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
 import type { Output } from "../core/output.ts";
@@ -40,6 +42,18 @@ export interface DisplayModule {
   openSignInDisplays(options: SignInDisplayOptions): Promise<SignInDisplays>;
 }
 
+/**
+ * The agent module (agent/agent-cli.ts, an entrypoint of its own: the outbox, the sinks and
+ * mqtt.js are loaded only by `agent` and `check-config`).
+ */
+export interface AgentModule {
+  agentCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
+  checkConfigCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
+}
+
+/** What the agent tells its service manager (sd_notify): ready, stopping, and each sign-in state. */
+export type ServiceEvent = "ready" | "stopping" | SessionState;
+
 /** Everything a command may use, built once by the composition root (agent/main.ts). */
 export interface CliContext {
   readonly io: CliIO;
@@ -53,6 +67,14 @@ export interface CliContext {
   readonly locks: LockManager;
   /** The sign-in session of a profile (cache → refresh → device code, the button's policy). */
   readonly openSession: (profile: Profile) => SignInSession;
+  /** The sign-in engine itself, for the agent's silent token requests (they change no display). */
+  readonly signIn: Pick<SignInService, "getToken">;
+  /** `agent` and `check-config`, loaded only when used. */
+  readonly loadAgent: () => Promise<AgentModule>;
+  /** Calls `listener` on SIGHUP (the agent reloads its configuration); returns the unsubscribe. */
+  readonly onHangup?: (listener: () => void) => () => void;
+  /** Tells the service manager (systemd) how the agent is; absent when none listens. */
+  readonly notify?: (event: ServiceEvent) => void;
   /** `display …` commands and the displays of a sign-in (the prompt among them), loaded only when used. */
   readonly loadDisplays: () => Promise<DisplayModule>;
   /** The QR encoder, loaded on first use (the device code prompt shows the URL as a QR code). */

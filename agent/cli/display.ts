@@ -61,7 +61,9 @@ async function renderPreview(request: PreviewRequest): Promise<Uint8Array> {
  */
 export async function openSignInDisplays(options: SignInDisplayOptions): Promise<SignInDisplays> {
   const { clock, logger } = options;
-  const configured = options.configFile === undefined ? [] : (await loadConfig(options.configFile)).displays;
+  const configured =
+    options.displays ??
+    (options.configFile === undefined ? [] : (await loadConfig(options.configFile)).displays);
   const addTerminal = options.terminal !== false && !configured.some((config) => config.type === "terminal");
   const displays: DisplayConfig[] = addTerminal ? [{ type: "terminal" }, ...configured] : [...configured];
   const hardware = kernelHardware({

@@ -57,6 +57,8 @@ export async function cliWorld(
     locks,
     openSession: (profile) =>
       new SignInSession({ profile, engine, tokenStore: tokens, locks, clock: w.clock, logger: w.logger }),
+    signIn: engine,
+    loadAgent: () => import("../../agent/agent-cli.ts"),
     signal: new AbortController().signal,
     version: "test",
     loadDisplays:

@@ -1,0 +1,170 @@
+import { hostname } from "node:os";
+import { loadConfig } from "../config/load.ts";
+import { type AgentConfig, isValidDevice, type ResolvedAgentConfig } from "../config/schema.ts";
+import { EntraToolError, toEntraToolError } from "../core/errors.ts";
+import { join as joinPath } from "../core/path.ts";
+import { Agent, type AgentDisplays } from "../service/agent.ts";
+import { ControlServer } from "../service/control-server.ts";
+import { SqliteOutbox } from "../telemetry/outbox.ts";
+import { createSink } from "../telemetry/sinks/index.ts";
+import { createSource } from "../telemetry/sources/index.ts";
+import { flag, type OptionSpec, parse, stringOption } from "./args.ts";
+import type { CliContext } from "./context.ts";
+import { requireProfile } from "./profiles.ts";
+
+export const AGENT_HELP = `Usage: entratool agent [--config FILE]
+
+Runs the agent: keeps the profile of the configuration signed in (the code on every configured
+display when a person must sign in), collects telemetry from its sources and delivers it to its
+sinks with the sign-in's tokens, through a durable outbox. Listens on a unix socket for
+'entratool send', 'entratool status' and 'entratool get-token'. SIGHUP reloads the configuration;
+SIGTERM or Ctrl+C stops it in order.
+
+  --config FILE   the configuration (default: config.json in the configuration directory)
+`;
+
+const OPTIONS: OptionSpec = {
+  config: { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** The whole stop stays within 10 s: the sinks drain this long, the rest is quick. */
+const DRAIN_MS = 5000;
+const STOP_LIMIT_MS = 9500;
+
+/** The configuration file: --config, else config.json in the configuration directory. */
+export function configFileOf(ctx: CliContext, named: string | undefined): { file: string; isDefault: boolean } {
+  return named === undefined
+    ? { file: joinPath(ctx.paths.configDir, "config.json"), isDefault: true }
+    : { file: named, isDefault: false };
+}
+
+/** Fills in what the file may leave out: the device id (the host name). */
+export function resolveConfig(config: AgentConfig, host: () => string = hostname): ResolvedAgentConfig {
+  if (config.device !== undefined) return { ...config, device: config.device };
+  const name = host().split(".")[0] ?? "";
+  if (!isValidDevice(name)) {
+    throw new EntraToolError("E_CONFIG", {
+      message: `The host name '${name}' cannot be a device id: set "device" in the configuration file.`,
+    });
+  }
+  return { ...config, device: name };
+}
+
+export async function agentCommand(ctx: CliContext, argv: readonly string[]): Promise<number> {
+  const parsed = parse("agent", argv, OPTIONS);
+  if (flag(parsed, "help")) {
+    ctx.io.stdout.write(AGENT_HELP);
+    return 0;
+  }
+  const { file, isDefault } = configFileOf(ctx, stringOption(parsed, "config"));
+  const config = resolveConfig(await loadConfig(file, { isDefault }));
+  const profile = await requireProfile(ctx, config.profile);
+  const { logger, clock } = ctx;
+  const agent = new Agent({
+    config,
+    profile,
+    clock,
+    monotonic: () => performance.now(),
+    logger,
+    engine: ctx.signIn,
+    openSession: ctx.openSession,
+    openDisplays: (current) => openDisplays(ctx, current),
+    openOutbox: (current) =>
+      SqliteOutbox.open({
+        file: joinPath(ctx.paths.stateDir, "outbox", "outbox.db"),
+        device: current.device,
+        clock,
+        logger,
+        maxBytes: current.outbox.maxBytes,
+        maxAgeSeconds: current.outbox.maxAgeSeconds,
+        privateRoot: ctx.paths.stateRoot,
+      }),
+    createSink: (sinkConfig, index, deps) => createSink(sinkConfig, index, { ...deps, fetch }),
+    createSource: (sourceConfig, _index, deps) => createSource(sourceConfig, deps),
+    onState: (state) => ctx.notify?.(state),
+    drainMs: DRAIN_MS,
+    version: ctx.version,
+  });
+  const server = new ControlServer({
+    path: ctx.paths.socketFile,
+    logger,
+    handler: {
+      send: async (messages) => {
+        const accepted = await agent.send(messages);
+        return { accepted: accepted.length, ids: accepted.map((message) => message.id) };
+      },
+      status: async () => agent.status(),
+      getToken: async (request) => {
+        const result = await agent.token(request);
+        return {
+          accessToken: result.accessToken,
+          expiresAt: result.expiresAt,
+          scopes: result.scopes,
+          account: result.account,
+        };
+      },
+    },
+  });
+  // First: a second agent on the same state must fail before it shows a code anywhere.
+  await server.start();
+  let reloading = Promise.resolve();
+  const offHangup = ctx.onHangup?.(() => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = resolveConfig(await loadConfig(file, { isDefault }));
+        await agent.reload(next);
+      } catch (error) {
+        const reason = toEntraToolError(error);
+        logger.error(
+          { code: reason.code, errors: reason.details.errors },
+          `the configuration was not reloaded, the running one is kept: ${reason.message}`,
+        );
+      }
+    });
+  });
+  try {
+    await agent.start();
+    logger.info(
+      { profile: profile.name, device: config.device, socket: ctx.paths.socketFile },
+      "entratool agent started",
+    );
+    ctx.notify?.("ready");
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    logger.info("entratool agent stopping");
+    ctx.notify?.("stopping");
+  } finally {
+    offHangup?.();
+    await reloading;
+    const stopped = Promise.all([agent.stop(), server.stop()]).then(() => true);
+    const limit = new AbortController();
+    const inTime = await Promise.race([
+      stopped,
+      clock.sleep(STOP_LIMIT_MS, limit.signal).then(
+        () => false,
+        () => false,
+      ),
+    ]);
+    limit.abort();
+    if (!inTime) logger.warn(`the agent did not stop within ${STOP_LIMIT_MS} ms; exiting anyway`);
+  }
+  logger.info("entratool agent stopped");
+  return 0;
+}
+
+async function openDisplays(ctx: CliContext, config: ResolvedAgentConfig): Promise<AgentDisplays> {
+  const module = await ctx.loadDisplays();
+  return module.openSignInDisplays({
+    clock: ctx.clock,
+    logger: ctx.logger,
+    env: ctx.env,
+    io: { stderr: ctx.io.stderr },
+    qr: ctx.qr,
+    displays: config.displays,
+    // The terminal only when the configuration lists it: under systemd stderr is the journal.
+    terminal: false,
+  });
+}
