@@ -29,6 +29,37 @@ export interface Paths {
   readonly keyFile: string;
   /** `$CREDENTIALS_DIRECTORY/entratool.key` when systemd passes credentials. */
   readonly credentialKeyFile: string | undefined;
+  /**
+   * The agent's control socket (`send`, `status` and `get-token` talk to the running agent there):
+   *   1. systemd: `$RUNTIME_DIRECTORY/agent.sock` (first entry of the list).
+   *   2. ENTRATOOL_HOME: `$ENTRATOOL_HOME/run/agent.sock`.
+   *   3. `$XDG_RUNTIME_DIR/entratool/agent.sock` (the user's own 0700 runtime directory).
+   *   4. `/tmp/entratool-<uid>/agent.sock`: /tmp and not $TMPDIR, so that a service and a shell
+   *      with different TMPDIRs still meet; anyone could have made that directory first, so the
+   *      agent and its clients check that it is this user's own (`socketDirOwned`).
+   * RUNTIME_DIRECTORY wins over ENTRATOOL_HOME: a unit that sets both wants the socket where systemd
+   * made room for it. Too long a path (more than 107 bytes) is refused where the socket is used.
+   */
+  readonly socketFile: string;
+  /**
+   * The directory named for the socket (RUNTIME_DIRECTORY, ENTRATOOL_HOME, the XDG or /tmp
+   * directory above): from it down to the socket's directory, every directory must be private
+   * (ensurePrivateDir's `privateRoot`).
+   */
+  readonly socketRoot: string;
+  /**
+   * true when the socket's directory must be owned by this user and private (0700): the XDG and
+   * /tmp places, which nobody but this user should have made. false for RUNTIME_DIRECTORY (systemd
+   * made it for the service's user, and its group's members connect from their own accounts) and
+   * ENTRATOOL_HOME (named by the person).
+   */
+  readonly socketDirOwned: boolean;
+  /**
+   * Where a client also looks when no agent of this user answers: the system service's socket
+   * (`RuntimeDirectory=entratool` of a system unit). undefined when RUNTIME_DIRECTORY or
+   * ENTRATOOL_HOME names one place on purpose.
+   */
+  readonly systemSocketFile: string | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -38,7 +69,11 @@ function firstOfList(value: string | undefined): string | undefined {
   return first ? first : undefined;
 }
 
-export function resolvePaths(env: Env, homeDir: string): Paths {
+/** The system service's socket: systemd's RuntimeDirectory=entratool of a system unit. */
+export const SYSTEM_SOCKET_FILE = "/run/entratool/agent.sock";
+
+/** `uid`: this process's user, for the /tmp fallback of the socket (default: process.getuid()). */
+export function resolvePaths(env: Env, homeDir: string, uid: number = process.getuid?.() ?? 0): Paths {
   const home = env.ENTRATOOL_HOME;
   const configDir = home
     ? join(home, "config")
@@ -49,6 +84,16 @@ export function resolvePaths(env: Env, homeDir: string): Paths {
     : (firstOfList(env.STATE_DIRECTORY) ??
       join(env.XDG_STATE_HOME || join(homeDir, ".local", "state"), "entratool"));
   const credentials = firstOfList(env.CREDENTIALS_DIRECTORY);
+  const runtime = firstOfList(env.RUNTIME_DIRECTORY);
+  const xdgRuntime = env.XDG_RUNTIME_DIR;
+  const socketRoot = runtime
+    ? runtime
+    : home
+      ? home
+      : xdgRuntime
+        ? join(xdgRuntime, "entratool")
+        : `/tmp/entratool-${uid}`;
+  const socketDir = !runtime && home ? join(home, "run") : socketRoot;
   return {
     configDir,
     stateDir,
@@ -60,5 +105,9 @@ export function resolvePaths(env: Env, homeDir: string): Paths {
     discoveryDir: join(stateDir, "discovery"),
     keyFile: join(stateDir, "store.key"),
     credentialKeyFile: credentials ? join(credentials, "entratool.key") : undefined,
+    socketFile: join(socketDir, "agent.sock"),
+    socketRoot,
+    socketDirOwned: !runtime && !home,
+    systemSocketFile: runtime || home ? undefined : SYSTEM_SOCKET_FILE,
   };
 }

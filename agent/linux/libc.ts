@@ -24,6 +24,12 @@ export interface Libc {
   fcntl(fd: number, command: number, arg: number): number;
   /** flock(2) (LOCK_EX, LOCK_NB, LOCK_UN): the store's cross-process locks. Returns 0 or -1. */
   flock(fd: number, operation: number): number;
+  /**
+   * getsockopt(2): `value` is the option's buffer, `length` a 4-byte socklen_t (native byte order)
+   * holding its size on the way in and the size written on the way out. Returns 0 or -1. Optional,
+   * so that fakes made for the buses need not have it; openLibc always binds it.
+   */
+  getsockopt?(fd: number, level: number, name: number, value: Uint8Array, length: Uint8Array): number;
   /** errno of the calling thread; undefined when it cannot be read. */
   errno(): number | undefined;
 }
@@ -41,6 +47,10 @@ export async function openLibc(path = "libc.so.6"): Promise<Libc> {
     ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
     fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    getsockopt: {
+      args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr],
+      returns: FFIType.i32,
+    },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
   const encoder = new TextEncoder();
@@ -53,6 +63,7 @@ export async function openLibc(path = "libc.so.6"): Promise<Libc> {
     ioctl: (fd, request, arg) => symbols.ioctl(fd, request, arg),
     fcntl: (fd, command, arg) => symbols.fcntl(fd, command, arg),
     flock: (fd, operation) => symbols.flock(fd, operation),
+    getsockopt: (fd, level, name, value, length) => symbols.getsockopt(fd, level, name, value, length),
     errno: () => {
       const pointer = symbols.__errno_location();
       return pointer === null ? undefined : read.i32(pointer, 0);
