@@ -4,6 +4,7 @@
  * wires them together. Everything below it receives its dependencies.
  */
 import pkg from "../package.json" with { type: "json" };
+import type * as AgentCli from "./agent-cli.ts";
 import type { MsalModule } from "./auth/msal.ts";
 import { SignInSession } from "./auth/session.ts";
 import { SignInService } from "./auth/signin.ts";
@@ -13,7 +14,6 @@ import { Terminal } from "./cli/terminal.ts";
 import { systemClock } from "./core/clock.ts";
 import { deferredLogger, humanDestination, parseLevel } from "./core/log.ts";
 import { resolvePaths } from "./core/paths.ts";
-import type * as AgentCli from "./agent-cli.ts";
 import type * as DisplayCli from "./display-cli.ts";
 import type * as PinoModule from "./pino-logger.ts";
 import type * as QrModule from "./qr.ts";

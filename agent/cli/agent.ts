@@ -33,7 +33,10 @@ const DRAIN_MS = 5000;
 const STOP_LIMIT_MS = 9500;
 
 /** The configuration file: --config, else config.json in the configuration directory. */
-export function configFileOf(ctx: CliContext, named: string | undefined): { file: string; isDefault: boolean } {
+export function configFileOf(
+  ctx: CliContext,
+  named: string | undefined,
+): { file: string; isDefault: boolean } {
   return named === undefined
     ? { file: joinPath(ctx.paths.configDir, "config.json"), isDefault: true }
     : { file: named, isDefault: false };
@@ -89,6 +92,7 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   const server = new ControlServer({
     path: ctx.paths.socketFile,
     logger,
+    clock,
     handler: {
       send: async (messages) => {
         const accepted = await agent.send(messages);

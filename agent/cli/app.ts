@@ -1,14 +1,14 @@
 import { EntraToolError, errnoCode, toEntraToolError } from "../core/errors.ts";
 import type { CliContext } from "./context.ts";
 import { getTokenCommand } from "./get-token.ts";
-import { sendCommand } from "./send.ts";
-import { statusCommand } from "./status.ts";
 import {
   createProfileCommand,
   deleteProfileCommand,
   listProfilesCommand,
   logoutCommand,
 } from "./profiles.ts";
+import { sendCommand } from "./send.ts";
+import { statusCommand } from "./status.ts";
 
 export const USAGE = `entratool: sign in to Microsoft Entra ID from devices without a browser.
 

@@ -24,8 +24,13 @@ export async function statusCommand(ctx: CliContext, argv: readonly string[]): P
     return 0;
   }
   const format = outputFormat(parsed, ["text", "json"]);
-  const status = (await agentStatus(ctx.paths.socketFile, { signal: ctx.signal })) as AgentStatus;
-  ctx.io.stdout.write(format === "json" ? `${JSON.stringify(status)}\n` : formatStatus(status, ctx.clock.now()));
+  const status = (await agentStatus(ctx.paths.socketFile, {
+    signal: ctx.signal,
+    clock: ctx.clock,
+  })) as AgentStatus;
+  ctx.io.stdout.write(
+    format === "json" ? `${JSON.stringify(status)}\n` : formatStatus(status, ctx.clock.now()),
+  );
   return 0;
 }
 
@@ -66,7 +71,8 @@ function bytes(n: number): string {
 export function formatStatus(status: AgentStatus, now: number): string {
   const { signIn } = status;
   let sign = STATES[signIn.state] ?? signIn.state;
-  if (signIn.code) sign += `: code ${signIn.code.userCode} at ${signIn.code.verificationUri} (expires ${signIn.code.expiresAt})`;
+  if (signIn.code)
+    sign += `: code ${signIn.code.userCode} at ${signIn.code.verificationUri} (expires ${signIn.code.expiresAt})`;
   else if (signIn.account) sign += ` as ${signIn.account}`;
   if (signIn.tokenExpiresAt && !signIn.code) sign += `, token until ${signIn.tokenExpiresAt}`;
   if (signIn.message && !signIn.code) sign += ` — ${signIn.message}`;

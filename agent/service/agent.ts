@@ -1,16 +1,16 @@
 import type { SignInSession } from "../auth/session.ts";
 import type { SessionState } from "../auth/session-state.ts";
-import type { TokenResult } from "../auth/signin.ts";
+import type { SignInService, TokenResult } from "../auth/signin.ts";
 import type { ResolvedAgentConfig as AgentConfig, SinkConfig, SourceConfig } from "../config/schema.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import type { Profile } from "../store/types.ts";
+import { renamed } from "../telemetry/sinks/index.ts";
 import { SinkRunner } from "../telemetry/sinks/runner.ts";
 import type { JsonValue, Message, NewMessage, Outbox, Sink, SinkHealth, Source } from "../telemetry/types.ts";
 import { Keeper } from "./keeper.ts";
 import { AgentTokens } from "./tokens.ts";
-import type { SignInService } from "../auth/signin.ts";
-import type { Profile } from "../store/types.ts";
 
 /** What a running sign-in display set offers the agent (display/sign-in.ts SignInDisplays). */
 export interface AgentDisplays {
@@ -29,7 +29,10 @@ export interface SinkDeps {
   readonly defaultScopes: readonly string[];
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly state: { current(): PublishedState; subscribe(listener: (state: PublishedState) => void): () => void };
+  readonly state: {
+    current(): PublishedState;
+    subscribe(listener: (state: PublishedState) => void): () => void;
+  };
   readonly health: () => JsonValue;
 }
 
@@ -73,7 +76,11 @@ export interface AgentStatus {
     readonly signedIn: boolean;
     readonly account?: string;
     readonly tokenExpiresAt?: string;
-    readonly code?: { readonly userCode: string; readonly verificationUri: string; readonly expiresAt: string };
+    readonly code?: {
+      readonly userCode: string;
+      readonly verificationUri: string;
+      readonly expiresAt: string;
+    };
     readonly message?: string;
   };
   readonly outbox: { readonly messages: number; readonly bytes: number; readonly dropped: number };
@@ -229,7 +236,9 @@ export class Agent {
       outbox: { messages: stats?.messages ?? 0, bytes: stats?.bytes ?? 0, dropped: stats?.dropped ?? 0 },
       sinks: (pipeline?.runners ?? []).map((runner) => {
         const { lastSuccess, ...health } = runner.health(now);
-        return lastSuccess === undefined ? health : { ...health, lastSuccess: new Date(lastSuccess).toISOString() };
+        return lastSuccess === undefined
+          ? health
+          : { ...health, lastSuccess: new Date(lastSuccess).toISOString() };
       }),
       sources: (pipeline?.sources ?? []).map((source) => source.name),
     };
@@ -281,12 +290,23 @@ export class Agent {
       },
       health: () => this.#health(),
     };
+    const names = new Set<string>();
     for (const [index, sinkConfig] of config.sinks.entries()) {
-      const sink = options.createSink(sinkConfig, index, sinkDeps);
+      let sink = options.createSink(sinkConfig, index, sinkDeps);
+      // The second of two sinks with one name gets "#2" (its cursor must be its own).
+      for (let n = 2; names.has(sink.name); n++) {
+        if (!names.has(`${sink.name.replace(/#\d+$/, "")}#${n}`))
+          sink = renamed(sink, `${sink.name.replace(/#\d+$/, "")}#${n}`);
+      }
+      names.add(sink.name);
       runners.push(new SinkRunner({ sink, type: sinkConfig.type, outbox, clock: options.clock, logger }));
     }
     // A new token wakes every sink waiting for a sign-in.
-    offs.push(tokens.onChange(() => runners.forEach((runner) => runner.wake())));
+    offs.push(
+      tokens.onChange(() => {
+        for (const runner of runners) runner.wake();
+      }),
+    );
     // Sinks before sources: nothing is collected that has nowhere to go yet (it would wait in the
     // outbox anyway, but a broken sink configuration shows first).
     for (const runner of runners) {
@@ -308,16 +328,24 @@ export class Agent {
   async #stopPipeline(pipeline: Pipeline, final = false): Promise<void> {
     const logger = this.#options.logger;
     // 1. Sources: nothing new is collected.
-    await Promise.all(pipeline.sources.map((source) => source.stop().catch((error: unknown) => {
-      logger.warn({ err: error, source: source.name }, "a source did not stop cleanly");
-    })));
+    await Promise.all(
+      pipeline.sources.map((source) =>
+        source.stop().catch((error: unknown) => {
+          logger.warn({ err: error, source: source.name }, "a source did not stop cleanly");
+        }),
+      ),
+    );
     // 2. The outbox: appends in flight (a source's last reading, a `send`) finish and are durable.
     await Promise.allSettled([...this.#appending]);
     // 3. Sinks: what is pending is sent for a bounded time, then they close.
     const drainMs = this.#options.drainMs ?? 5000;
-    await Promise.all(pipeline.runners.map((runner) => runner.stop(drainMs).catch((error: unknown) => {
-      logger.warn({ err: error, sink: runner.name }, "a sink did not stop cleanly");
-    })));
+    await Promise.all(
+      pipeline.runners.map((runner) =>
+        runner.stop(drainMs).catch((error: unknown) => {
+          logger.warn({ err: error, sink: runner.name }, "a sink did not stop cleanly");
+        }),
+      ),
+    );
     for (const off of pipeline.offs) off();
     // 4. The displays take the code off (on the final stop, the keeper's last state stays shown).
     if (final) this.#session?.cancel();
@@ -359,7 +387,12 @@ function signInStatus(state: SessionState, signedIn: boolean): AgentStatus["sign
     case "error":
       return { state: state.kind, signedIn, message: state.error.message };
     case "wrong-account":
-      return { state: state.kind, signedIn, account: state.username, message: `This device expects ${state.expected}.` };
+      return {
+        state: state.kind,
+        signedIn,
+        account: state.username,
+        message: `This device expects ${state.expected}.`,
+      };
     default:
       return { state: state.kind, signedIn };
   }

@@ -45,7 +45,12 @@ const CONFIG_BACKOFF = { initialMs: 5 * 60_000, maxMs: 60 * 60_000 };
 /** A wall clock that moved this much more (or less) than the monotonic clock has jumped. */
 const JUMP_MS = 30_000;
 
-const CONFIG_CODES = new Set(["E_APP_REGISTRATION", "E_NOT_PUBLIC_CLIENT", "E_CONSENT_REQUIRED", "E_AUTHORITY"]);
+const CONFIG_CODES = new Set([
+  "E_APP_REGISTRATION",
+  "E_NOT_PUBLIC_CLIENT",
+  "E_CONSENT_REQUIRED",
+  "E_AUTHORITY",
+]);
 const UNUSED_CODES = new Set(["E_EXPIRED", "E_DECLINED", "E_BAD_CODE", "E_TIMEOUT"]);
 
 /**
@@ -64,7 +69,9 @@ export class Keeper {
   #state: SessionState;
   #loop: Promise<void> | undefined;
   #wakeup: AbortController | undefined;
-  #token: { readonly expiresAt: number; readonly lifetimeMs: number; readonly monoExpiresAt: number } | undefined;
+  #token:
+    | { readonly expiresAt: number; readonly lifetimeMs: number; readonly monoExpiresAt: number }
+    | undefined;
   #forceRefresh = false;
   #offSession: (() => void) | undefined;
 
@@ -150,7 +157,10 @@ export class Keeper {
           unusedCodes += 1;
           if (unusedCodes >= (this.#options.maxUnusedCodes ?? 3)) {
             const pauseMs = this.#options.unusedCodesPauseMs ?? 60 * 60_000;
-            logger.info({ codes: unusedCodes }, "no one signed in with the last codes; waiting for the button");
+            logger.info(
+              { codes: unusedCodes },
+              "no one signed in with the last codes; waiting for the button",
+            );
             this.#publish({
               kind: "sign-in-required",
               profile: session.profile.name,
@@ -168,7 +178,10 @@ export class Keeper {
         if (code === "E_POLICY_BLOCKED") {
           policyFailures += 1;
           delay = backoffDelay(policyFailures, { ...POLICY_BACKOFF, random });
-          logger.warn({ code, delayMs: delay }, "the sign-in is blocked by a Conditional Access policy; trying again later");
+          logger.warn(
+            { code, delayMs: delay },
+            "the sign-in is blocked by a Conditional Access policy; trying again later",
+          );
         } else if (CONFIG_CODES.has(code)) {
           configFailures += 1;
           delay = backoffDelay(configFailures, { ...CONFIG_BACKOFF, random });
@@ -181,7 +194,10 @@ export class Keeper {
             typeof retryAfter === "number"
               ? Math.min(retryAfter, 10 * 60_000)
               : backoffDelay(failures, { ...NETWORK_BACKOFF, random });
-          logger.warn({ code, delayMs: delay, signedIn: this.signedIn() }, "getting a token failed; trying again");
+          logger.warn(
+            { code, delayMs: delay, signedIn: this.signedIn() },
+            "getting a token failed; trying again",
+          );
           // While the old token lasts, the next try is a refresh again.
           if (this.#token !== undefined) this.#forceRefresh = true;
         }
@@ -194,7 +210,11 @@ export class Keeper {
       configFailures = 0;
       const now = this.#options.clock.now();
       const lifetimeMs = Math.max(0, result.expiresAt - now);
-      this.#token = { expiresAt: result.expiresAt, lifetimeMs, monoExpiresAt: this.#options.monotonic() + lifetimeMs };
+      this.#token = {
+        expiresAt: result.expiresAt,
+        lifetimeMs,
+        monoExpiresAt: this.#options.monotonic() + lifetimeMs,
+      };
       this.#options.tokens.signedInWith(result);
       await this.#untilRefreshDue(refreshAheadMs(lifetimeMs) + refreshJitterMs(lifetimeMs, random()));
       this.#forceRefresh = true;

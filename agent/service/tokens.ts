@@ -55,8 +55,12 @@ export class AgentTokens implements TokenSource {
   /** Like `get`, with the account and scopes (for the socket's get-token). */
   async result(request: Partial<TokenRequest>): Promise<TokenResult> {
     if (!this.#options.signedIn()) throw new EntraToolError("E_SIGN_IN_REQUIRED");
-    const scopes = request.scopes && request.scopes.length > 0 ? request.scopes : this.#options.profile.scopes;
-    const key = [...scopes].map((scope) => scope.toLowerCase()).sort().join(" ");
+    const scopes =
+      request.scopes && request.scopes.length > 0 ? request.scopes : this.#options.profile.scopes;
+    const key = [...scopes]
+      .map((scope) => scope.toLowerCase())
+      .sort()
+      .join(" ");
     const now = this.#options.clock.now();
     const cached = this.#cache.get(key);
     const fresh =
@@ -80,7 +84,10 @@ export class AgentTokens implements TokenSource {
 
   /** A new sign-in or a refresh by the keeper: cached tokens of other scopes may belong to an old account. */
   signedInWith(result: TokenResult): void {
-    const key = [...result.scopes].map((scope) => scope.toLowerCase()).sort().join(" ");
+    const key = [...result.scopes]
+      .map((scope) => scope.toLowerCase())
+      .sort()
+      .join(" ");
     const previous = [...this.#cache.values()][0]?.result.account.homeAccountId;
     if (previous !== undefined && previous !== result.account.homeAccountId) this.#cache.clear();
     this.#cache.set(key, { result, receivedAt: this.#options.clock.now() });

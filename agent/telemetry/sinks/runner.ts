@@ -210,7 +210,10 @@ export class SinkRunner {
         return { kind: "dead-letter", reason: message };
       }
       if (error.failure === "unauthorized" && !refreshed) {
-        logger.info({ sink: sink.name, status: error.status }, `sink ${sink.name} refused the token; refreshing it once`);
+        logger.info(
+          { sink: sink.name, status: error.status },
+          `sink ${sink.name} refused the token; refreshing it once`,
+        );
         return { kind: "refresh" };
       }
       if (changed) logger.warn({ sink: sink.name, status: error.status }, `sink ${sink.name}: ${message}`);
