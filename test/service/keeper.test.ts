@@ -160,6 +160,9 @@ describe("Keeper", () => {
     w.emulator.revokeRefreshTokens();
     await advanceUntil(w, () => states.filter((state) => state.kind === "code-issued").length >= 2, 2 * HOUR);
     expect(states.filter((state) => state.kind === "code-issued")).toHaveLength(2);
+    // The access token in hand still serves the sinks until it expires; then nothing does.
+    expect(keeper.state.kind).toMatch(/code-issued|waiting/);
+    w.clock.advance(HOUR);
     expect(keeper.signedIn()).toBe(false);
     await keeper.stop();
   });
