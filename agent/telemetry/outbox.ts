@@ -68,6 +68,10 @@ const JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024;
 /** Rows fetched per step when reading or walking the oldest rows: memory stays flat. */
 const CHUNK_ROWS = 256;
 const DB_FILE_MODE = 0o600;
+/** The part of maxBytes dead letters may take; beyond it the oldest dead letters are removed. */
+const DEAD_LETTER_SHARE = 1 / 8;
+/** Least time between two warnings about dropped messages, ms. */
+const DROP_WARNING_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface SqliteOutboxOptions {
   /** The database file (`…/outbox.db`); its directory is created private (0700). */
@@ -76,7 +80,10 @@ export interface SqliteOutboxOptions {
   readonly device: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Most bytes kept (messages and dead letters, as JSON); the oldest beyond it are dropped. */
+  /**
+   * Most bytes kept (messages and dead letters, as JSON); beyond it the oldest messages are dropped.
+   * Dead letters keep at most an eighth of it (the newest).
+   */
   readonly maxBytes?: number;
   /** Oldest message kept, seconds since it was appended; older ones are dropped. */
   readonly maxAgeSeconds?: number;
@@ -179,7 +186,9 @@ export class SqliteOutbox implements Outbox {
   #maintenanceScheduled = false;
   #sync: Sync | undefined;
   #commits = 0;
-  #dropping = false;
+  #lastDropWarning: number | undefined;
+  /** Dropped since the last warning (a rollback may leave it a little high: it is only logged). */
+  #unreportedDrops = 0;
   #closed = false;
 
   /**
@@ -714,8 +723,10 @@ export class SqliteOutbox implements Outbox {
 
   /**
    * Inside a transaction: deletes the messages every sink has acknowledged (a prefix: one
-   * statement), then, while beyond maxBytes or maxAgeSeconds, the oldest dead letters and the
-   * oldest messages. Messages dropped before every sink had them are counted in `dropped`.
+   * statement); then the oldest dead letters beyond their share of maxBytes or older than
+   * maxAgeSeconds (since they were refused); then the oldest messages while the whole is beyond
+   * maxBytes or they are older than maxAgeSeconds (since appended). Messages dropped before every
+   * sink had them are counted in `dropped` (dead letters are not: they were counted as such).
    */
   #trim(now: number): void {
     const c = this.#counters;
@@ -729,8 +740,9 @@ export class SqliteOutbox implements Outbox {
       c.first = acked + 1;
     }
     const cutoff = now - this.#maxAgeMs;
-    let excess = c.liveBytes + c.deadBytes - this.#maxBytes;
-    // Dead letters go first: every sink is past them already, they are kept only for a person.
+    // Dead letters (every sink is past them; they are kept for a person) get a share of the bound
+    // of their own, newest kept: a full outbox neither loses a new one at once nor fills with them.
+    let excess = c.deadBytes - Math.floor(this.#maxBytes * DEAD_LETTER_SHARE);
     if (c.deadCount > 0) {
       let upTo = -1;
       let after = -1;
@@ -754,6 +766,7 @@ export class SqliteOutbox implements Outbox {
         c.deadCount -= count;
       }
     }
+    excess = c.liveBytes + c.deadBytes - this.#maxBytes;
     let upTo = c.first - 1;
     let dropped = 0;
     let bytes = 0;
@@ -768,21 +781,25 @@ export class SqliteOutbox implements Outbox {
       }
       if (rows.length < CHUNK_ROWS) break;
     }
-    if (dropped === 0) {
-      this.#dropping = false;
-      return;
-    }
+    if (dropped === 0) return;
     s.deleteUpTo.run(upTo);
     c.liveBytes -= bytes;
     c.first = upTo + 1;
     c.dropped += dropped;
-    if (!this.#dropping) {
-      // Once per spell of dropping, not at every commit while the outbox stays full.
-      this.#dropping = true;
+    this.#unreportedDrops += dropped;
+    // At most one line an hour, not one per commit while the outbox stays full.
+    if (this.#lastDropWarning === undefined || now - this.#lastDropWarning >= DROP_WARNING_INTERVAL_MS) {
       this.#logger.warn(
-        { dropped, totalDropped: c.dropped, maxBytes: this.#maxBytes, maxAgeSeconds: this.#maxAgeMs / 1000 },
+        {
+          dropped: this.#unreportedDrops,
+          totalDropped: c.dropped,
+          maxBytes: this.#maxBytes,
+          maxAgeSeconds: this.#maxAgeMs / 1000,
+        },
         "The outbox is full (or its oldest messages too old): dropping the oldest undelivered messages.",
       );
+      this.#lastDropWarning = now;
+      this.#unreportedDrops = 0;
     }
   }
 }
