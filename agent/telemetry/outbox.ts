@@ -228,7 +228,12 @@ export class SqliteOutbox implements Outbox {
         { file: options.file, setAside: moved, problem: error.message },
         `The outbox database was damaged (${error.message}): it was set aside as ${moved.join(" and ")} and a new, empty outbox was started; the messages it held are not sent.`,
       );
-      return await SqliteOutbox.#openPrivate(options);
+      try {
+        return await SqliteOutbox.#openPrivate(options);
+      } catch (again) {
+        // A fresh file found damaged too: the disk, not the file, is at fault.
+        throw outboxError(again, options.file, "open");
+      }
     }
   }
 
