@@ -301,6 +301,8 @@ export class Agent {
       names.add(sink.name);
       runners.push(new SinkRunner({ sink, type: sinkConfig.type, outbox, clock: options.clock, logger }));
     }
+    // Sinks no longer configured keep no messages.
+    outbox.retain([...names]);
     // A new token wakes every sink waiting for a sign-in.
     offs.push(
       tokens.onChange(() => {

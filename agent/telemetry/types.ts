@@ -63,6 +63,8 @@ export interface Outbox {
   append(messages: readonly NewMessage[]): Promise<readonly Message[]>;
   /** Registers a sink's cursor (at the current end for a new sink: it does not replay history). */
   register(sink: string): void;
+  /** Forgets the cursors of sinks not in `sinks` (no longer configured), so they pin no messages. */
+  retain(sinks: readonly string[]): void;
   /** Up to `maxMessages` / `maxBytes` (at least one message) after the sink's cursor, oldest first. */
   read(sink: string, maxMessages: number, maxBytes: number): readonly StoredMessage[];
   /** Moves the sink's cursor past `seq` (messages up to it were accepted). */

@@ -30,6 +30,7 @@ export interface SinkRunnerOptions {
 /** Codes of the sign-in that mean "nobody is signed in": wait for a person, do not count errors. */
 const SIGN_IN_CODES = new Set(["E_SIGN_IN_REQUIRED", "E_SIGNED_OUT", "E_WRONG_ACCOUNT", "E_EXPIRED"]);
 
+/** "idle" until the first batch was delivered; then "ok" until a send fails. */
 type RunnerState = "idle" | "ok" | "retrying" | "waiting-for-sign-in" | "stopped";
 
 /**
@@ -131,7 +132,6 @@ export class SinkRunner {
       const batch = outbox.read(sink.name, sink.maxBatchMessages, sink.maxBatchBytes);
       if (batch.length === 0) {
         if (this.#draining) return;
-        if (this.#state !== "retrying") this.#state = "idle";
         await this.#idle();
         continue;
       }
