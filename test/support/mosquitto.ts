@@ -288,7 +288,10 @@ export async function observe(broker: Broker, topicFilter: string): Promise<Obse
     for (const waiter of waiters) waiter();
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`observer could not connect:\n${broker.log()}`)), 10_000);
+    const timer = setTimeout(() => {
+      client.end(true);
+      reject(new Error(`observer could not connect:\n${broker.log()}`));
+    }, 10_000);
     client.once("connect", () => {
       clearTimeout(timer);
       resolve();
@@ -319,9 +322,10 @@ export async function observe(broker: Broker, topicFilter: string): Promise<Obse
         const timer = setTimeout(() => {
           cleanup();
           const topics = messages.map((message) => message.topic).join(", ");
+          const logTail = broker.log().split("\n").slice(-40).join("\n");
           reject(
             new Error(
-              `observer: condition not met in ${timeoutMs} ms; ${messages.length} messages (${topics})`,
+              `observer: condition not met in ${timeoutMs} ms; ${messages.length} messages (${topics}); the broker's log ends:\n${logTail}`,
             ),
           );
         }, timeoutMs);
@@ -332,7 +336,11 @@ export async function observe(broker: Broker, topicFilter: string): Promise<Obse
         waiters.add(check);
         check();
       }),
-    close: () => client.endAsync(true),
+    // A DISCONNECT with session expiry 0 ends the session, so the broker stops queueing for it.
+    close: () =>
+      client.connected
+        ? client.endAsync(false, { properties: { sessionExpiryInterval: 0 } })
+        : client.endAsync(true),
   };
 }
 
