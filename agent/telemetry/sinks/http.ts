@@ -23,6 +23,9 @@ import { EventHubsSink } from "./eventhubs.ts";
 import { type HttpSinkDeps, RequestSink, utf8, wireMessage } from "./http-common.ts";
 import type { HttpFamilySinkConfig, HttpSinkConfig } from "./http-schema.ts";
 
+/** 409: a request with the same Idempotency-Key is still being processed (try again later). */
+const IDEMPOTENCY_CONFLICT: ReadonlySet<number> = new Set([409]);
+
 export interface HttpSinkOptions extends HttpSinkDeps {
   readonly config: HttpSinkConfig;
 }
@@ -71,7 +74,7 @@ export class HttpSink extends RequestSink {
         body: httpBody(batch, config.format),
         gzipAboveBytes: config.gzipAboveBytes,
         headers: { ...config.headers, "Idempotency-Key": idempotencyKey(batch) },
-        retryStatuses: new Set([409]),
+        retryStatuses: IDEMPOTENCY_CONFLICT,
       },
       options,
     );
