@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 # jq, curl and python3 run the README's script examples verbatim; util-linux gives `script` (a
 # pseudo-terminal for prompts) and `unshare`; qemu-user-static with libc6:arm64 runs the
 # linux-arm64 binary on an x86_64 machine; xfonts-base holds the public-domain misc-fixed fonts
-# that scripts/gen-font.ts converts (its test regenerates them and compares).
-DEB_PACKAGES=(jq curl python3 ca-certificates util-linux qemu-user-static libc6:arm64 xfonts-base)
+# that scripts/gen-font.ts converts (its test regenerates them and compares). Mosquitto is the real
+# broker of the telemetry tests; gcc with the mosquitto, OpenSSL and cJSON headers compiles its
+# token-checking plugin (scripts/broker/jwt_auth.c).
+DEB_PACKAGES=(jq curl python3 ca-certificates util-linux qemu-user-static libc6:arm64 xfonts-base
+  mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc libc6-dev)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do

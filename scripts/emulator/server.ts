@@ -6,7 +6,7 @@ import { type Clock, systemClock } from "../../agent/core/clock.ts";
 import { type EntraErrorSpec, Errors, errorBody } from "./errors.ts";
 import { approvedPage, consentPage, declinedPage, enterCodePage, errorPage } from "./pages.ts";
 import { ensureTls } from "./tls.ts";
-import { accessTokenTarget, base64urlJson, parseScopes, TokenSigner } from "./tokens.ts";
+import { accessTokenTarget, base64urlJson, type PublicJwk, parseScopes, TokenSigner } from "./tokens.ts";
 
 export interface EmulatorSettings {
   /** Seconds between polls announced by /devicecode; `null` leaves `interval` out (clients must assume 5). */
@@ -1022,6 +1022,11 @@ export class EntraEmulator {
   #isRegistered(clientId: string): boolean {
     const registered = this.#settings.registeredClients;
     return registered === null || registered.some((id) => id.toLowerCase() === clientId.toLowerCase());
+  }
+
+  /** The public key of the tokens this emulator signs (its JWKS entry), for receivers that verify them. */
+  publicJwk(): PublicJwk {
+    return this.#requireSigner().publicJwk();
   }
 
   #requireSigner(): TokenSigner {

@@ -1,0 +1,165 @@
+/**
+ * The whole pipeline for the binary's agent tests, all real: the Entra emulator (real time, HTTPS
+ * with its throwaway CA), Mosquitto with the JWT plugin (verifies the emulator's tokens itself),
+ * an HTTPS sink server that verifies them with jose, and `entratool agent` as a child process of
+ * the compiled binary in its own sandbox.
+ */
+import { createPublicKey } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { expect } from "vitest";
+import type { EmulatorSettings } from "../../scripts/emulator/server.ts";
+import { type Running, run, type Sandbox, start } from "../support/cli.ts";
+import { type Broker, type Observer, observe, startBroker } from "../support/mosquitto.ts";
+import { HttpSinkServer } from "../support/sink-servers.ts";
+import { boxFor, CODE, createProfile, type Emulator, startEmulator } from "./harness.ts";
+
+export const MQTT_AUDIENCE = "api://entratool-mqtt";
+export const HTTP_AUDIENCE = "api://entratool-ingest";
+export const DEVICE = "pi-e2e";
+
+export interface PipelineOptions {
+  readonly emulator?: Partial<EmulatorSettings>;
+  /** Extra or replaced top-level configuration fields. */
+  readonly config?: Record<string, unknown>;
+  /** The MQTT sink's fields over the defaults (token auth, MQTT 5, the plain listener). */
+  readonly mqtt?: Record<string, unknown>;
+  /** Without an HTTP sink. */
+  readonly noHttp?: boolean;
+}
+
+export interface Pipeline {
+  readonly emu: Emulator;
+  readonly broker: Broker;
+  readonly observer: Observer;
+  readonly http: HttpSinkServer | undefined;
+  readonly box: Sandbox;
+  readonly configFile: string;
+  config: Record<string, unknown>;
+  /** Writes `config` (changed by the test) to the configuration file. */
+  writeConfig(): void;
+  /** Starts `entratool agent`; approves the first code it shows unless `approve` is false. */
+  startAgent(options?: { approve?: boolean }): Promise<Running>;
+  /** `entratool send --topic T --output json` with these values as NDJSON; the ids it was given. */
+  send(topic: string, values: readonly unknown[]): Promise<string[]>;
+  /** Every id the broker's observer saw on the telemetry topics. */
+  mqttIds(): Set<string>;
+  /** Waits until both receivers have every id in `ids`. */
+  delivered(ids: readonly string[], timeoutMs?: number): Promise<void>;
+  /** Every secret the emulator issued (tokens, refresh tokens, device codes): none may be in a log. */
+  secrets(): string[];
+  close(): Promise<void>;
+}
+
+export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
+  const emu = await startEmulator(options.emulator ?? {});
+  const jwk = emu.emulator.publicJwk();
+  const publicKeyPem = createPublicKey({ key: { ...jwk }, format: "jwk" })
+    .export({ type: "spki", format: "pem" })
+    .toString();
+  const tlsDir = dirname(emu.caPath);
+  const tls = {
+    caPem: readFileSync(emu.caPath, "utf8"),
+    certPem: readFileSync(join(tlsDir, "server-cert.pem"), "utf8"),
+    keyPem: readFileSync(join(tlsDir, "server-key.pem"), "utf8"),
+  };
+  const broker = await startBroker({ publicKeyPem, audience: MQTT_AUDIENCE, tls });
+  const observer = await observe(broker, `entratool/${DEVICE}/#`);
+  const http = options.noHttp
+    ? undefined
+    : await HttpSinkServer.start({ jwk, audience: HTTP_AUDIENCE, tls: { cert: tls.certPem, key: tls.keyPem } });
+  const box = boxFor(emu, { logLevel: "info" });
+  await createProfile(box, "default");
+  const configFile = join(dirname(box.home), "config.json");
+  const sinks: unknown[] = [
+    {
+      type: "mqtt",
+      url: broker.url("plain"),
+      auth: "token",
+      protocolVersion: 5,
+      scopes: [`${MQTT_AUDIENCE}/.default`],
+      healthIntervalSeconds: 5,
+      ...options.mqtt,
+    },
+  ];
+  if (http) sinks.push({ type: "http", url: http.url, scopes: [`${HTTP_AUDIENCE}/.default`] });
+  const pipeline: Pipeline = {
+    emu,
+    broker,
+    observer,
+    http,
+    box,
+    configFile,
+    config: {
+      profile: "default",
+      device: DEVICE,
+      displays: [{ type: "terminal" }],
+      sinks,
+      ...options.config,
+    },
+    writeConfig: () => writeFileSync(configFile, JSON.stringify(pipeline.config, null, 2)),
+    startAgent: async ({ approve = true } = {}) => {
+      const agent = start(["agent", "--config", configFile], box);
+      if (approve) {
+        const match = await agent.waitFor(CODE);
+        emu.emulator.approve({ userCode: match[1] ?? "" });
+      }
+      return agent;
+    },
+    send: async (topic, values) => {
+      const input = values.map((value) => JSON.stringify(value)).join("\n");
+      const result = await run(["send", "--topic", topic, "--output", "json"], box, `${input}\n`);
+      expect(result.code, result.stderr).toBe(0);
+      return (JSON.parse(result.stdout) as { ids: string[] }).ids;
+    },
+    mqttIds: () => {
+      const ids = new Set<string>();
+      for (const message of observer.messages) {
+        if (message.topic.endsWith("/state") || message.topic.endsWith("/health")) continue;
+        try {
+          const value = JSON.parse(message.payload.toString("utf8")) as { id?: unknown };
+          if (typeof value.id === "string") ids.add(value.id);
+        } catch {
+          // Not a telemetry message.
+        }
+      }
+      return ids;
+    },
+    delivered: async (ids, timeoutMs = 60_000) => {
+      await observer.waitFor(() => ids.every((id) => pipeline.mqttIds().has(id)), timeoutMs);
+      if (http) {
+        const deadline = Date.now() + timeoutMs;
+        while (!ids.every((id) => http.accepted.has(id))) {
+          if (Date.now() > deadline) throw new Error("the HTTP sink server did not get every message in time");
+          await http.whenRequests(http.requests.length + 1);
+        }
+      }
+    },
+    secrets: () => emu.emulator.issuedSecrets(),
+    close: async () => {
+      await observer.close();
+      await http?.stop();
+      await broker.close();
+      await emu.stop();
+    },
+  };
+  pipeline.writeConfig();
+  return pipeline;
+}
+
+/** Stops the agent with SIGTERM and checks it exits 0 within 10 s. */
+export async function stopAgent(agent: Running): Promise<void> {
+  const started = Date.now();
+  agent.child.kill("SIGTERM");
+  const result = await agent.done;
+  expect(result.code, result.stderr).toBe(0);
+  expect(Date.now() - started).toBeLessThan(10_000);
+}
+
+/** Every log line (stdout is the agent's log; stderr its prompt) holds none of the secrets. */
+export function expectNoSecrets(text: string, secrets: readonly string[]): void {
+  for (const secret of secrets) {
+    if (secret.length < 8) continue;
+    expect(text.includes(secret), "a secret in the agent's output").toBe(false);
+  }
+}
