@@ -47,7 +47,9 @@
  *
  * The log line of a failure carries the command's stderr (its first 4 KiB), the exit status and
  * the run's duration. A run never overlaps the next: the schedule waits for it to end. Stopping the
- * agent stops a running command (SIGTERM, SIGKILL 2 s later).
+ * agent stops a running command (SIGTERM, SIGKILL 2 s later). Whatever a command leaves running in
+ * its process group when it ends (a forgotten `sleep &`) is killed with it, so that runs cannot
+ * pile up; a program that must outlive its run has to leave the group (setsid).
  */
 
 import type { Clock } from "../../core/clock.ts";

@@ -95,7 +95,10 @@ export class ScheduledSource implements Source {
     this.#collector = options.collector((problem) => this.#report(problem));
   }
 
-  /** Starts the schedule (the first collection begins at once) and resolves. Idempotent. */
+  /**
+   * Starts the schedule (the first collection begins at once) and resolves without waiting for it.
+   * Idempotent; a stopped source does not start again (build a new one).
+   */
   async start(): Promise<void> {
     if (this.#loop !== undefined) return;
     const controller = new AbortController();
