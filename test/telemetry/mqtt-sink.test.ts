@@ -104,6 +104,11 @@ class FakeTokens implements TokenSource {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Expiry of the last token issued, epoch ms. */
+  get expiresAt(): number {
+    return this.#current?.expiresAt ?? 0;
+  }
+
   /** A new sign-in or refresh happened elsewhere. */
   changed(): void {
     this.#current = undefined;
@@ -521,7 +526,7 @@ describe("state and health", () => {
 
 /**
  * Sends batches (paced at about 40 a second, to keep the machine usable, not for timing) until
- * `enough()` or `ms` passed; returns every batch sent and every send that failed.
+ * `enough()` or `ms` passed, then one more; returns every batch sent and every send that failed.
  */
 async function stream(
   sink: MqttSink,
@@ -541,6 +546,14 @@ async function stream(
       failures.push(error);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  // One more after the last rotation (a send waits for a rotation under way to finish).
+  const last = batch(device, 4);
+  try {
+    await sink.send(last, sendOptions());
+    sent.push(last);
+  } catch (error) {
+    failures.push(error);
   }
   return { sent, failures };
 }
@@ -566,9 +579,28 @@ function rotationLines(logs: readonly string[]): Array<{ method: string; reason:
     .filter((line) => line.msg === "MQTT token rotated");
 }
 
-describe.concurrent("token rotation on a live connection (tokens live 3-4 s)", () => {
+describe.concurrent("short-lived tokens (3-4 s, 7-8 s): rotation on a live connection, expiry", () => {
   const ROTATIONS = 3;
   const STREAM_MS = 25_000;
+
+  test('the sink says "offline" and disconnects before the token expires; sends throw the token source\'s error', async ({
+    onTestFinished: finished,
+  }) => {
+    const tokens = new FakeTokens(8);
+    const { sink, device, observer } = await sinkFor({ url: broker.url("plain") }, { tokens, finished });
+    await sink.send(batch(device, 1), sendOptions());
+    const expiresAt = tokens.expiresAt;
+    const signIn = new EntraToolError("E_SIGN_IN_REQUIRED");
+    tokens.failure = signIn;
+    await until(() => !sink.connected(), "the disconnect");
+    expect(Date.now()).toBeLessThan(expiresAt);
+    await observer.waitFor(
+      () => on(observer, `entratool/${device}/state`).at(-1) === "offline",
+      EVENT_TIMEOUT_MS,
+    );
+    expect(await rejection(sink.send(batch(device, 1), sendOptions()))).toBe(signIn);
+    expect(sink.stats().connects).toBe(1);
+  }, 30_000);
 
   test("oauth2-jwt: in-band re-authentication, one connection, nothing lost or reordered", async ({
     onTestFinished: finished,

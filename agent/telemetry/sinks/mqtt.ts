@@ -223,7 +223,7 @@ export class MqttSink implements Sink {
         link = await this.#connection(options.signal);
       }
       await this.#publishBatch(link, packets, options.signal);
-    });
+    }, options.signal);
   }
 
   /** Publishes "offline" (retained) and ends the connection cleanly, within bounded time. Idempotent. */
@@ -295,8 +295,14 @@ export class MqttSink implements Sink {
       try {
         link = await this.#open(token);
       } catch (error) {
+        const refusedBefore = isSinkError(this.#failure) && this.#failure.failure === "unauthorized";
         this.#failure = this.#classifyConnectError(error);
-        if (isSinkError(this.#failure) && this.#failure.failure === "unauthorized") this.#forceRefresh = true;
+        // A refused token: the next connection asks for a refreshed one (once in a row; the
+        // runner's forceRefresh sends ask again), so a broker that refuses every token does not
+        // make the device redeem its refresh token at every back-off step.
+        if (isSinkError(this.#failure) && this.#failure.failure === "unauthorized" && !refusedBefore) {
+          this.#forceRefresh = true;
+        }
         if (!this.#stopping) {
           this.#log.warn({ sink: this.name, err: describe(this.#failure) }, "MQTT connection failed");
         }
@@ -591,7 +597,7 @@ export class MqttSink implements Sink {
     this.#clock.sleep(Math.max(0, at - this.#clock.now()), timer.signal).then(
       () => {
         this.#life.signal.removeEventListener("abort", onStop);
-        if (this.#link === link && !link.isClosed) void this.#exclusive(() => this.#rotateLocked("expiry"));
+        if (this.#link === link && !link.isClosed) this.#rotateInBackground("expiry");
       },
       () => this.#life.signal.removeEventListener("abort", onStop),
     );
@@ -599,8 +605,14 @@ export class MqttSink implements Sink {
 
   #tokensChanged(): void {
     if (this.#stopping || !this.#needsToken) return;
-    if (this.#live()) void this.#exclusive(() => this.#rotateLocked("change"));
+    if (this.#live()) this.#rotateInBackground("change");
     else if (!this.#attempting) this.#wake();
+  }
+
+  #rotateInBackground(reason: "change" | "expiry"): void {
+    this.#exclusive(() => this.#rotateLocked(reason)).catch((error: unknown) =>
+      this.#log.error({ sink: this.name, err: describe(error) }, "MQTT token rotation failed"),
+    );
   }
 
   /**
@@ -624,14 +636,15 @@ export class MqttSink implements Sink {
         this.#scheduleRotation(link, retryAt);
         return;
       }
-      // The token is spent and there is no other: the connection ends (never used past expiry);
-      // sends then throw this error until the token source has a token again.
+      // The token is spent and there is no other: the connection ends, saying "offline" (a
+      // clean end sends no Last Will), before the token expires; the loop asks the token source
+      // at once, so sends throw its error (E_SIGN_IN_REQUIRED…) until it has a token again.
       this.#log.warn(
         { sink: this.name, err: describe(error) },
-        "MQTT token expired and no new one; disconnecting",
+        "MQTT token about to expire and no new one; disconnecting",
       );
-      await this.#end(link);
-      this.#failure = error;
+      link.rotating = true;
+      await this.#close(link);
       return;
     }
     if (reason === "change" && next.token.accessToken === link.token?.token.accessToken) return;
@@ -892,14 +905,24 @@ export class MqttSink implements Sink {
 
   // --- helpers -----------------------------------------------------------------------------------
 
-  /** Runs `task` after every send and rotation called before it (one at a time). */
-  #exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#lock.then(task);
-    this.#lock = run.then(
-      () => {},
-      () => {},
-    );
-    return run;
+  /**
+   * Runs `task` after every send and rotation called before it (one at a time). A send whose
+   * signal aborts while it waits for its turn gives the turn up (and rejects with the reason).
+   */
+  async #exclusive<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const previous = this.#lock;
+    let release: () => void = () => {};
+    this.#lock = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    try {
+      if (signal) await abortable(previous, signal);
+      else await previous;
+      return await task();
+    } finally {
+      // Never before the task ahead is done, even when this one gave up waiting.
+      void previous.then(release);
+    }
   }
 
   /** Ends a connection cleanly (after its last acknowledgements, with DISCONNECT); destroys it after END_TIMEOUT_MS. */
@@ -920,6 +943,25 @@ export class MqttSink implements Sink {
       timer.abort();
     }
   }
+}
+
+/** `promise`, or the signal's reason once it aborts. */
+function abortable(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function describe(error: unknown): string {
