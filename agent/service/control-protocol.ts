@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { ERRORS, type ErrorCode, EntraToolError } from "../core/errors.ts";
+import { EntraToolError, ERRORS, type ErrorCode } from "../core/errors.ts";
 import { isRecord } from "../core/json.ts";
 import { formatIssues, must, strict } from "../core/schema.ts";
 import type { JsonValue, NewMessage } from "../telemetry/types.ts";
@@ -61,16 +61,16 @@ export interface SendResult {
   readonly ids: readonly string[];
 }
 
-/** What `get-token` answers (the fields of the agent's TokenResult). */
+/** What `get-token` answers: the fields of the agent's TokenResult (the optional ones when known). */
 export interface TokenResponse {
   readonly accessToken: string;
   /** Epoch ms. */
   readonly expiresAt: number;
   readonly scopes: readonly string[];
   readonly account: { readonly username: string; readonly tenantId: string; readonly homeAccountId: string };
-  readonly tokenType: string;
-  readonly profile: string;
-  readonly fromCache: boolean;
+  readonly tokenType?: string;
+  readonly profile?: string;
+  readonly fromCache?: boolean;
 }
 
 export interface ErrorBody {
@@ -83,11 +83,7 @@ export type ControlResponse =
   | { readonly id: number | null; readonly ok: false; readonly error: ErrorBody };
 
 const ID_RULE = "a whole number from 0";
-const idSchema = v.pipe(
-  v.number(must(ID_RULE)),
-  v.safeInteger(must(ID_RULE)),
-  v.minValue(0, must(ID_RULE)),
-);
+const idSchema = v.pipe(v.number(must(ID_RULE)), v.safeInteger(must(ID_RULE)), v.minValue(0, must(ID_RULE)));
 const versionSchema = v.literal(PROTOCOL_VERSION, must(String(PROTOCOL_VERSION)));
 
 const TOPIC_RULE = `a topic of 1-${MAX_TOPIC_LENGTH} characters`;

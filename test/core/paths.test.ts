@@ -47,3 +47,60 @@ describe("where configuration and state live", () => {
     });
   });
 });
+
+describe("where the agent's control socket lives", () => {
+  test("under systemd: $RUNTIME_DIRECTORY/agent.sock (first of a list), over ENTRATOOL_HOME; no other place to look", () => {
+    const paths = resolvePaths(
+      {
+        RUNTIME_DIRECTORY: "/run/entratool:/run/other",
+        ENTRATOOL_HOME: "/srv/et",
+        XDG_RUNTIME_DIR: "/run/user/0",
+      },
+      "/root",
+      0,
+    );
+    expect(paths).toMatchObject({
+      socketFile: "/run/entratool/agent.sock",
+      socketRoot: "/run/entratool",
+      socketDirOwned: false,
+      systemSocketFile: undefined,
+    });
+  });
+
+  test("ENTRATOOL_HOME: $ENTRATOOL_HOME/run/agent.sock, private from the home down", () => {
+    expect(
+      resolvePaths({ ENTRATOOL_HOME: "/srv/et", XDG_RUNTIME_DIR: "/run/user/1000" }, "/home/pi", 1000),
+    ).toMatchObject({
+      socketFile: "/srv/et/run/agent.sock",
+      socketRoot: "/srv/et",
+      socketDirOwned: false,
+      systemSocketFile: undefined,
+    });
+  });
+
+  test("a user's shell: $XDG_RUNTIME_DIR/entratool/agent.sock, then the system service's socket", () => {
+    expect(resolvePaths({ XDG_RUNTIME_DIR: "/run/user/1000" }, "/home/pi", 1000)).toMatchObject({
+      socketFile: "/run/user/1000/entratool/agent.sock",
+      socketRoot: "/run/user/1000/entratool",
+      socketDirOwned: true,
+      systemSocketFile: "/run/entratool/agent.sock",
+    });
+  });
+
+  test("without a runtime directory: /tmp/entratool-<uid>/agent.sock, which must be the user's own", () => {
+    expect(resolvePaths({ TMPDIR: "/var/tmp/long/private/place" }, "/home/pi", 1000)).toMatchObject({
+      socketFile: "/tmp/entratool-1000/agent.sock",
+      socketRoot: "/tmp/entratool-1000",
+      socketDirOwned: true,
+      systemSocketFile: "/run/entratool/agent.sock",
+    });
+    // Empty variables count as unset.
+    expect(resolvePaths({ RUNTIME_DIRECTORY: "", XDG_RUNTIME_DIR: "" }, "/root", 0).socketFile).toBe(
+      "/tmp/entratool-0/agent.sock",
+    );
+  });
+
+  test("the uid defaults to this process's", () => {
+    expect(resolvePaths({}, "/home/pi").socketFile).toBe(`/tmp/entratool-${process.getuid?.()}/agent.sock`);
+  });
+});
