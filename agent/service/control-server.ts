@@ -325,7 +325,7 @@ export class ControlServer {
   async #setOwnership(): Promise<void> {
     const { path, logger } = this.#options;
     const mode = this.#options.mode ?? 0o660;
-    const groupName = this.#options.group ?? "entratool";
+    const groupName = this.#groupName();
     const { chmod, chown, lstat } = await import("node:fs/promises");
     try {
       await chmod(path, mode);
@@ -356,6 +356,10 @@ export class ControlServer {
     this.#socketIno = info.ino;
     // Group members count only when the mode lets the group in at all.
     this.#policy = { selfUid: this.#uid, groupGid: (mode & 0o060) !== 0 ? info.gid : undefined };
+  }
+
+  #groupName(): string {
+    return this.#options.group ?? "entratool";
   }
 
   #modeText(): string {
@@ -411,7 +415,7 @@ export class ControlServer {
         this.#refuse(
           connection,
           "E_SOCKET",
-          "This user is not allowed to use the entratool agent: add this user to the group entratool.",
+          `This user is not allowed to use the entratool agent: add this user to the group ${this.#groupName()}.`,
         );
       }
       return allowed;
@@ -442,12 +446,21 @@ export class ControlServer {
       );
       return;
     }
-    for (const line of lines) this.#line(connection, line);
+    for (const line of lines) {
+      if (!connection.reading) break;
+      this.#line(connection, line);
+    }
   }
 
   #line(connection: Connection, line: string): void {
     if (line.trim() === "") return;
     if (connection.inFlight >= MAX_IN_FLIGHT_PER_CONNECTION) {
+      // Like a line too long: nothing after it is read, and the connection ends after the answers.
+      connection.reading = false;
+      this.#options.logger.warn(
+        { uid: connection.peer?.uid, pid: connection.peer?.pid },
+        "control socket: too many requests in flight on one connection",
+      );
       connection.tail = connection.tail.then(() =>
         this.#refuse(
           connection,

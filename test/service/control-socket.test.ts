@@ -30,7 +30,11 @@ import {
   type TokenResponse,
   type WireMessage,
 } from "../../agent/service/control-protocol.ts";
-import { type ControlHandler, ControlServer } from "../../agent/service/control-server.ts";
+import {
+  type ControlHandler,
+  ControlServer,
+  MAX_IN_FLIGHT_PER_CONNECTION,
+} from "../../agent/service/control-server.ts";
 import type { NewMessage } from "../../agent/telemetry/types.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -440,6 +444,37 @@ describe("the control socket: requests and answers", () => {
     expect(errorMessage(answers[1])).toMatch(/longer than 4194304 bytes/);
     // The agent itself goes on.
     expect(await agentStatus(w.path, client())).toBeDefined();
+  });
+
+  test("more requests in flight than one connection may have: the rest is refused and the connection ends", async () => {
+    const w = await world();
+    w.handler.onStatus = () => hang();
+    const conn = await rawConnection(w.path);
+    const entered = w.handler.entered(MAX_IN_FLIGHT_PER_CONNECTION);
+    const lines = Array.from({ length: MAX_IN_FLIGHT_PER_CONNECTION + 5 }, (_, i) =>
+      JSON.stringify({ v: 1, id: i, op: "status" }),
+    );
+    conn.write(`${lines.join("\n")}\n`);
+    await entered;
+    // A round trip on another connection: the agent read all of the first one's lines by now.
+    const other = await rawConnection(w.path);
+    w.handler.onStatus = () => ({ other: true });
+    other.write(`${JSON.stringify({ v: 1, id: 0, op: "status" })}\n`);
+    expect(await other.answers(1)).toEqual([{ id: 0, ok: true, result: { other: true } }]);
+    // Only the first 64 reached the handler (plus the other connection's one).
+    expect(w.handler.peers).toHaveLength(MAX_IN_FLIGHT_PER_CONNECTION + 1);
+  });
+
+  test("more connections than allowed: the extra one is refused", async () => {
+    const w = await world({ maxConnections: 1 });
+    const first = await rawConnection(w.path);
+    const second = await rawConnection(w.path);
+    const [refusal] = await second.answers(1);
+    await second.closed;
+    expect(refusal).toMatchObject({ id: null, ok: false, error: { code: "E_AGENT_REFUSED" } });
+    expect(errorMessage(refusal)).toMatch(/1 connections open already/);
+    first.write(`${JSON.stringify({ v: 1, id: 1, op: "status" })}\n`);
+    expect(await first.answers(1)).toMatchObject([{ id: 1, ok: true }]);
   });
 
   test("the handler's errors reach the client with their code and message; others as E_INTERNAL", async () => {
