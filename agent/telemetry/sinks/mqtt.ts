@@ -165,6 +165,8 @@ export class MqttSink implements Sink {
   #attempting = false;
   readonly #attemptWaiters = new Set<() => void>();
   #pause: AbortController | undefined;
+  /** The token source announced new tokens since the last connection attempt took one. */
+  #tokensMoved = false;
   #rotationTimer: AbortController | undefined;
   /** Sends and rotations, one at a time, in call order. */
   #lock: Promise<void> = Promise.resolve();
@@ -282,6 +284,7 @@ export class MqttSink implements Sink {
         this.#pendingToken = undefined;
         const force = this.#forceRefresh;
         this.#forceRefresh = false;
+        this.#tokensMoved = false;
         try {
           token = pending && this.#usable(pending) ? pending : await this.#freshToken(force);
         } catch (error) {
@@ -482,6 +485,7 @@ export class MqttSink implements Sink {
 
   /** Waits out the back-off; ends early on stop, on new tokens, and for a send that asks to refresh. */
   async #sleepBackoff(failures: number): Promise<void> {
+    if (this.#tokensMoved) return;
     const delay = backoffDelay(failures, {
       initialMs: this.#options.backoff?.initialMs ?? 1_000,
       maxMs: this.#options.backoff?.maxMs ?? 60_000,
@@ -605,8 +609,13 @@ export class MqttSink implements Sink {
 
   #tokensChanged(): void {
     if (this.#stopping || !this.#needsToken) return;
-    if (this.#live()) this.#rotateInBackground("change");
-    else if (!this.#attempting) this.#wake();
+    if (this.#live()) {
+      this.#rotateInBackground("change");
+      return;
+    }
+    // Not connected: the next attempt starts now (or right after the one under way).
+    this.#tokensMoved = true;
+    this.#wake();
   }
 
   #rotateInBackground(reason: "change" | "expiry"): void {
