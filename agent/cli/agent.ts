@@ -91,6 +91,8 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   });
   const server = new ControlServer({
     path: ctx.paths.socketFile,
+    privateRoot: ctx.paths.socketRoot,
+    ownDir: ctx.paths.socketDirOwned,
     logger,
     clock,
     handler: {
@@ -99,9 +101,21 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
         return { accepted: accepted.length, ids: accepted.map((message) => message.id) };
       },
       status: async () => agent.status(),
-      getToken: async (request) => {
+      getToken: async (request, peer) => {
+        if (request.profile !== undefined && request.profile !== profile.name) {
+          throw new EntraToolError("E_AGENT_REFUSED", {
+            message: `The entratool agent signs in profile '${profile.name}', not '${request.profile}'.`,
+          });
+        }
         const result = await agent.token(request);
+        logger.info(
+          { pid: peer.pid, uid: peer.uid, scopes: result.scopes },
+          "token handed out over the socket",
+        );
         return {
+          tokenType: result.tokenType,
+          profile: result.profile,
+          fromCache: result.fromCache,
           accessToken: result.accessToken,
           expiresAt: result.expiresAt,
           scopes: result.scopes,

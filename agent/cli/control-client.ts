@@ -472,7 +472,10 @@ export async function agentGetToken(
   options: AgentClientOptions,
 ): Promise<TokenResponse> {
   return withAgent(address, options, async (connection) => {
-    const body: { op: "get-token"; scopes?: readonly string[]; forceRefresh?: boolean } = { op: "get-token" };
+    const body: { op: "get-token"; profile?: string; scopes?: readonly string[]; forceRefresh?: boolean } = {
+      op: "get-token",
+    };
+    if (request.profile !== undefined) body.profile = request.profile;
     if (request.scopes !== undefined && request.scopes.length > 0) body.scopes = request.scopes;
     if (request.forceRefresh) body.forceRefresh = true;
     return checked(tokenSchema, await connection.request(body), "a token", connection.path);

@@ -4,6 +4,7 @@ import type { TokenResult } from "../auth/signin.ts";
 import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption, stringsOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
+import { agentAddresses, agentGetToken } from "./control-client.ts";
 import { requireProfile } from "./profiles.ts";
 
 export const GET_TOKEN_HELP = `Usage: entratool get-token [--flow device-code] [--profile P] [--scope S]... [--output json|raw]
@@ -64,6 +65,15 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
   ctx.tokens.preload?.();
   const profile = await requireProfile(ctx, stringOption(parsed, "profile") ?? "default");
 
+  // A running agent of this profile hands out its own token: no second sign-in, no second refresh.
+  const scopes = stringsOption(parsed, "scope");
+  const forceRefresh = flag(parsed, "force-refresh");
+  const fromAgent = await tokenFromAgent(ctx, profile.name, scopes, forceRefresh);
+  if (fromAgent !== undefined) {
+    ctx.io.stdout.write(formatToken(fromAgent, format, ctx.clock.now()));
+    return 0;
+  }
+
   const session = ctx.openSession(profile);
   const configFile = stringOption(parsed, "config");
   const open = async (): Promise<SignInDisplays> =>
@@ -106,8 +116,8 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
   let result: TokenResult;
   try {
     result = await session.getToken({
-      scopes: stringsOption(parsed, "scope"),
-      forceRefresh: flag(parsed, "force-refresh"),
+      scopes,
+      forceRefresh,
       signal: ctx.signal,
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
     });
@@ -121,6 +131,44 @@ export async function getTokenCommand(ctx: CliContext, argv: readonly string[]):
   await saveOrSay(ctx, profile.name, result);
   return 0;
 }
+
+/**
+ * The running agent's token for this profile, or undefined when no agent runs (or it signs in
+ * another profile, or is not signed in yet: then the store and the sign-in session take over, and
+ * the profile's lock makes this wait for the agent's own sign-in rather than show a second code).
+ */
+async function tokenFromAgent(
+  ctx: CliContext,
+  profile: string,
+  scopes: readonly string[],
+  forceRefresh: boolean,
+): Promise<TokenResult | undefined> {
+  try {
+    const answer = await agentGetToken(
+      agentAddresses(ctx.paths),
+      { profile, scopes, forceRefresh },
+      { clock: ctx.clock, signal: ctx.signal },
+    );
+    return {
+      profile: answer.profile ?? profile,
+      accessToken: answer.accessToken,
+      tokenType: answer.tokenType ?? "Bearer",
+      expiresAt: answer.expiresAt,
+      scopes: answer.scopes,
+      account: answer.account,
+      fromCache: answer.fromCache ?? true,
+    };
+  } catch (error) {
+    if (isEntraToolError(error) && FALL_BACK.has(error.code)) {
+      ctx.logger.debug({ code: error.code }, "no token from an agent; using the store");
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/** Answers from the agent after which get-token does the work itself. */
+const FALL_BACK = new Set(["E_AGENT_NOT_RUNNING", "E_AGENT_REFUSED", "E_SIGN_IN_REQUIRED", "E_SOCKET"]);
 
 /** Waits between the tries to save tokens that could not be saved (disk full), ms. */
 export const SAVE_RETRY_DELAYS_MS: readonly number[] = [500, 1000, 2000, 4000];

@@ -2,7 +2,7 @@ import { EntraToolError } from "../core/errors.ts";
 import type { JsonValue } from "../telemetry/types.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
-import { agentSend } from "./control-client.ts";
+import { agentAddresses, agentSend } from "./control-client.ts";
 
 export const SEND_HELP = `Usage: entratool send --topic T [JSON] [--output json]
 
@@ -56,7 +56,7 @@ export async function sendCommand(ctx: CliContext, argv: readonly string[]): Pro
     });
   }
   const result = await agentSend(
-    ctx.paths.socketFile,
+    agentAddresses(ctx.paths),
     values.map((data) => ({ topic, data })),
     { signal: ctx.signal, clock: ctx.clock },
   );

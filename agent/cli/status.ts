@@ -1,7 +1,7 @@
 import type { AgentStatus } from "../service/agent.ts";
 import { flag, type OptionSpec, outputFormat, parse } from "./args.ts";
 import type { CliContext } from "./context.ts";
-import { agentStatus } from "./control-client.ts";
+import { agentAddresses, agentStatus } from "./control-client.ts";
 
 export const STATUS_HELP = `Usage: entratool status [--output json]
 
@@ -24,7 +24,7 @@ export async function statusCommand(ctx: CliContext, argv: readonly string[]): P
     return 0;
   }
   const format = outputFormat(parsed, ["text", "json"]);
-  const status = (await agentStatus(ctx.paths.socketFile, {
+  const status = (await agentStatus(agentAddresses(ctx.paths), {
     signal: ctx.signal,
     clock: ctx.clock,
   })) as AgentStatus;

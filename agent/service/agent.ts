@@ -113,6 +113,7 @@ export class Agent {
   #pipeline: Pipeline | undefined;
   #appending = new Set<Promise<unknown>>();
   #stopped = false;
+  #lastLogged: SessionState["kind"] | undefined;
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -151,6 +152,15 @@ export class Agent {
     this.#keeper = keeper;
     this.#tokens = tokens;
     if (options.onState) keeper.subscribe(options.onState);
+    // The journal says when the board is signed in, and as whom (the screens say it to the person).
+    keeper.subscribe((state) => {
+      if (state.kind === "signed-in" && !state.fromCache) {
+        options.logger.info({ account: state.username, tenantId: state.tenantId }, "signed in");
+      } else if (state.kind === "signed-in" && this.#lastLogged !== "signed-in") {
+        options.logger.info({ account: state.username }, "signed in (saved sign-in)");
+      }
+      this.#lastLogged = state.kind;
+    });
     this.#pipeline = await this.#startPipeline(this.#config);
     keeper.start();
   }

@@ -44,6 +44,11 @@ export interface WireMessage {
 }
 
 export interface TokenRequestBody {
+  /**
+   * The profile the caller wants a token of; the agent refuses (E_AGENT_REFUSED) when it signs in
+   * another one, and the caller uses the store instead. Absent: the agent's profile.
+   */
+  readonly profile?: string;
   /** The delegated permissions; empty or absent: the profile's. */
   readonly scopes?: readonly string[];
   /** Redeem the refresh token even when the cached token looks valid. */
@@ -116,6 +121,7 @@ const getTokenSchema = strict({
   v: versionSchema,
   id: idSchema,
   op: v.literal("get-token"),
+  profile: v.optional(v.pipe(v.string(must("a profile name")), v.minLength(1, must("a profile name")))),
   scopes: v.optional(
     v.pipe(
       v.array(v.pipe(v.string(must(SCOPE_RULE)), v.minLength(1, must(SCOPE_RULE))), must(SCOPE_RULE)),

@@ -529,7 +529,8 @@ export class ControlServer {
       case "status":
         return await handler.status(peer);
       case "get-token": {
-        const body: { scopes?: readonly string[]; forceRefresh?: boolean } = {};
+        const body: { profile?: string; scopes?: readonly string[]; forceRefresh?: boolean } = {};
+        if (request.profile !== undefined) body.profile = request.profile;
         if (request.scopes !== undefined) body.scopes = request.scopes;
         if (request.forceRefresh !== undefined) body.forceRefresh = request.forceRefresh;
         return await handler.getToken(body, peer);

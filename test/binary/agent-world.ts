@@ -38,7 +38,10 @@ export interface Pipeline {
   config: Record<string, unknown>;
   /** Writes `config` (changed by the test) to the configuration file. */
   writeConfig(): void;
-  /** Starts `entratool agent`; approves the first code it shows unless `approve` is false. */
+  /**
+   * Starts `entratool agent` and returns once it listens; with `approve` (the default) it approves
+   * the first code the agent shows and returns once the agent is signed in.
+   */
   startAgent(options?: { approve?: boolean }): Promise<Running>;
   /** `entratool send --topic T --output json` with these values as NDJSON; the ids it was given. */
   send(topic: string, values: readonly unknown[]): Promise<string[]>;
@@ -67,7 +70,11 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const observer = await observe(broker, `entratool/${DEVICE}/#`);
   const http = options.noHttp
     ? undefined
-    : await HttpSinkServer.start({ jwk, audience: HTTP_AUDIENCE, tls: { cert: tls.certPem, key: tls.keyPem } });
+    : await HttpSinkServer.start({
+        jwk,
+        audience: HTTP_AUDIENCE,
+        tls: { cert: tls.certPem, key: tls.keyPem },
+      });
   const box = boxFor(emu, { logLevel: "info" });
   await createProfile(box, "default");
   const configFile = join(dirname(box.home), "config.json");
@@ -103,6 +110,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       if (approve) {
         const match = await agent.waitFor(CODE);
         emu.emulator.approve({ userCode: match[1] ?? "" });
+        await agent.waitFor(/"msg":"signed in/, "stdout");
+      } else {
+        await agent.waitFor(/"msg":"entratool agent started"/, "stdout");
       }
       return agent;
     },
@@ -130,8 +140,20 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       if (http) {
         const deadline = Date.now() + timeoutMs;
         while (!ids.every((id) => http.accepted.has(id))) {
-          if (Date.now() > deadline) throw new Error("the HTTP sink server did not get every message in time");
-          await http.whenRequests(http.requests.length + 1);
+          const left = deadline - Date.now();
+          if (left <= 0) {
+            const missing = ids.filter((id) => !http.accepted.has(id)).length;
+            throw new Error(`the HTTP sink server is missing ${missing} of ${ids.length} messages`);
+          }
+          // The next request, or the deadline (the timer is the bound, not a wait for timing).
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            http.whenRequests(http.requests.length + 1),
+            new Promise<void>((resolve) => {
+              timer = setTimeout(resolve, left);
+            }),
+          ]);
+          clearTimeout(timer);
         }
       }
     },

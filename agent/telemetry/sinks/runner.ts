@@ -55,6 +55,7 @@ export class SinkRunner {
   #deadLettered = 0;
   #lastError: string | undefined;
   #offAppend: (() => void) | undefined;
+  #woken = false;
 
   constructor(options: SinkRunnerOptions) {
     this.#options = options;
@@ -74,9 +75,13 @@ export class SinkRunner {
     await sink.start();
   }
 
-  /** Ends a wait for new messages or for a sign-in at once (new messages, new tokens). */
+  /**
+   * Ends a wait for new messages or for a sign-in at once (new messages, new tokens). A wake that
+   * comes while no wait is under way (a send in flight) ends the next wait, so none is lost.
+   */
   wake(): void {
-    this.#wakeup?.abort();
+    if (this.#wakeup) this.#wakeup.abort();
+    else this.#woken = true;
   }
 
   /**
@@ -227,6 +232,10 @@ export class SinkRunner {
 
   /** Waits for `wake()` (or `ms`, when given), or the stop. */
   async #idle(ms?: number): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return;
+    }
     const wakeup = new AbortController();
     this.#wakeup = wakeup;
     const signal = AbortSignal.any([wakeup.signal, this.#stop.signal]);
