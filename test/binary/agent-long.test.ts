@@ -31,9 +31,7 @@ it("a broker stopped for 2 min: everything accepted meanwhile arrives after it i
   const after = await p.send("t", [3]);
   // The reconnect back-off is capped at 60 s: everything is there within about a minute.
   await p.delivered([...before, ...during, ...after], 90_000);
-  const status = JSON.parse(
-    (await (await import("../support/cli.ts")).run(["status", "--output", "json"], p.box)).stdout,
-  ) as {
+  const status = JSON.parse((await run(["status", "--output", "json"], p.box)).stdout) as {
     sinks: Array<{ errors: number; state: string }>;
   };
   expect(status.sinks[0]?.state).toBe("ok");
