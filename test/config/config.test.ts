@@ -5,6 +5,14 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { loadConfig, validateConfig } from "../../agent/config/load.ts";
 import { EntraToolError } from "../../agent/core/errors.ts";
 
+/** What a file without the agent's parts gets: profile "default", no sources or sinks, the outbox's bounds. */
+const AGENT_DEFAULTS = {
+  profile: "default",
+  sources: [],
+  sinks: [],
+  outbox: { maxBytes: 64 * 1024 * 1024, maxAgeSeconds: 7 * 24 * 60 * 60 },
+};
+
 const full = {
   version: 1,
   displays: [
@@ -34,6 +42,7 @@ describe("validateConfig", () => {
     expect(checked).toEqual({
       ok: true,
       config: {
+        ...AGENT_DEFAULTS,
         version: 1,
         displays: [
           { type: "hd44780", bus: 1, address: 0x3f, columns: 20, rows: 4, backlight: false },
@@ -75,6 +84,7 @@ describe("validateConfig", () => {
     expect(checked).toEqual({
       ok: true,
       config: {
+        ...AGENT_DEFAULTS,
         version: 1,
         displays: [
           { type: "hd44780", bus: 1, address: 0x27, columns: 16, rows: 2, backlight: true },
@@ -90,7 +100,7 @@ describe("validateConfig", () => {
         ],
       },
     });
-    expect(validateConfig({})).toEqual({ ok: true, config: { version: 1, displays: [] } });
+    expect(validateConfig({})).toEqual({ ok: true, config: { ...AGENT_DEFAULTS, version: 1, displays: [] } });
   });
 
   test("every error at once, each starting with the JSON path of the bad field", () => {
@@ -184,7 +194,7 @@ describe("validateConfig", () => {
     });
     expect(validateConfig({ $schema: "./config.schema.json", version: 1 })).toEqual({
       ok: true,
-      config: { $schema: "./config.schema.json", version: 1, displays: [] },
+      config: { ...AGENT_DEFAULTS, $schema: "./config.schema.json", version: 1, displays: [] },
     });
   });
 
@@ -204,7 +214,7 @@ describe("validateConfig", () => {
   test("not an object, or displays not a list", () => {
     expect(validateConfig([])).toEqual({
       ok: false,
-      errors: ['configuration: must be an object { "version": 1, "displays": [...] } (found [])'],
+      errors: ['configuration: must be an object { "version": 1, "profile": …, "displays": [...], "sources": [...], "sinks": [...] } (found [])'],
     });
     expect(validateConfig({ displays: {} })).toEqual({
       ok: false,

@@ -162,7 +162,7 @@ export class SinkRunner {
           continue;
         }
         if (next.kind === "sign-in") {
-          // Not an error of the sink's: nothing to count; a sign-in wakes the runner.
+          // Waits for a token: a sign-in or a refresh wakes the runner.
           this.#state = "waiting-for-sign-in";
           if (this.#draining) return;
           await this.#idle(this.#options.signInPollMs ?? 60_000);
@@ -202,6 +202,17 @@ export class SinkRunner {
         logger.info({ sink: sink.name, code: error.code }, `sink ${sink.name} waits for a sign-in`);
       return { kind: "sign-in" };
     }
+    if (isEntraToolError(error)) {
+      // No token now (the identity provider is away, a scope not consented): the keeper retries
+      // with its own back-off and every new token wakes this runner; a back-off of its own would
+      // only grow while the provider is away and delay the delivery after it is back.
+      const message = safeLine(error.message);
+      if (message !== this.#lastError)
+        logger.warn({ sink: sink.name, code: error.code }, `sink ${sink.name} has no token: ${message}`);
+      this.#errors += 1;
+      this.#lastError = message;
+      return { kind: "sign-in" };
+    }
     const message = safeLine(error instanceof Error ? error.message : String(error));
     const changed = message !== this.#lastError;
     this.#errors += 1;
@@ -224,9 +235,8 @@ export class SinkRunner {
       if (changed) logger.warn({ sink: sink.name, status: error.status }, `sink ${sink.name}: ${message}`);
       return { kind: "retry", retryAfterMs: error.retryAfterMs };
     }
-    // The identity provider cannot be reached (E_NETWORK, E_IDP…) or the sink failed unexpectedly.
-    const code = isEntraToolError(error) ? error.code : undefined;
-    if (changed) logger.warn({ sink: sink.name, code, err: error }, `sink ${sink.name}: ${message}`);
+    // The sink failed unexpectedly.
+    if (changed) logger.warn({ sink: sink.name, err: error }, `sink ${sink.name}: ${message}`);
     return { kind: "retry", retryAfterMs: undefined };
   }
 
