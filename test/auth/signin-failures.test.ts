@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { ErrorCode } from "../../agent/core/errors.ts";
 import type { Lock, LockManager } from "../../agent/store/types.ts";
 import type { ApprovalOutcome } from "../../scripts/emulator/server.ts";
-import { closedPort } from "../support/net.ts";
+import { closedPort } from "../../scripts/net.ts";
 import { rejection, SECOND, StateLog, until, worldPerTest } from "./world.ts";
 
 const start = worldPerTest();

@@ -8,10 +8,10 @@ import { createPublicKey } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { expect } from "vitest";
+import { type Broker, type Observer, observe, startBroker } from "../../scripts/broker/mosquitto.ts";
 import type { EmulatorSettings } from "../../scripts/emulator/server.ts";
+import { HttpSinkServer } from "../../scripts/receivers.ts";
 import { type Running, run, type Sandbox, start } from "../support/cli.ts";
-import { type Broker, type Observer, observe, startBroker } from "../support/mosquitto.ts";
-import { HttpSinkServer } from "../support/sink-servers.ts";
 import { boxFor, CODE, createProfile, type Emulator, startEmulator } from "./harness.ts";
 
 export const MQTT_AUDIENCE = "api://entratool-mqtt";

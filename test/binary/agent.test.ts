@@ -52,7 +52,7 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
       ),
     ).toBe(true);
     expectNoSecrets(agent.stdout + agent.stderr, p.secrets());
-  });
+  }, 120_000);
 
   it("status, get-token over the socket (no second refresh), and a restart that needs no new code", async () => {
     const p = await pipeline();
@@ -102,7 +102,7 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
     await p.delivered(more);
     expect(again.stderr).not.toMatch(CODE);
     await stopAgent(again);
-  });
+  }, 120_000);
 
   it("send without an agent, and with a payload that is not JSON, fails with a clear sentence", async () => {
     const p = await pipeline({ noHttp: true });
@@ -117,7 +117,7 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
     expect(badLine.code).toBe(2);
     expect(badLine.stderr).toMatch(/Line 2 of standard input is not valid JSON/);
     await stopAgent(agent);
-  });
+  }, 120_000);
 
   it("SIGHUP reloads the configuration; a bad new file is reported and the running one kept", async () => {
     const p = await pipeline({ noHttp: true });
@@ -138,7 +138,7 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
     await agent.waitFor(/configuration reloaded/, "stdout");
     expect(readFileSync(p.configFile, "utf8")).toMatch(/reloaded/);
     await stopAgent(agent);
-  });
+  }, 120_000);
 
   it("check-config lists every error with its path, and accepts a good file", async () => {
     const p = await pipeline({ noHttp: true });
@@ -160,5 +160,5 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
     expect(bad.stderr).toMatch(/sinks\[1\]\.url/);
     expect(bad.stderr).toMatch(/outbox\.maxBytes/);
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
-  });
+  }, 120_000);
 });

@@ -258,7 +258,7 @@ export function readText(path: string): string {
   return readFileSync(path, "latin1");
 }
 
-export { closedPort } from "../support/net.ts";
+export { closedPort } from "../../scripts/net.ts";
 
 /** Whether an executable is on PATH. */
 export function has(command: string): boolean {

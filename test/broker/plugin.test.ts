@@ -1,5 +1,5 @@
 /**
- * The JWT plugin (test/support/mosquitto/jwt_auth.c) in a real Mosquitto, through mqtt.js: which
+ * The JWT plugin (scripts/broker/jwt_auth.c) in a real Mosquitto, through mqtt.js: which
  * tokens get in on which listener, the CONNACK codes of those that do not, expiry, re-authentication,
  * TLS and mTLS, the observer, and a restart on the same ports.
  */
@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { type Broker, type Observer, observe, startBroker } from "../../scripts/broker/mosquitto.ts";
 import { ensureTls } from "../../scripts/emulator/tls.ts";
 import { base64urlJson, TokenSigner } from "../../scripts/emulator/tokens.ts";
-import { type Broker, type Observer, observe, startBroker } from "../support/mosquitto.ts";
 
 const AUDIENCE = "api://entratool-test";
 const ISSUER = "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0";

@@ -214,7 +214,9 @@ describe("validateConfig", () => {
   test("not an object, or displays not a list", () => {
     expect(validateConfig([])).toEqual({
       ok: false,
-      errors: ['configuration: must be an object { "version": 1, "profile": …, "displays": [...], "sources": [...], "sinks": [...] } (found [])'],
+      errors: [
+        'configuration: must be an object { "version": 1, "profile": …, "displays": [...], "sources": [...], "sinks": [...] } (found [])',
+      ],
     });
     expect(validateConfig({ displays: {} })).toEqual({
       ok: false,

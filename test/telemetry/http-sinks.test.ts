@@ -36,7 +36,7 @@ import {
   HttpSinkServer,
   LogsIngestionServer,
   type SinkServer,
-} from "../support/sink-servers.ts";
+} from "../../scripts/receivers.ts";
 
 const ISSUER = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0";
 const TELEMETRY_SCOPES = ["api://entratool-telemetry/.default"];

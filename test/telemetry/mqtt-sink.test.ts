@@ -1,5 +1,5 @@
 /**
- * The MQTT sink against a real Mosquitto with the JWT plugin (test/support/mosquitto.ts): every
+ * The MQTT sink against a real Mosquitto with the JWT plugin (scripts/broker/mosquitto.ts): every
  * auth mode and transport delivers a batch (an observer sees each message, its payload the whole
  * Message), refusals become the right SinkError, the retained state and the Last Will, the health
  * message, token rotation on a live connection (in-band and by reconnecting) with a stream of
@@ -34,9 +34,9 @@ import {
   type TokenRequest,
   type TokenSource,
 } from "../../agent/telemetry/types.ts";
+import { type Broker, type Observer, observe, startBroker } from "../../scripts/broker/mosquitto.ts";
 import { TokenSigner } from "../../scripts/emulator/tokens.ts";
-import { type Broker, type Observer, observe, startBroker } from "../support/mosquitto.ts";
-import { closedPort } from "../support/net.ts";
+import { closedPort } from "../../scripts/net.ts";
 
 const AUDIENCE = "api://entratool-telemetry";
 const SCOPES = [`${AUDIENCE}/.default`];

@@ -11,7 +11,10 @@ import { type Message, type SendOptions, type Sink, SinkError } from "../../agen
 import { until } from "../auth/world.ts";
 
 const logLines: string[] = [];
-const logger = createLogger({ level: "debug", destination: { write: (line: string) => void logLines.push(line) } });
+const logger = createLogger({
+  level: "debug",
+  destination: { write: (line: string) => void logLines.push(line) },
+});
 
 let dir: string;
 let outbox: SqliteOutbox;
@@ -133,7 +136,12 @@ describe("SinkRunner", () => {
     expect(sink.received).toEqual(ids.slice(2));
     expect(run.health(clock.now())).toMatchObject({ deadLettered: 2, pending: 0 });
     expect(outbox.stats(clock.now()).sinks.a?.deadLettered).toBe(2);
-    expect(outbox.deadLetters("a").map((m) => m.id).sort()).toEqual(ids.slice(0, 2).sort());
+    expect(
+      outbox
+        .deadLetters("a")
+        .map((m) => m.id)
+        .sort(),
+    ).toEqual(ids.slice(0, 2).sort());
     await run.stop(0);
   });
 

@@ -1,6 +1,6 @@
 /**
- * A real Mosquitto (2.0, Debian's `mosquitto`) for the tests, with the JWT plugin of
- * ./mosquitto/jwt_auth.c: the broker verifies each client's Entra-style access token itself (RS256
+ * A real Mosquitto (2.0, Debian's `mosquitto`) for the tests, the demo and the benchmark, with the JWT plugin of
+ * ./jwt_auth.c: the broker verifies each client's Entra-style access token itself (RS256
  * against the key the test gives, `aud`, `iss`, `exp`), as the agent's production broker does.
  *
  * One call to `startBroker` compiles the plugin (once per source: see `buildPlugin`), writes a
@@ -36,7 +36,7 @@ import mqtt, { type IClientOptions } from "mqtt";
 import pino from "pino";
 import { systemClock } from "../../agent/core/clock.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
-import { closedPort } from "./net.ts";
+import { closedPort } from "../net.ts";
 
 /** The Debian packages the broker tests need (mosquitto itself, and what compiles its plugin). */
 export const BROKER_DEB_PACKAGES: readonly string[] = [
@@ -114,7 +114,7 @@ export interface Broker {
 /** The observer's username (its certificate's CN), for ACLs. */
 export const OBSERVER_USERNAME = "entratool-test-observer";
 
-const PLUGIN_SOURCE = join(import.meta.dirname, "mosquitto", "jwt_auth.c");
+const PLUGIN_SOURCE = join(import.meta.dirname, "jwt_auth.c");
 const GCC_ARGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-shared", "-fPIC"] as const;
 const GCC_LIBS = ["-lcrypto", "-lcjson"] as const;
 /** Bound on a start: the plugin's compile is separate (it takes a few seconds on a loaded machine). */
@@ -488,7 +488,7 @@ function configuration(
     return items.join(",");
   };
   const lines = [
-    "# A test broker written by test/support/mosquitto.ts.",
+    "# A test broker written by scripts/broker/mosquitto.ts.",
     // Global security settings: the only way Mosquitto 2.0.11 ticks the plugin (see the top).
     "per_listener_settings false",
     // As root, Mosquitto switches to the `mosquitto` user, who cannot read this private directory;

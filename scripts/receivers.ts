@@ -1,5 +1,5 @@
 /**
- * Receivers for the HTTP-family sinks' tests, on 127.0.0.1: a plain HTTP sink receiver, an Event
+ * Receivers for the HTTP-family sinks (the tests and the demo), on 127.0.0.1: a plain HTTP sink receiver, an Event
  * Hubs emulation and a Logs Ingestion emulation. Each checks what the real one would (the bearer
  * token with jose against the signer's public key, RS256, its audience and expiry on the real
  * clock, as a real service judges them; the path, the content type, the body's shape and size),

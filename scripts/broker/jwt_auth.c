@@ -1,7 +1,7 @@
 /*
  * jwt_auth: a Mosquitto 2.0 plugin (plugin API v5) that accepts a client when it presents an
  * Entra-style access token (an RS256 JWT) that the broker verifies itself, offline, against one
- * RSA public key. It exists for the tests: test/support/mosquitto.ts compiles and loads it.
+ * RSA public key. It exists for the tests: scripts/broker/mosquitto.ts compiles and loads it.
  *
  * Where the token comes from:
  *   - MQTT 3.1.1 and 5, CONNECT: the password is the token (the username is not looked at);
