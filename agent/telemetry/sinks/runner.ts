@@ -56,6 +56,7 @@ export class SinkRunner {
   #lastError: string | undefined;
   #offAppend: (() => void) | undefined;
   #woken = false;
+  #started = false;
 
   constructor(options: SinkRunnerOptions) {
     this.#options = options;
@@ -67,12 +68,17 @@ export class SinkRunner {
 
   /** Registers the cursor, starts the sink and the send loop. Idempotent. */
   async start(): Promise<void> {
-    if (this.#loop) return;
+    if (this.#started) return;
+    this.#started = true;
     const { sink, outbox } = this.#options;
     outbox.register(sink.name);
     this.#offAppend = outbox.onAppend(() => this.wake());
-    this.#loop = this.#run();
-    await sink.start();
+    // The sink first: messages left from the last run are sent as soon as the loop starts.
+    try {
+      await sink.start();
+    } finally {
+      this.#loop = this.#run();
+    }
   }
 
   /**
