@@ -154,7 +154,9 @@ export class Agent {
     if (options.onState) keeper.subscribe(options.onState);
     // The journal says when the board is signed in, and as whom (the screens say it to the person).
     keeper.subscribe((state) => {
-      if (state.kind === "signed-in" && !state.fromCache) {
+      if (state.kind === "signed-in" && this.#lastLogged === "refreshing") {
+        options.logger.info({ expiresAt: new Date(state.expiresAt).toISOString() }, "token refreshed");
+      } else if (state.kind === "signed-in" && !state.fromCache) {
         options.logger.info({ account: state.username, tenantId: state.tenantId }, "signed in");
       } else if (state.kind === "signed-in" && this.#lastLogged !== "signed-in") {
         options.logger.info({ account: state.username }, "signed in (saved sign-in)");

@@ -2,6 +2,7 @@ import type { SignInService, TokenResult } from "../auth/signin.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { SerialQueue } from "../core/serial.ts";
 import type { Profile } from "../store/types.ts";
 import type { AccessToken, TokenRequest, TokenSource } from "../telemetry/types.ts";
 
@@ -42,6 +43,8 @@ export class AgentTokens implements TokenSource {
   readonly #cache = new Map<string, Entry>();
   readonly #inFlight = new Map<string, Promise<TokenResult>>();
   readonly #listeners = new Set<() => void>();
+  /** One request to the engine at a time: they would only queue on the profile's lock. */
+  readonly #queue = new SerialQueue();
 
   constructor(options: AgentTokensOptions) {
     this.#options = options;
@@ -114,12 +117,14 @@ export class AgentTokens implements TokenSource {
 
   async #fetch(scopes: readonly string[], forceRefresh: boolean, signal?: AbortSignal): Promise<TokenResult> {
     try {
-      return await this.#options.engine.getToken(this.#options.profile, {
-        scopes,
-        forceRefresh,
-        allowDeviceCode: false,
-        ...(signal ? { signal } : {}),
-      });
+      return await this.#queue.run(() =>
+        this.#options.engine.getToken(this.#options.profile, {
+          scopes,
+          forceRefresh,
+          allowDeviceCode: false,
+          ...(signal ? { signal } : {}),
+        }),
+      );
     } catch (error) {
       if (isEntraToolError(error, "E_SIGN_IN_REQUIRED")) this.#options.onSignInLost(error);
       throw error;

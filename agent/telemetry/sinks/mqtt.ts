@@ -173,6 +173,8 @@ export class MqttSink implements Sink {
   #unsubscribe: Array<() => void> = [];
   #inBand: boolean | undefined;
   #stats = { connects: 0, rotationsInBand: 0, rotationsByReconnect: 0 };
+  /** The last "waits for a token" reason logged (cleared once a token came). */
+  #lastWait: string | undefined;
 
   constructor(options: MqttSinkOptions) {
     this.#options = options;
@@ -287,11 +289,16 @@ export class MqttSink implements Sink {
         this.#tokensMoved = false;
         try {
           token = pending && this.#usable(pending) ? pending : await this.#freshToken(force);
+          this.#lastWait = undefined;
         } catch (error) {
           // E_SIGN_IN_REQUIRED and the like: sends throw it as it is until a token comes.
           this.#failure = error;
-          if (!this.#stopping)
-            this.#log.warn({ sink: this.name, err: describe(error) }, "MQTT sink waits for a token");
+          // Said once per kind of wait (every retry would repeat it while a person signs in).
+          const said = describe(error);
+          if (!this.#stopping && JSON.stringify(said) !== this.#lastWait) {
+            this.#lastWait = JSON.stringify(said);
+            this.#log.info({ sink: this.name, err: said }, "MQTT sink waits for a token");
+          }
           return "failed";
         }
       }
@@ -347,7 +354,16 @@ export class MqttSink implements Sink {
     const connect = this.#options.connect ?? (await import("mqtt")).connect;
     const options = await this.#clientOptions(token);
     if (this.#stopping) throw new SinkError("retry", "The MQTT sink is stopping.");
-    const client = connect(this.#config.url, options);
+    // The URL taken apart here: given a string, mqtt.js parses it with node's deprecated url.parse,
+    // which prints a deprecation warning into the journal.
+    const url = new URL(this.#config.url);
+    const client = connect({
+      ...options,
+      protocol: url.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss",
+      host: url.hostname.replace(/^\[|\]$/g, ""),
+      ...(url.port === "" ? {} : { port: Number(url.port) }),
+      path: `${url.pathname}${url.search}`,
+    });
     let markClosed: () => void = () => {};
     const link: Link = {
       client,
