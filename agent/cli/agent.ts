@@ -5,6 +5,7 @@ import { EntraToolError, toEntraToolError } from "../core/errors.ts";
 import { join as joinPath } from "../core/path.ts";
 import { Agent, type AgentDisplays } from "../service/agent.ts";
 import { ControlServer } from "../service/control-server.ts";
+import { MemoryKeeper } from "../service/memory.ts";
 import { SqliteOutbox } from "../telemetry/outbox.ts";
 import { createSink } from "../telemetry/sinks/index.ts";
 import { createSource } from "../telemetry/sources/index.ts";
@@ -89,6 +90,12 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
     drainMs: DRAIN_MS,
     version: ctx.version,
   });
+  const memory = new MemoryKeeper({
+    clock,
+    logger,
+    heapUsed: () => process.memoryUsage().heapUsed,
+    collect: () => Bun.gc(true),
+  });
   const server = new ControlServer({
     path: ctx.paths.socketFile,
     privateRoot: ctx.paths.socketRoot,
@@ -98,6 +105,8 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
     handler: {
       send: async (messages) => {
         const accepted = await agent.send(messages);
+        // Bulk ingest is what makes garbage: look at the heap after each request.
+        memory.check();
         return { accepted: accepted.length, ids: accepted.map((message) => message.id) };
       },
       status: async () => agent.status(),
@@ -126,6 +135,7 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   });
   // First: a second agent on the same state must fail before it shows a code anywhere.
   await server.start();
+  memory.start();
   let reloading = Promise.resolve();
   const offHangup = ctx.onHangup?.(() => {
     reloading = reloading.then(async () => {
@@ -157,7 +167,7 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   } finally {
     offHangup?.();
     await reloading;
-    const stopped = Promise.all([agent.stop(), server.stop()]).then(() => true);
+    const stopped = Promise.all([agent.stop(), server.stop(), memory.stop()]).then(() => true);
     const limit = new AbortController();
     const inTime = await Promise.race([
       stopped,

@@ -84,6 +84,8 @@ export interface AgentStatus {
     readonly message?: string;
   };
   readonly outbox: { readonly messages: number; readonly bytes: number; readonly dropped: number };
+  /** The agent's own memory, bytes: resident, and the JavaScript heap in use. */
+  readonly memory: { readonly rssBytes: number; readonly heapUsedBytes: number };
   readonly sinks: readonly (Omit<SinkHealth, "lastSuccess"> & { readonly lastSuccess?: string })[];
   readonly sources: readonly string[];
 }
@@ -246,6 +248,7 @@ export class Agent {
       profile: this.#config.profile,
       signIn: signInStatus(state, this.#keeper?.signedIn() ?? false),
       outbox: { messages: stats?.messages ?? 0, bytes: stats?.bytes ?? 0, dropped: stats?.dropped ?? 0 },
+      memory: memoryNow(),
       sinks: (pipeline?.runners ?? []).map((runner) => {
         const { lastSuccess, ...health } = runner.health(now);
         return lastSuccess === undefined
@@ -371,6 +374,11 @@ export class Agent {
   #health(): JsonValue {
     return JSON.parse(JSON.stringify(this.status())) as JsonValue;
   }
+}
+
+function memoryNow(): AgentStatus["memory"] {
+  const usage = process.memoryUsage();
+  return { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed };
 }
 
 function signInStatus(state: SessionState, signedIn: boolean): AgentStatus["signIn"] {
