@@ -266,17 +266,12 @@ async function main(): Promise<void> {
       peakRssBytes: rss,
       goals,
     };
-    // Keep the display bench's figures (scripts/bench-display.ts writes the "displays" key).
+    // Keep the other benchmarks' figures ("displays", "idleCpu", "agent": their own scripts).
     const file = join(root, "bench", "results.json");
-    const previous: unknown = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
-    const displays =
-      typeof previous === "object" && previous !== null && "displays" in previous
-        ? previous.displays
-        : undefined;
-    writeFileSync(
-      file,
-      `${JSON.stringify(displays === undefined ? results : { ...results, displays }, null, 2)}\n`,
-    );
+    const previous = existsSync(file)
+      ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>)
+      : {};
+    writeFileSync(file, `${JSON.stringify({ ...previous, ...results }, null, 2)}\n`);
     process.stdout.write("\nwrote bench/results.json\n");
   } finally {
     await emulator.stop();

@@ -78,6 +78,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const box = boxFor(emu, { logLevel: "info" });
   await createProfile(box, "default");
   const configFile = join(dirname(box.home), "config.json");
+  const agents: Running[] = [];
   const sinks: unknown[] = [
     {
       type: "mqtt",
@@ -107,6 +108,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     writeConfig: () => writeFileSync(configFile, JSON.stringify(pipeline.config, null, 2)),
     startAgent: async ({ approve = true } = {}) => {
       const agent = start(["agent", "--config", configFile], box);
+      agents.push(agent);
       if (approve) {
         const match = await agent.waitFor(CODE);
         emu.emulator.approve({ userCode: match[1] ?? "" });
@@ -159,6 +161,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     },
     secrets: () => emu.emulator.issuedSecrets(),
     close: async () => {
+      // An agent a failed test left running must not outlive the test file.
+      for (const agent of agents)
+        if (agent.child.exitCode === null && agent.child.signalCode === null) agent.child.kill("SIGKILL");
       await observer.close();
       await http?.stop();
       await broker.close();

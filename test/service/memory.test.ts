@@ -10,12 +10,10 @@ describe("MemoryKeeper", () => {
   it("collects when the heap grew by 16 MiB since the last collection, and only then", async () => {
     const clock = new VirtualClock(0, { auto: false });
     let heap = 20 * MiB;
-    const keeper = new MemoryKeeper({
-      clock,
-      logger,
-      heapUsed: () => heap,
-      collect: () => void (heap = 21 * MiB),
-    });
+    const collect = (): void => {
+      heap = 21 * MiB;
+    };
+    const keeper = new MemoryKeeper({ clock, logger, heapUsed: () => heap, collect });
     keeper.start();
     heap = 30 * MiB;
     clock.advance(10_000);

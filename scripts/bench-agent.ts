@@ -1,0 +1,318 @@
+/**
+ * `npm run bench:agent`: the agent, measured in one run on this machine against the local Entra
+ * emulator (5 s polling, as Entra), Mosquitto with the JWT plugin and an HTTPS receiver.
+ *
+ *   1. The outbox: durable appends/s with group commit and with one fsync per message
+ *      (scripts/bench-outbox.ts).
+ *   2. CPU while the agent waits for a sign-in (code shown on the terminal display, two sinks and a
+ *      system source configured): % of one core over 30 s, from /proc. Goal ≤ 0.2 %.
+ *   3. Approval → the first message accepted by the broker (a system reading collected while
+ *      waiting). Goal ≤ one polling interval + 1 s.
+ *   4. Steady RSS, signed in, 10 messages a second through `send` to two sinks, for 60 s: the
+ *      largest of the last 30 s. Goal ≤ 50 MiB.
+ *   5. End to end, QoS 1: 20 000 messages handed to the agent (`send`, NDJSON) until the broker
+ *      has sent them all to a subscriber, against a bare mqtt.js loop publishing the same messages
+ *      with QoS 1 to the same broker in the same run. Goal ≥ 0.8× the bare loop's rate.
+ *
+ * Prints a table and writes the figures into bench/results.json under "agent" (other keys kept).
+ * Needs mosquitto and gcc (the broker's plugin). Usage: bun scripts/bench-agent.ts
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { createPublicKey } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { arch, cpus, tmpdir, totalmem, type } from "node:os";
+import { dirname, join } from "node:path";
+import mqtt from "mqtt";
+import { benchOutbox } from "./bench-outbox.ts";
+import { observe, startBroker } from "./broker/mosquitto.ts";
+import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
+import { HttpSinkServer } from "./receivers.ts";
+
+const root = join(import.meta.dir, "..");
+const binary = join(root, "dist", "entratool");
+const RESULTS = join(root, "bench", "results.json");
+const MIB = 1024 * 1024;
+const DEVICE = "bench-pi";
+const MQTT_AUDIENCE = "api://entratool-bench-broker";
+const HTTP_AUDIENCE = "api://entratool-bench-ingest";
+const POLL_SECONDS = 5;
+const BURST = 20_000;
+/** The user code in the prompt (bold on a terminal: an escape sequence before it). */
+const CODE = new RegExp(`Enter code: (?:${String.fromCharCode(27)}\\[1m)?([A-Z0-9]+-[A-Z0-9]+)`);
+const CLOCK_TICKS = 100;
+
+const say = (text: string): void => void process.stdout.write(`${text}\n`);
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+const elapse = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(condition: () => boolean, what: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`waited ${ms / 1000} s for ${what}`);
+    await elapse(5);
+  }
+}
+
+function run(args: readonly string[], env: NodeJS.ProcessEnv, input?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, [...args], { env, stdio: ["pipe", "ignore", "inherit"] });
+    child.on("error", reject);
+    child.on("close", (code) => resolve(code ?? 1));
+    child.stdin.end(input ?? "");
+  });
+}
+
+async function main(): Promise<void> {
+  if (
+    spawnSync(process.execPath, [join(root, "scripts", "build.ts"), "--host-only"], { stdio: "inherit" })
+      .status !== 0
+  ) {
+    process.exit(1);
+  }
+  say("1/5 outbox ...");
+  const outbox = await benchOutbox();
+
+  const work = mkdtempSync(join(tmpdir(), "entratool-bench-agent-"));
+  const emulator = new EntraEmulator({
+    tlsDir: join(root, ".emulator"),
+    port: 0,
+    defaults: { interval: POLL_SECONDS },
+  });
+  const started = await emulator.start();
+  const jwk = emulator.publicJwk();
+  const publicKeyPem = createPublicKey({ key: { ...jwk }, format: "jwk" })
+    .export({ type: "spki", format: "pem" })
+    .toString();
+  const tlsDir = dirname(started.caPath);
+  const broker = await startBroker({ publicKeyPem, audience: MQTT_AUDIENCE });
+  const observer = await observe(broker, `entratool/${DEVICE}/#`);
+  const http = await HttpSinkServer.start({
+    jwk,
+    audience: HTTP_AUDIENCE,
+    tls: {
+      cert: readFileSync(join(tlsDir, "server-cert.pem"), "utf8"),
+      key: readFileSync(join(tlsDir, "server-key.pem"), "utf8"),
+    },
+  });
+  const env = {
+    ...process.env,
+    ENTRATOOL_HOME: join(work, "home"),
+    NODE_EXTRA_CA_CERTS: started.caPath,
+    ENTRATOOL_LOG_LEVEL: "warn",
+  };
+  const telemetry = (topic: string) =>
+    observer.messages.filter((m) => m.topic === `entratool/${DEVICE}/${topic}`);
+  let agent: ReturnType<typeof spawn> | undefined;
+  try {
+    await run(
+      [
+        "create-profile",
+        "--name",
+        "default",
+        "--tenant-id",
+        DEFAULT_TENANT_ID,
+        "--client-id",
+        DEMO_CLIENT_ID,
+        "--authority-host",
+        started.authorityHost,
+      ],
+      env,
+    );
+    const configFile = join(work, "config.json");
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        profile: "default",
+        device: DEVICE,
+        displays: [{ type: "terminal" }],
+        sources: [{ type: "system", intervalSeconds: 60 }],
+        sinks: [
+          {
+            type: "mqtt",
+            url: broker.url("plain"),
+            scopes: [`${MQTT_AUDIENCE}/.default`],
+            maxBatchMessages: 1000,
+          },
+          { type: "http", url: http.url, scopes: [`${HTTP_AUDIENCE}/.default`] },
+        ],
+      }),
+    );
+    let stderr = "";
+    const child = spawn(binary, ["agent", "--config", configFile], {
+      env,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    agent = child;
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const pid = child.pid as number;
+    await until(() => CODE.test(stderr), "the code", 30_000);
+
+    say("2/5 CPU while waiting for the sign-in (30 s) ...");
+    await elapse(3000);
+    const t0 = performance.now();
+    const c0 = cpuTicks(pid);
+    await elapse(30_000);
+    const waitingCpuPercent = ((cpuTicks(pid) - c0) / CLOCK_TICKS / ((performance.now() - t0) / 1000)) * 100;
+    const waitingRss = rssBytes(pid);
+
+    say("3/5 approval → first message at the broker ...");
+    const userCode = CODE.exec(stderr)?.[1] ?? "";
+    const approvedAt = performance.now();
+    emulator.approve({ userCode });
+    await until(() => telemetry("system").length > 0, "the first message", 30_000);
+    const approvalToFirstMs = performance.now() - approvedAt;
+
+    say("4/5 steady RSS at 10 messages/s to two sinks (60 s) ...");
+    const rss: number[] = [];
+    for (let second = 0; second < 60; second++) {
+      const tick = performance.now();
+      const lines = Array.from({ length: 10 }, (_, i) =>
+        JSON.stringify({ second, i, temperatureC: 21.5 }),
+      ).join("\n");
+      await run(["send", "--topic", "steady"], env, `${lines}\n`);
+      rss.push(rssBytes(pid));
+      if (second % 10 === 9)
+        say(
+          `  ${second + 1} s: ${((rss.at(-1) ?? 0) / MIB) | 0} MiB, ${telemetry("steady").length} delivered`,
+        );
+      await elapse(Math.max(0, 1000 - (performance.now() - tick)));
+    }
+    const steadyRss = Math.max(...rss.slice(30));
+    await until(() => telemetry("steady").length >= 600, "the steady messages", 30_000);
+
+    say(`5/5 end to end, QoS 1, ${BURST} messages: the agent, then a bare mqtt.js loop ...`);
+    const burst = Array.from({ length: BURST }, (_, i) => JSON.stringify({ i, temperatureC: 21.5 })).join(
+      "\n",
+    );
+    const agentStart = performance.now();
+    await run(["send", "--topic", "burst"], env, `${burst}\n`);
+    await until(() => telemetry("burst").length >= BURST, "the burst through the agent", 120_000);
+    const agentMs = performance.now() - agentStart;
+
+    // The bare loop: the agent's own token (over its socket), the same broker and subscriber.
+    const tokenJson = spawnSync(
+      binary,
+      ["get-token", "--scope", `${MQTT_AUDIENCE}/.default`, "--output", "json"],
+      { env, encoding: "utf8" },
+    );
+    const token = (JSON.parse(tokenJson.stdout) as { access_token: string }).access_token;
+    const client = await mqtt.connectAsync(broker.url("plain"), {
+      protocolVersion: 5,
+      clientId: "bench-bare-loop",
+      username: "bench",
+      password: token,
+    });
+    const bareStart = performance.now();
+    const topic = `entratool/${DEVICE}/bare`;
+    const publishes: Promise<unknown>[] = [];
+    for (let i = 0; i < BURST; i++) {
+      const payload = JSON.stringify({
+        id: crypto.randomUUID(),
+        ts: new Date().toISOString(),
+        device: DEVICE,
+        topic: "bare",
+        data: { i, temperatureC: 21.5 },
+      });
+      publishes.push(client.publishAsync(topic, payload, { qos: 1 }));
+    }
+    await Promise.all(publishes);
+    await until(() => telemetry("bare").length >= BURST, "the bare loop's messages", 120_000);
+    const bareMs = performance.now() - bareStart;
+    await client.endAsync();
+
+    const agentRate = BURST / (agentMs / 1000);
+    const bareRate = BURST / (bareMs / 1000);
+    const results = {
+      outbox,
+      waitingForSignIn: { cpuPercentOfOneCore: waitingCpuPercent, rssBytes: waitingRss },
+      approvalToFirstMessageMs: approvalToFirstMs,
+      pollingIntervalSeconds: POLL_SECONDS,
+      steadyRssBytes: steadyRss,
+      endToEnd: {
+        messages: BURST,
+        agentPerSec: agentRate,
+        bareMqttJsPerSec: bareRate,
+        ratio: agentRate / bareRate,
+      },
+    };
+    const goals = [
+      {
+        goal: "CPU while waiting for sign-in ≤ 0.2 % of a core",
+        actual: waitingCpuPercent,
+        limit: 0.2,
+        less: true,
+      },
+      {
+        goal: `approval → first message ≤ ${POLL_SECONDS + 1} s`,
+        actual: approvalToFirstMs / 1000,
+        limit: POLL_SECONDS + 1,
+        less: true,
+      },
+      { goal: "steady RSS, 10 msg/s to two sinks ≤ 50 MiB", actual: steadyRss / MIB, limit: 50, less: true },
+      { goal: "end to end QoS 1 ≥ 0.8× bare mqtt.js", actual: agentRate / bareRate, limit: 0.8, less: false },
+    ].map((g) => ({
+      goal: g.goal,
+      actual: Math.round(g.actual * 1000) / 1000,
+      limit: g.limit,
+      pass: g.less ? g.actual <= g.limit : g.actual >= g.limit,
+    }));
+
+    const machine = {
+      cpu: cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      memoryGiB: Math.round(totalmem() / 1024 ** 3),
+      os: `${type()} ${arch()}`,
+      bun: Bun.version,
+    };
+    say(`\n${machine.cpu}, ${machine.cores} cores, Bun ${machine.bun}\n`);
+    const rows: [string, string][] = [
+      ["outbox: durable appends/s, group commit", outbox.groupCommitPerSec?.toFixed(0) ?? "?"],
+      ["outbox: durable appends/s, one fsync each", outbox.perMessageFsyncPerSec?.toFixed(0) ?? "?"],
+      ["CPU waiting for sign-in", `${waitingCpuPercent.toFixed(3)} % of a core`],
+      ["RSS waiting for sign-in", `${(waitingRss / MIB).toFixed(1)} MiB`],
+      [
+        "approval → first message at the broker",
+        `${(approvalToFirstMs / 1000).toFixed(2)} s (polling every ${POLL_SECONDS} s)`,
+      ],
+      ["steady RSS, 10 msg/s, two sinks", `${(steadyRss / MIB).toFixed(1)} MiB`],
+      ["QoS 1 through the agent", `${agentRate.toFixed(0)} msg/s`],
+      ["QoS 1, bare mqtt.js loop", `${bareRate.toFixed(0)} msg/s`],
+    ];
+    const width = Math.max(...rows.map((r) => r[0].length));
+    for (const [name, value] of rows) say(`${name.padEnd(width)}  ${value}`);
+    say("");
+    for (const g of goals) say(`${g.pass ? "PASS" : "FAIL"}  ${g.goal}: ${g.actual}`);
+
+    mkdirSync(join(root, "bench"), { recursive: true });
+    const previous = existsSync(RESULTS)
+      ? (JSON.parse(readFileSync(RESULTS, "utf8")) as Record<string, unknown>)
+      : {};
+    writeFileSync(
+      RESULTS,
+      `${JSON.stringify({ ...previous, agent: { date: new Date().toISOString(), machine, ...results, goals } }, null, 2)}\n`,
+    );
+    say("\nwrote bench/results.json (agent)");
+  } finally {
+    agent?.kill("SIGTERM");
+    await observer.close();
+    await http.stop();
+    await broker.close();
+    await emulator.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
