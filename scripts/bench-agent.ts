@@ -5,7 +5,8 @@
  *   1. The outbox: durable appends/s with group commit and with one fsync per message
  *      (scripts/bench-outbox.ts).
  *   2. CPU while the agent waits for a sign-in (code shown on the terminal display, two sinks and a
- *      system source configured): % of one core over 30 s, from /proc. Goal ≤ 0.2 %.
+ *      system source configured, the device code polled every 5 s): % of one core over 60 s, from
+ *      /proc/PID/task/TID/schedstat. Goal ≤ 0.2 %.
  *   3. Approval → the first message accepted by the broker (a system reading collected while
  *      waiting). Goal ≤ one polling interval + 1 s.
  *   4. Steady RSS, signed in, 10 messages a second through `send` to two sinks, for 60 s: the
@@ -19,7 +20,15 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createPublicKey } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { arch, cpus, tmpdir, totalmem, type } from "node:os";
 import { dirname, join } from "node:path";
 import mqtt from "mqtt";
@@ -39,14 +48,22 @@ const POLL_SECONDS = 5;
 const BURST = 20_000;
 /** The user code in the prompt (bold on a terminal: an escape sequence before it). */
 const CODE = new RegExp(`Enter code: (?:${String.fromCharCode(27)}\\[1m)?([A-Z0-9]+-[A-Z0-9]+)`);
-const CLOCK_TICKS = 100;
 
+/** --quick: short waits, for working on the benchmark itself (the figures are not the real ones). */
+const QUICK = process.argv.includes("--quick");
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
+/** Time the process's threads spent on a CPU, ns (schedstat: finer than the 10 ms ticks of stat). */
+function cpuNs(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return total;
 }
 
 function rssBytes(pid: number): number {
@@ -95,7 +112,13 @@ async function main(): Promise<void> {
     .export({ type: "spki", format: "pem" })
     .toString();
   const tlsDir = dirname(started.caPath);
-  const broker = await startBroker({ publicKeyPem, audience: MQTT_AUDIENCE });
+  // A broker's Receive Maximum bounds what the agent has in flight (it keeps to it; a bare mqtt.js
+  // loop does not): Mosquitto's default of 20 is raised to what production brokers allow.
+  const broker = await startBroker({
+    publicKeyPem,
+    audience: MQTT_AUDIENCE,
+    extraConfig: ["max_inflight_messages 1000"],
+  });
   const observer = await observe(broker, `entratool/${DEVICE}/#`);
   const http = await HttpSinkServer.start({
     jwk,
@@ -142,7 +165,7 @@ async function main(): Promise<void> {
             type: "mqtt",
             url: broker.url("plain"),
             scopes: [`${MQTT_AUDIENCE}/.default`],
-            maxBatchMessages: 1000,
+            maxBatchMessages: 5000,
           },
           { type: "http", url: http.url, scopes: [`${HTTP_AUDIENCE}/.default`] },
         ],
@@ -160,12 +183,12 @@ async function main(): Promise<void> {
     const pid = child.pid as number;
     await until(() => CODE.test(stderr), "the code", 30_000);
 
-    say("2/5 CPU while waiting for the sign-in (30 s) ...");
+    say("2/5 CPU while waiting for the sign-in (60 s) ...");
     await elapse(3000);
     const t0 = performance.now();
-    const c0 = cpuTicks(pid);
-    await elapse(30_000);
-    const waitingCpuPercent = ((cpuTicks(pid) - c0) / CLOCK_TICKS / ((performance.now() - t0) / 1000)) * 100;
+    const c0 = cpuNs(pid);
+    await elapse(QUICK ? 5000 : 60_000);
+    const waitingCpuPercent = ((cpuNs(pid) - c0) / 1e6 / (performance.now() - t0)) * 100;
     const waitingRss = rssBytes(pid);
 
     say("3/5 approval → first message at the broker ...");
@@ -177,7 +200,7 @@ async function main(): Promise<void> {
 
     say("4/5 steady RSS at 10 messages/s to two sinks (60 s) ...");
     const rss: number[] = [];
-    for (let second = 0; second < 60; second++) {
+    for (let second = 0; second < (QUICK ? 5 : 60); second++) {
       const tick = performance.now();
       const lines = Array.from({ length: 10 }, (_, i) =>
         JSON.stringify({ second, i, temperatureC: 21.5 }),
@@ -191,7 +214,7 @@ async function main(): Promise<void> {
       await elapse(Math.max(0, 1000 - (performance.now() - tick)));
     }
     const steadyRss = Math.max(...rss.slice(30));
-    await until(() => telemetry("steady").length >= 600, "the steady messages", 30_000);
+    await until(() => telemetry("steady").length >= (QUICK ? 50 : 600), "the steady messages", 30_000);
 
     say(`5/5 end to end, QoS 1, ${BURST} messages: the agent, then a bare mqtt.js loop ...`);
     const burst = Array.from({ length: BURST }, (_, i) => JSON.stringify({ i, temperatureC: 21.5 })).join(
@@ -199,6 +222,8 @@ async function main(): Promise<void> {
     );
     const agentStart = performance.now();
     await run(["send", "--topic", "burst"], env, `${burst}\n`);
+    const ingestMs = performance.now() - agentStart;
+    say(`  accepted by the agent after ${ingestMs.toFixed(0)} ms`);
     await until(() => telemetry("burst").length >= BURST, "the burst through the agent", 120_000);
     const agentMs = performance.now() - agentStart;
 
@@ -296,6 +321,7 @@ async function main(): Promise<void> {
     say("");
     for (const g of goals) say(`${g.pass ? "PASS" : "FAIL"}  ${g.goal}: ${g.actual}`);
 
+    if (QUICK) return;
     mkdirSync(join(root, "bench"), { recursive: true });
     const previous = existsSync(RESULTS)
       ? (JSON.parse(readFileSync(RESULTS, "utf8")) as Record<string, unknown>)
