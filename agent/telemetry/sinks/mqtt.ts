@@ -175,6 +175,8 @@ export class MqttSink implements Sink {
   #stats = { connects: 0, rotationsInBand: 0, rotationsByReconnect: 0 };
   /** The last "waits for a token" reason logged (cleared once a token came). */
   #lastWait: string | undefined;
+  /** The last connection failure logged (cleared once connected). */
+  #lastFailure: string | undefined;
 
   constructor(options: MqttSinkOptions) {
     this.#options = options;
@@ -313,7 +315,10 @@ export class MqttSink implements Sink {
         if (isSinkError(this.#failure) && this.#failure.failure === "unauthorized" && !refusedBefore) {
           this.#forceRefresh = true;
         }
-        if (!this.#stopping) {
+        // Said once per kind of failure: a broker away for an hour is one line, not sixty.
+        const said = JSON.stringify(describe(this.#failure));
+        if (!this.#stopping && said !== this.#lastFailure) {
+          this.#lastFailure = said;
           this.#log.warn({ sink: this.name, err: describe(this.#failure) }, "MQTT connection failed");
         }
         return "failed";
@@ -330,6 +335,7 @@ export class MqttSink implements Sink {
       await this.#close(link);
       return "lost";
     }
+    this.#lastFailure = undefined;
     this.#log.info(
       { sink: this.name, url: this.#config.url, protocolVersion: this.#config.protocolVersion },
       "MQTT connected",
