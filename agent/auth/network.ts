@@ -554,7 +554,12 @@ export class EntraNetworkClient implements INetworkModule {
           // answer: MSAL would record it as throttling in the token cache and refuse later calls.
           throw new EntraToolError("E_NETWORK", {
             cause: error,
-            details: { reason: error.reason, url: shownUrl(url) },
+            // The provider's last Retry-After goes with it: the agent's keeper waits that long.
+            details: {
+              reason: error.reason,
+              url: shownUrl(url),
+              ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+            },
             ...(error.reason.startsWith("HTTP ")
               ? {
                   message: `Microsoft Entra ID is unavailable (${error.reason}). Try again in a few minutes.`,

@@ -149,6 +149,23 @@ describe("Keeper", () => {
     await keeper.stop();
   });
 
+  it("honours the provider's Retry-After between its own tries", async () => {
+    const w = await start();
+    const { keeper } = keep(w);
+    keeper.start();
+    await until(() => keeper.signedIn(), "signed in", 20_000);
+    w.emulator.injectFaults(
+      "token",
+      Array.from({ length: 3 }, () => ({ type: "429" as const, retryAfterSeconds: 240 })),
+    );
+    await advanceUntil(w, () => requests(w, "refresh_token").length >= 4, 3 * HOUR);
+    const refreshes = requests(w, "refresh_token");
+    // The network client waits 240 s between its tries; after its third, the keeper waits 240 s
+    // too, not its own 5 s back-off.
+    expect((refreshes[3] as number) - (refreshes[2] as number)).toBeGreaterThanOrEqual(240_000);
+    await keeper.stop();
+  });
+
   it("shows a new code when the refresh token is revoked", async () => {
     const w = await start();
     const { keeper, states } = keep(w, { approve: false });
