@@ -1,5 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { EventHubsServer, LogsIngestionServer } from "../../scripts/receivers.ts";
 import { removeSandboxes, run } from "../support/cli.ts";
 import { DEVICE, expectNoSecrets, type Pipeline, startPipeline, stopAgent } from "./agent-world.ts";
 import { CODE } from "./harness.ts";
@@ -102,6 +104,52 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
     await p.delivered(more);
     expect(again.stderr).not.toMatch(CODE);
     await stopAgent(again);
+  }, 120_000);
+
+  it("Event Hubs and Azure Monitor Logs: each sink's token comes silently from the one sign-in, with its own audience", async () => {
+    const p = await pipeline({ noHttp: true });
+    const jwk = p.emu.emulator.publicJwk();
+    const tlsDir = dirname(p.emu.caPath);
+    const tls = {
+      cert: readFileSync(join(tlsDir, "server-cert.pem"), "utf8"),
+      key: readFileSync(join(tlsDir, "server-key.pem"), "utf8"),
+    };
+    const hubs = await EventHubsServer.start({ jwk, tls, hub: "boards" });
+    const rule = "dcr-0123456789abcdef0123456789abcdef";
+    const logs = await LogsIngestionServer.start({ jwk, tls, rule, stream: "Custom-Telemetry" });
+    try {
+      (p.config.sinks as unknown[]).push(
+        { type: "eventhubs", namespace: hubs.url, hub: "boards" },
+        { type: "azure-monitor-logs", endpoint: logs.url, rule, stream: "Custom-Telemetry" },
+      );
+      p.writeConfig();
+      const agent = await p.startAgent();
+      const ids = await p.send("t", [{ a: 1 }, { b: 2 }]);
+      await p.delivered(ids);
+      await hubs.whenRequests(1);
+      await logs.whenRequests(1);
+      for (
+        let tries = 0;
+        tries < 100 && !ids.every((id) => hubs.accepted.has(id) && logs.accepted.has(id));
+        tries++
+      ) {
+        await Promise.race([
+          hubs.whenRequests(hubs.requests.length + 1),
+          logs.whenRequests(logs.requests.length + 1),
+          new Promise((resolve) => setTimeout(resolve, 50)),
+        ]);
+      }
+      expect(ids.every((id) => hubs.accepted.has(id))).toBe(true);
+      expect(ids.every((id) => logs.accepted.has(id))).toBe(true);
+      // One sign-in: one device code, and each receiver got a token for its own audience.
+      expect(p.emu.emulator.requests().filter((r) => r.path.endsWith("/devicecode"))).toHaveLength(1);
+      expect(hubs.requests.at(-1)?.claims?.aud).toBe("https://eventhubs.azure.net");
+      expect(String(logs.requests.at(-1)?.claims?.aud)).toMatch(/^https:\/\/monitor\.azure\.com\/?$/);
+      await stopAgent(agent);
+    } finally {
+      await hubs.stop();
+      await logs.stop();
+    }
   }, 120_000);
 
   it("send without an agent, and with a payload that is not JSON, fails with a clear sentence", async () => {
