@@ -128,7 +128,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    const { options } = this;
+    const options = this.#options;
     const session = options.openSession(options.profile);
     let keeper: Keeper | undefined;
     const tokens = new AgentTokens({
@@ -169,10 +169,6 @@ export class Agent {
     keeper.start();
   }
 
-  private get options(): AgentOptions {
-    return this.#options;
-  }
-
   /**
    * Applies a new configuration: the pipeline (displays, outbox, sinks, sources) is stopped in
    * order and started from the new one. A change of profile needs a restart (a sign-in belongs to
@@ -187,8 +183,14 @@ export class Agent {
     const old = this.#pipeline;
     this.#pipeline = undefined;
     if (old) await this.#stopPipeline(old);
+    try {
+      this.#pipeline = await this.#startPipeline(config);
+    } catch (error) {
+      // The new configuration could not be started (its outbox, say): the old one runs again.
+      this.#pipeline = await this.#startPipeline(this.#config);
+      throw error;
+    }
     this.#config = config;
-    this.#pipeline = await this.#startPipeline(config);
     this.#options.logger.info(
       { sinks: config.sinks.length, sources: config.sources.length, displays: config.displays.length },
       "configuration reloaded",
@@ -269,7 +271,7 @@ export class Agent {
   }
 
   async #startPipeline(config: AgentConfig): Promise<Pipeline> {
-    const { options } = this;
+    const options = this.#options;
     const keeper = this.#keeper as Keeper;
     const tokens = this.#tokens as AgentTokens;
     const logger = options.logger;
@@ -277,7 +279,15 @@ export class Agent {
     const offs: Array<() => void> = [];
     offs.push(keeper.subscribe((state) => displays.onState(state)));
     offs.push(displays.onButton((action) => keeper.press(action)));
-    const outbox = await options.openOutbox(config);
+    let outbox: Outbox;
+    try {
+      outbox = await options.openOutbox(config);
+    } catch (error) {
+      // Nothing half-started stays behind: the displays are released again.
+      for (const off of offs) off();
+      await displays.close();
+      throw error;
+    }
     const published = (): PublishedState => (keeper.signedIn() ? "online" : "awaiting-sign-in");
     const stateListeners = new Set<(state: PublishedState) => void>();
     let last = published();
