@@ -27,12 +27,10 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
     await p.delivered(ids);
     // The MQTT payload is the whole message, on the topic template.
     const message = p.observer.messages.find((m) => m.topic === `entratool/${DEVICE}/readings`);
-    expect(JSON.parse(message?.payload.toString() ?? "{}")).toMatchObject({
-      id: ids[0],
-      device: DEVICE,
-      topic: "readings",
-      data: { t: 21.5 },
-    });
+    // Exactly the message object: nothing of the outbox's own bookkeeping.
+    const payload = JSON.parse(message?.payload.toString() ?? "{}") as Record<string, unknown>;
+    expect(Object.keys(payload).sort()).toEqual(["data", "device", "id", "topic", "ts"]);
+    expect(payload).toMatchObject({ id: ids[0], device: DEVICE, topic: "readings", data: { t: 21.5 } });
     // The retained state says online; the HTTP receiver saw a verified token of the right audience.
     await p.observer.waitFor(
       (messages) =>
