@@ -137,22 +137,24 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   await server.start();
   memory.start();
   let reloading = Promise.resolve();
-  const offHangup = ctx.onHangup?.(() => {
-    reloading = reloading.then(async () => {
-      try {
-        const next = resolveConfig(await loadConfig(file, { isDefault }));
-        await agent.reload(next);
-      } catch (error) {
-        const reason = toEntraToolError(error);
-        logger.error(
-          { code: reason.code, errors: reason.details.errors },
-          `the configuration was not reloaded, the running one is kept: ${reason.message}`,
-        );
-      }
-    });
-  });
+  let offHangup: (() => void) | undefined;
   try {
     await agent.start();
+    // SIGHUP from here on: a reload during the start would build a second pipeline.
+    offHangup = ctx.onHangup?.(() => {
+      reloading = reloading.then(async () => {
+        try {
+          const next = resolveConfig(await loadConfig(file, { isDefault }));
+          await agent.reload(next);
+        } catch (error) {
+          const reason = toEntraToolError(error);
+          logger.error(
+            { code: reason.code, errors: reason.details.errors },
+            `the configuration was not reloaded, the running one is kept: ${reason.message}`,
+          );
+        }
+      });
+    });
     logger.info(
       { profile: profile.name, device: config.device, socket: ctx.paths.socketFile },
       "entratool agent started",
@@ -166,8 +168,10 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
     ctx.notify?.("stopping");
   } finally {
     offHangup?.();
-    await reloading;
-    const stopped = Promise.all([agent.stop(), server.stop(), memory.stop()]).then(() => true);
+    // A reload under way finishes first; all of it within the stop's time limit.
+    const stopped = reloading
+      .then(() => Promise.all([agent.stop(), server.stop(), memory.stop()]))
+      .then(() => true);
     const limit = new AbortController();
     const inTime = await Promise.race([
       stopped,

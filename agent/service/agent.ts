@@ -277,79 +277,90 @@ export class Agent {
     const logger = options.logger;
     const displays = await options.openDisplays(config);
     const offs: Array<() => void> = [];
-    offs.push(keeper.subscribe((state) => displays.onState(state)));
-    offs.push(displays.onButton((action) => keeper.press(action)));
-    let outbox: Outbox;
+    const runners: SinkRunner[] = [];
+    const sources: Source[] = [];
+    let outbox: Outbox | undefined;
     try {
-      outbox = await options.openOutbox(config);
-    } catch (error) {
-      // Nothing half-started stays behind: the displays are released again.
-      for (const off of offs) off();
-      await displays.close();
-      throw error;
-    }
-    const published = (): PublishedState => (keeper.signedIn() ? "online" : "awaiting-sign-in");
-    const stateListeners = new Set<(state: PublishedState) => void>();
-    let last = published();
-    offs.push(
-      keeper.subscribe(() => {
+      offs.push(keeper.subscribe((state) => displays.onState(state)));
+      offs.push(displays.onButton((action) => keeper.press(action)));
+      const opened = await options.openOutbox(config);
+      outbox = opened;
+      const published = (): PublishedState => (keeper.signedIn() ? "online" : "awaiting-sign-in");
+      const stateListeners = new Set<(state: PublishedState) => void>();
+      let last = published();
+      // The retained MQTT state follows the sign-in: looked at on every state and every new token
+      // (the first sign-in's state comes before its token is held).
+      const recheck = (): void => {
         const now = published();
         if (now === last) return;
         last = now;
         for (const listener of stateListeners) listener(now);
-      }),
-    );
-    const runners: SinkRunner[] = [];
-    const sinkDeps: SinkDeps = {
-      device: config.device,
-      tokens,
-      defaultScopes: options.profile.scopes,
-      clock: options.clock,
-      logger,
-      state: {
-        current: published,
-        subscribe: (listener) => {
-          stateListeners.add(listener);
-          return () => stateListeners.delete(listener);
-        },
-      },
-      health: () => this.#health(),
-    };
-    const names = new Set<string>();
-    for (const [index, sinkConfig] of config.sinks.entries()) {
-      let sink = options.createSink(sinkConfig, index, sinkDeps);
-      // The second of two sinks with one name gets "#2" (its cursor must be its own).
-      for (let n = 2; names.has(sink.name); n++) {
-        if (!names.has(`${sink.name.replace(/#\d+$/, "")}#${n}`))
-          sink = renamed(sink, `${sink.name.replace(/#\d+$/, "")}#${n}`);
-      }
-      names.add(sink.name);
-      runners.push(new SinkRunner({ sink, type: sinkConfig.type, outbox, clock: options.clock, logger }));
-    }
-    // Sinks no longer configured keep no messages.
-    outbox.retain([...names]);
-    // A new token wakes every sink waiting for a sign-in.
-    offs.push(
-      tokens.onChange(() => {
-        for (const runner of runners) runner.wake();
-      }),
-    );
-    // Sinks before sources: nothing is collected that has nowhere to go yet (it would wait in the
-    // outbox anyway, but a broken sink configuration shows first).
-    for (const runner of runners) {
-      await runner.start().catch((error: unknown) => {
-        logger.warn({ err: error, sink: runner.name }, `sink ${runner.name} did not start; it will retry`);
-      });
-    }
-    const sources = config.sources.map((sourceConfig, index) =>
-      options.createSource(sourceConfig, index, {
+      };
+      offs.push(keeper.subscribe(recheck));
+      const sinkDeps: SinkDeps = {
+        device: config.device,
+        tokens,
+        defaultScopes: options.profile.scopes,
         clock: options.clock,
         logger,
-        append: (messages) => this.#track(outbox.append(messages)),
-      }),
-    );
-    for (const source of sources) await source.start();
-    return { outbox, runners, sources, displays, offs };
+        state: {
+          current: published,
+          subscribe: (listener) => {
+            stateListeners.add(listener);
+            return () => stateListeners.delete(listener);
+          },
+        },
+        health: () => this.#health(),
+      };
+      const names = new Set<string>();
+      for (const [index, sinkConfig] of config.sinks.entries()) {
+        let sink = options.createSink(sinkConfig, index, sinkDeps);
+        // The second of two sinks with one name gets "#2" (its cursor must be its own).
+        const base = sink.name.replace(/#\d+$/, "");
+        for (let n = 2; names.has(sink.name); n++) {
+          if (!names.has(`${base}#${n}`)) sink = renamed(sink, `${base}#${n}`);
+        }
+        names.add(sink.name);
+        runners.push(
+          new SinkRunner({ sink, type: sinkConfig.type, outbox: opened, clock: options.clock, logger }),
+        );
+      }
+      // Sinks no longer configured keep no messages.
+      opened.retain([...names]);
+      // A new token wakes every sink waiting for one.
+      offs.push(
+        tokens.onChange(() => {
+          recheck();
+          for (const runner of runners) runner.tokensChanged();
+        }),
+      );
+      // Sinks before sources: nothing is collected that has nowhere to go yet (it would wait in
+      // the outbox anyway, but a broken sink configuration shows first).
+      for (const runner of runners) {
+        await runner.start().catch((error: unknown) => {
+          logger.warn({ err: error, sink: runner.name }, `sink ${runner.name} did not start; it will retry`);
+        });
+      }
+      for (const [index, sourceConfig] of config.sources.entries()) {
+        const source = options.createSource(sourceConfig, index, {
+          clock: options.clock,
+          logger,
+          append: (messages) => this.#track(opened.append(messages)),
+        });
+        sources.push(source);
+        await source.start();
+      }
+      return { outbox: opened, runners, sources, displays, offs };
+    } catch (error) {
+      // Nothing half-started stays behind: what was started is stopped, in the usual order.
+      if (outbox === undefined) {
+        for (const off of offs) off();
+        await displays.close();
+      } else {
+        await this.#stopPipeline({ outbox, runners, sources, displays, offs });
+      }
+      throw error;
+    }
   }
 
   async #stopPipeline(pipeline: Pipeline, final = false): Promise<void> {

@@ -101,7 +101,16 @@ export class Keeper {
 
   start(): void {
     if (this.#loop) return;
-    this.#offSession = this.#options.session.subscribe((state) => this.#publish(state));
+    this.#offSession = this.#options.session.subscribe((state) => {
+      // Signed out with the button while the keeper was waiting for the next refresh: the tokens
+      // in memory go too, and the next person gets a code at once.
+      if (state.kind === "signed-out" && this.#token !== undefined) {
+        this.#token = undefined;
+        this.#options.tokens.clear();
+        this.#wakeup?.abort();
+      }
+      this.#publish(state);
+    });
     this.#loop = this.#run();
   }
 

@@ -18,6 +18,9 @@ export interface AgentTokensOptions {
   readonly onSignInLost: (error: EntraToolError) => void;
 }
 
+/** A forced refresh of one set of scopes at most this often, ms. */
+const FORCE_REFRESH_EVERY_MS = 30_000;
+
 /** A token this close to its expiry is renewed before it is handed out: min(5 min, a quarter of its life). */
 export function renewalMarginMs(lifetimeMs: number): number {
   return Math.min(5 * 60_000, Math.max(0, lifetimeMs) / 4);
@@ -60,37 +63,44 @@ export class AgentTokens implements TokenSource {
     if (!this.#options.signedIn()) throw new EntraToolError("E_SIGN_IN_REQUIRED");
     const scopes =
       request.scopes && request.scopes.length > 0 ? request.scopes : this.#options.profile.scopes;
-    const key = [...scopes]
-      .map((scope) => scope.toLowerCase())
-      .sort()
-      .join(" ");
+    const key = scopeKey(scopes);
     const now = this.#options.clock.now();
     const cached = this.#cache.get(key);
+    const usable = cached !== undefined && cached.result.expiresAt > now;
     const fresh =
-      cached !== undefined &&
-      cached.result.expiresAt - now > renewalMarginMs(cached.result.expiresAt - cached.receivedAt);
-    if (fresh && !request.forceRefresh) return cached.result;
-    const pending = this.#inFlight.get(key);
-    if (pending && !request.forceRefresh) return pending;
-    // A cached token close to its expiry would come back from the engine's cache as it is: ask
-    // for a new one then.
-    const call = this.#fetch(scopes, request.forceRefresh === true || cached !== undefined, request.signal);
-    this.#inFlight.set(key, call);
-    try {
-      const result = await call;
+      usable && cached.result.expiresAt - now > renewalMarginMs(cached.result.expiresAt - cached.receivedAt);
+    // A forced refresh (a receiver refused the token) at most every FORCE_REFRESH_EVERY_MS per set
+    // of scopes: a receiver that refuses every token must not make the board redeem its refresh
+    // token at every retry, nor ten sinks ten times.
+    const forced =
+      request.forceRefresh === true && !(usable && now - cached.receivedAt < FORCE_REFRESH_EVERY_MS);
+    if (fresh && !forced) return cached.result;
+    const call = this.#inFlight.get(key) ?? this.#start(key, scopes, forced || cached !== undefined);
+    return request.signal ? untilAborted(call, request.signal) : call;
+  }
+
+  /**
+   * One request to the engine for `key`, shared by every caller that comes while it runs. It
+   * carries no caller's signal: one caller giving up (a sink stopped by a reload) must not cancel
+   * it for the others; the engine's own timeouts bound it.
+   */
+  #start(key: string, scopes: readonly string[], forceRefresh: boolean): Promise<TokenResult> {
+    const call = this.#fetch(key, scopes, forceRefresh).then((result) => {
       this.#cache.set(key, { result, receivedAt: this.#options.clock.now() });
       return result;
-    } finally {
+    });
+    this.#inFlight.set(key, call);
+    const done = (): void => {
       if (this.#inFlight.get(key) === call) this.#inFlight.delete(key);
-    }
+    };
+    call.then(done, done);
+    return call;
   }
 
   /** A new sign-in or a refresh by the keeper: cached tokens of other scopes may belong to an old account. */
   signedInWith(result: TokenResult): void {
-    const key = [...result.scopes]
-      .map((scope) => scope.toLowerCase())
-      .sort()
-      .join(" ");
+    // Filed under the profile's scopes, where `result({})` looks (the keeper asks for those).
+    const key = scopeKey(this.#options.profile.scopes);
     const previous = [...this.#cache.values()][0]?.result.account.homeAccountId;
     if (previous !== undefined && previous !== result.account.homeAccountId) this.#cache.clear();
     this.#cache.set(key, { result, receivedAt: this.#options.clock.now() });
@@ -115,19 +125,50 @@ export class AgentTokens implements TokenSource {
     };
   }
 
-  async #fetch(scopes: readonly string[], forceRefresh: boolean, signal?: AbortSignal): Promise<TokenResult> {
+  async #fetch(key: string, scopes: readonly string[], forceRefresh: boolean): Promise<TokenResult> {
     try {
       return await this.#queue.run(() =>
         this.#options.engine.getToken(this.#options.profile, {
           scopes,
           forceRefresh,
           allowDeviceCode: false,
-          ...(signal ? { signal } : {}),
         }),
       );
     } catch (error) {
-      if (isEntraToolError(error, "E_SIGN_IN_REQUIRED")) this.#options.onSignInLost(error);
+      // Only the profile's own scopes speak for the sign-in. A sink's scope that needs consent or
+      // MFA of its own is that sink's problem: the keeper's refresh would succeed, wake the sink,
+      // and round it would go.
+      if (isEntraToolError(error, "E_SIGN_IN_REQUIRED") && key === scopeKey(this.#options.profile.scopes)) {
+        this.#options.onSignInLost(error);
+      }
       throw error;
     }
   }
+}
+
+/** The cache key of a set of scopes: case and order do not matter. */
+function scopeKey(scopes: readonly string[]): string {
+  return [...scopes]
+    .map((scope) => scope.toLowerCase())
+    .sort()
+    .join(" ");
+}
+
+/** Settles with `promise`, or rejects with E_CANCELLED as soon as `signal` aborts (`promise` goes on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new EntraToolError("E_CANCELLED"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new EntraToolError("E_CANCELLED"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }

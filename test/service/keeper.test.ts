@@ -166,6 +166,22 @@ describe("Keeper", () => {
     await keeper.stop();
   });
 
+  it("a long press while signed in signs the board out at once: tokens dropped, a new code", async () => {
+    const w = await start();
+    const { keeper, tokens, states } = keep(w, { approve: false });
+    keeper.start();
+    await until(() => states.some((state) => state.kind === "code-issued"), "a code", 20_000);
+    const first = states.find((state) => state.kind === "code-issued");
+    if (first?.kind === "code-issued") w.emulator.approve({ userCode: first.userCode });
+    await until(() => keeper.signedIn(), "signed in", 20_000);
+    await until(() => w.clock.waitingSleeps > 0, "the keeper to wait for the refresh", 10_000);
+    keeper.press("sign-out");
+    await until(() => states.filter((state) => state.kind === "code-issued").length === 2, "a new code", 20_000);
+    expect(keeper.signedIn()).toBe(false);
+    await expect(tokens.get({ scopes: ["api://x/.default"] })).rejects.toMatchObject({ code: "E_SIGN_IN_REQUIRED" });
+    await keeper.stop();
+  });
+
   it("shows a new code when the refresh token is revoked", async () => {
     const w = await start();
     const { keeper, states } = keep(w, { approve: false });

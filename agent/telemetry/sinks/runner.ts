@@ -56,6 +56,7 @@ export class SinkRunner {
   #lastError: string | undefined;
   #offAppend: (() => void) | undefined;
   #woken = false;
+  #waitingForToken = false;
   #started = false;
 
   constructor(options: SinkRunnerOptions) {
@@ -86,6 +87,15 @@ export class SinkRunner {
    * comes while no wait is under way (a send in flight) ends the next wait, so none is lost.
    */
   wake(): void {
+    // New messages change nothing for a runner that waits for a token: asking again at every
+    // append would make a request to the identity provider per message.
+    if (this.#waitingForToken) return;
+    if (this.#wakeup) this.#wakeup.abort();
+    else this.#woken = true;
+  }
+
+  /** New tokens (a sign-in, a refresh): ends a wait for a token, or any other wait. */
+  tokensChanged(): void {
     if (this.#wakeup) this.#wakeup.abort();
     else this.#woken = true;
   }
@@ -100,10 +110,14 @@ export class SinkRunner {
       return;
     }
     this.#draining = true;
-    this.wake();
+    this.tokensChanged();
     const timer = new AbortController();
+    const loop = this.#loop.then(
+      () => true,
+      () => true,
+    );
     const drained = await Promise.race([
-      this.#loop.then(() => true),
+      loop,
       this.#options.clock.sleep(drainMs, timer.signal).then(
         () => false,
         () => false,
@@ -111,10 +125,13 @@ export class SinkRunner {
     ]);
     timer.abort();
     if (!drained) this.#stop.abort();
-    await this.#loop;
-    this.#offAppend?.();
-    this.#state = "stopped";
-    await this.#options.sink.stop();
+    try {
+      await loop;
+    } finally {
+      this.#offAppend?.();
+      this.#state = "stopped";
+      await this.#options.sink.stop();
+    }
   }
 
   health(now: number): SinkHealth {
@@ -140,14 +157,30 @@ export class SinkRunner {
     let failures = 0;
     let forceRefresh = false;
     while (!this.#stop.signal.aborted) {
-      const batch = outbox.read(sink.name, sink.maxBatchMessages, sink.maxBatchBytes);
+      let batch: readonly StoredMessage[];
+      try {
+        batch = outbox.read(sink.name, sink.maxBatchMessages, sink.maxBatchBytes);
+      } catch (error) {
+        // The outbox could not be read (a disk error): say so, and try again after a while.
+        failures += 1;
+        const delay = backoffDelay(failures, { initialMs: 1000, maxMs: 60_000 });
+        logger.error(
+          { sink: sink.name, err: error, delayMs: delay },
+          `sink ${sink.name} cannot read the outbox`,
+        );
+        await this.#options.clock.sleep(delay, this.#stop.signal).catch(() => {});
+        continue;
+      }
       if (batch.length === 0) {
         if (this.#draining) return;
         await this.#idle();
         continue;
       }
+      // A forced refresh is asked for once per refusal, not for every retry after it.
+      const forced = forceRefresh;
+      forceRefresh = false;
       try {
-        await sink.send(batch, { signal: this.#stop.signal, forceRefresh });
+        await sink.send(batch, { signal: this.#stop.signal, forceRefresh: forced });
         outbox.ack(sink.name, (batch.at(-1) as StoredMessage).seq);
         this.#sent += batch.length;
         this.#lastSuccess = this.#options.clock.now();
@@ -157,10 +190,19 @@ export class SinkRunner {
         this.#state = "ok";
       } catch (error) {
         if (this.#stop.signal.aborted || isAbortError(error)) return;
-        const next = this.#failed(batch, error, forceRefresh);
+        const next = this.#failed(batch, error, forced);
         if (next.kind === "dead-letter") {
-          outbox.deadLetter(sink.name, batch, next.reason);
-          this.#deadLettered += batch.length;
+          try {
+            outbox.deadLetter(sink.name, batch, next.reason);
+            this.#deadLettered += batch.length;
+          } catch (deadLetterError) {
+            // Not kept aside: the batch stays after the cursor and is sent again later.
+            logger.error(
+              { sink: sink.name, err: deadLetterError },
+              `sink ${sink.name} cannot keep a dead letter`,
+            );
+            await this.#options.clock.sleep(60_000, this.#stop.signal).catch(() => {});
+          }
           continue;
         }
         if (next.kind === "refresh") {
@@ -168,10 +210,15 @@ export class SinkRunner {
           continue;
         }
         if (next.kind === "sign-in") {
-          // Waits for a token: a sign-in or a refresh wakes the runner.
+          // Waits for a token: a sign-in or a refresh wakes the runner (tokensChanged), or the poll.
           this.#state = "waiting-for-sign-in";
           if (this.#draining) return;
-          await this.#idle(this.#options.signInPollMs ?? 60_000);
+          this.#waitingForToken = true;
+          try {
+            await this.#idle(this.#options.signInPollMs ?? 60_000);
+          } finally {
+            this.#waitingForToken = false;
+          }
           continue;
         }
         failures += 1;
