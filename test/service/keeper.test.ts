@@ -176,9 +176,15 @@ describe("Keeper", () => {
     await until(() => keeper.signedIn(), "signed in", 20_000);
     await until(() => w.clock.waitingSleeps > 0, "the keeper to wait for the refresh", 10_000);
     keeper.press("sign-out");
-    await until(() => states.filter((state) => state.kind === "code-issued").length === 2, "a new code", 20_000);
+    await until(
+      () => states.filter((state) => state.kind === "code-issued").length === 2,
+      "a new code",
+      20_000,
+    );
     expect(keeper.signedIn()).toBe(false);
-    await expect(tokens.get({ scopes: ["api://x/.default"] })).rejects.toMatchObject({ code: "E_SIGN_IN_REQUIRED" });
+    await expect(tokens.get({ scopes: ["api://x/.default"] })).rejects.toMatchObject({
+      code: "E_SIGN_IN_REQUIRED",
+    });
     await keeper.stop();
   });
 
