@@ -15,6 +15,7 @@ import { systemClock } from "./core/clock.ts";
 import { deferredLogger, humanDestination, parseLevel } from "./core/log.ts";
 import { resolvePaths } from "./core/paths.ts";
 import type * as DisplayCli from "./display-cli.ts";
+import { openServiceNotifier } from "./linux/sd-notify.ts";
 import type * as PinoModule from "./pino-logger.ts";
 import type * as QrModule from "./qr.ts";
 import { FileKeyProvider } from "./store/key.ts";
@@ -135,6 +136,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         new SignInSession({ profile, engine: signIn, tokenStore: tokens, locks, clock, logger }),
       signIn,
       loadAgent: () => import(AGENT_MODULE) as Promise<typeof AgentCli>,
+      // systemd's notification socket, for the agent only (Type=notify: READY, STATUS, WATCHDOG).
+      serviceNotifier: isAgent ? await openServiceNotifier(env, logger) : undefined,
       onHangup: (listener) => {
         hangups.add(listener);
         return () => hangups.delete(listener);

@@ -12,6 +12,7 @@ import { createSource } from "../telemetry/sources/index.ts";
 import { flag, type OptionSpec, parse, stringOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
 import { requireProfile } from "./profiles.ts";
+import { describeSignIn } from "./status.ts";
 
 export const AGENT_HELP = `Usage: entratool agent [--config FILE]
 
@@ -86,7 +87,7 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
       }),
     createSink: (sinkConfig, index, deps) => createSink(sinkConfig, index, { ...deps, fetch }),
     createSource: (sourceConfig, _index, deps) => createSource(sourceConfig, deps),
-    onState: (state) => ctx.notify?.(state),
+    onState: (state) => ctx.serviceNotifier?.notify(`STATUS=${describeSignIn(state)}`),
     drainMs: DRAIN_MS,
     version: ctx.version,
   });
@@ -138,6 +139,7 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   memory.start();
   let reloading = Promise.resolve();
   let offHangup: (() => void) | undefined;
+  let watchdog: AbortController | undefined;
   try {
     await agent.start();
     // SIGHUP from here on: a reload during the start would build a second pipeline.
@@ -159,15 +161,19 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
       { profile: profile.name, device: config.device, socket: ctx.paths.socketFile },
       "entratool agent started",
     );
-    ctx.notify?.("ready");
+    const notifier = ctx.serviceNotifier;
+    notifier?.notify("READY=1");
+    watchdog =
+      notifier?.watchdogPingMs === undefined ? undefined : pingWatchdog(ctx, notifier.watchdogPingMs);
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();
       ctx.signal.addEventListener("abort", () => resolve(), { once: true });
     });
     logger.info("entratool agent stopping");
-    ctx.notify?.("stopping");
+    ctx.serviceNotifier?.notify("STOPPING=1\nSTATUS=stopping");
   } finally {
     offHangup?.();
+    watchdog?.abort();
     // A reload under way finishes first; all of it within the stop's time limit.
     const stopped = reloading
       .then(() => Promise.all([agent.stop(), server.stop(), memory.stop()]))
@@ -185,6 +191,21 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   }
   logger.info("entratool agent stopped");
   return 0;
+}
+
+/**
+ * Pings systemd's watchdog every `everyMs` from the event loop: a loop that is wedged stops the
+ * pings, and systemd restarts the agent. Returns what stops the pings.
+ */
+function pingWatchdog(ctx: CliContext, everyMs: number): AbortController {
+  const stop = new AbortController();
+  void (async () => {
+    while (!stop.signal.aborted) {
+      ctx.serviceNotifier?.notify("WATCHDOG=1");
+      await ctx.clock.sleep(everyMs, stop.signal).catch(() => {});
+    }
+  })();
+  return stop;
 }
 
 async function openDisplays(ctx: CliContext, config: ResolvedAgentConfig): Promise<AgentDisplays> {

@@ -1,12 +1,12 @@
 import type { SignInDisplayOptions, SignInDisplays } from "../../display/sign-in.ts";
 import type { QrEncoder } from "../../display/types.ts";
 import type { SignInSession } from "../auth/session.ts";
-import type { SessionState } from "../auth/session-state.ts";
 import type { SignInService } from "../auth/signin.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
 import type { Output } from "../core/output.ts";
 import type { Env, Paths } from "../core/paths.ts";
+import type { ServiceNotifier } from "../linux/sd-notify.ts";
 import type { LockManager, Profile, ProfileStore, TokenStore } from "../store/types.ts";
 
 // Output lives in agent/core (the terminal display writes to it too); re-exported for the CLI's modules.
@@ -51,9 +51,6 @@ export interface AgentModule {
   checkConfigCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
 }
 
-/** What the agent tells its service manager (sd_notify): ready, stopping, and each sign-in state. */
-export type ServiceEvent = "ready" | "stopping" | SessionState;
-
 /** Everything a command may use, built once by the composition root (agent/main.ts). */
 export interface CliContext {
   readonly io: CliIO;
@@ -73,8 +70,8 @@ export interface CliContext {
   readonly loadAgent: () => Promise<AgentModule>;
   /** Calls `listener` on SIGHUP (the agent reloads its configuration); returns the unsubscribe. */
   readonly onHangup?: (listener: () => void) => () => void;
-  /** Tells the service manager (systemd) how the agent is; absent when none listens. */
-  readonly notify?: (event: ServiceEvent) => void;
+  /** The service manager's channel (systemd Type=notify: READY, STATUS, WATCHDOG); absent when none listens. */
+  readonly serviceNotifier?: ServiceNotifier | undefined;
   /** `display …` commands and the displays of a sign-in (the prompt among them), loaded only when used. */
   readonly loadDisplays: () => Promise<DisplayModule>;
   /** The QR encoder, loaded on first use (the device code prompt shows the URL as a QR code). */

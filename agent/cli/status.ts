@@ -1,3 +1,4 @@
+import type { SessionState } from "../auth/session-state.ts";
 import type { AgentStatus } from "../service/agent.ts";
 import { flag, type OptionSpec, outputFormat, parse } from "./args.ts";
 import type { CliContext } from "./context.ts";
@@ -52,6 +53,23 @@ const STATES: Readonly<Record<string, string>> = {
   offline: "offline (the identity provider cannot be reached)",
   error: "error",
 };
+
+/** A sign-in state in a few words, for systemd's STATUS (`systemctl status` shows it). */
+export function describeSignIn(state: SessionState): string {
+  switch (state.kind) {
+    case "code-issued":
+    case "waiting":
+      return `waiting for sign-in: code ${state.userCode} at ${state.verificationUri}`;
+    case "signed-in":
+      return `signed in as ${state.username}`;
+    case "sign-in-required":
+      return `sign-in needed: ${state.reason.message}`;
+    case "wrong-account":
+      return `signed in as ${state.username}, but this device expects ${state.expected}`;
+    default:
+      return STATES[state.kind] ?? state.kind;
+  }
+}
 
 function ago(iso: string | undefined, now: number): string {
   if (iso === undefined) return "never";
