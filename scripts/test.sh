@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # linux-arm64 binary on an x86_64 machine; xfonts-base holds the public-domain misc-fixed fonts
 # that scripts/gen-font.ts converts (its test regenerates them and compares). Mosquitto is the real
 # broker of the telemetry tests; gcc with the mosquitto, OpenSSL and cJSON headers compiles its
-# token-checking plugin (scripts/broker/jwt_auth.c).
+# token-checking plugin (scripts/broker/jwt_auth.c). systemd gives systemd-analyze (the units'
+# checks) and libsystemd0 the agent's sd_notify.
 DEB_PACKAGES=(jq curl python3 ca-certificates util-linux qemu-user-static libc6:arm64 xfonts-base
-  mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc libc6-dev)
+  mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc libc6-dev systemd libsystemd0)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do

@@ -1,0 +1,54 @@
+/**
+ * The systemd units as systemd reads them: `systemd-analyze verify` finds nothing, and the
+ * hardening scores an exposure of at most 2.0 (`systemd-analyze security --offline=yes`). The
+ * unit names the packaged binary (/usr/bin/entratool); the check runs on a copy that names the
+ * one built here, since verify also checks that ExecStart can be executed.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { BINARY, ROOT } from "../support/cli.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "entratool-units-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const units = readdirSync(join(ROOT, "systemd")).filter((name) => name.endsWith(".service"));
+
+function copy(name: string): string {
+  const text = readFileSync(join(ROOT, "systemd", name), "utf8").replaceAll("/usr/bin/entratool", BINARY);
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("systemd units", () => {
+  it("there is an agent unit", () => {
+    expect(units).toContain("entratool-agent.service");
+  });
+
+  for (const name of units) {
+    it(`${name}: systemd-analyze verify is clean`, () => {
+      const result = spawnSync("systemd-analyze", ["verify", copy(name)], { encoding: "utf8" });
+      expect(result.stderr + result.stdout).toBe("");
+      expect(result.status).toBe(0);
+    });
+
+    it(`${name}: hardening exposure at most 2.0`, () => {
+      const result = spawnSync("systemd-analyze", ["security", "--offline=yes", "--no-pager", copy(name)], {
+        encoding: "utf8",
+      });
+      const exposure = Number(/Overall exposure level for \S+: ([0-9.]+)/.exec(result.stdout)?.[1]);
+      expect(exposure, result.stdout.slice(-2000)).toBeLessThanOrEqual(2.0);
+    });
+  }
+
+  it("the agent unit is Type=notify with a watchdog, and never forbids the JIT", () => {
+    const unit = readFileSync(join(ROOT, "systemd", "entratool-agent.service"), "utf8");
+    expect(unit).toMatch(/^Type=notify$/m);
+    expect(unit).toMatch(/^WatchdogSec=/m);
+    expect(unit).toMatch(/^UMask=0077$/m);
+    expect(unit).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
+  });
+});
