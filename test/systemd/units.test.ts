@@ -16,16 +16,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const units = readdirSync(join(ROOT, "systemd")).filter((name) => name.endsWith(".service"));
 
+/** A copy to check; a template is checked as an instance of it ("lab"). */
 function copy(name: string): string {
   const text = readFileSync(join(ROOT, "systemd", name), "utf8").replaceAll("/usr/bin/entratool", BINARY);
-  const path = join(dir, name);
+  const path = join(dir, name.replace("@.", "@lab."));
   writeFileSync(path, text);
   return path;
 }
 
 describe("systemd units", () => {
-  it("there is an agent unit", () => {
+  it("there is an agent unit, and a template for several profiles on one board", () => {
     expect(units).toContain("entratool-agent.service");
+    expect(units).toContain("entratool-agent@.service");
   });
 
   for (const name of units) {
