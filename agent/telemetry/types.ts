@@ -157,6 +157,12 @@ export interface Sink {
   send(batch: readonly Message[], options: SendOptions): Promise<void>;
   /** Whether the connection is up (always true for request/response sinks once one send worked). */
   connected(): boolean;
+  /**
+   * Calls `listener` each time a connection is (re)established, so that the runner retries at once
+   * instead of waiting out its back-off (a broker back after minutes). Sinks without connections
+   * leave it out. Returns the unsubscribe.
+   */
+  onConnected?(listener: () => void): () => void;
   /** Closes connections. Idempotent. */
   stop(): Promise<void>;
 }

@@ -63,6 +63,16 @@ class ScriptedSink implements Sink {
     return true;
   }
 
+  readonly #connected = new Set<() => void>();
+  onConnected(listener: () => void): () => void {
+    this.#connected.add(listener);
+    return () => this.#connected.delete(listener);
+  }
+  /** The connection is back (a broker restarted). */
+  reconnect(): void {
+    for (const listener of this.#connected) listener();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
   }
@@ -110,6 +120,30 @@ describe("SinkRunner", () => {
     // 1 s, 2 s, 4 s steps with equal jitter at 0.5 (75 % of each), then Retry-After 42 s, then the cap.
     expect(gaps).toEqual([750, 1500, 3000, 42_000, 600_000]);
     expect(run.health(clock.now()).errors).toBe(5);
+    await run.stop(0);
+  });
+
+  it("a connection that comes back cuts the back-off short", async () => {
+    // Back-off waits for the test here, as a broker away for minutes would make it.
+    clock.passiveSleepsFromMs = 1;
+    const sink = new ScriptedSink("a", [
+      new SinkError("retry", "broker away"),
+      new SinkError("retry", "broker away"),
+    ]);
+    const run = runner(sink);
+    await run.start();
+    const ids = await appendMany(1);
+    await until(() => sink.sends.length === 2 || clock.waitingSleeps > 0, "a back-off");
+    while (sink.sends.length < 2) {
+      clock.advance(60_000);
+      await until(() => sink.sends.length === 2 || clock.waitingSleeps > 0, "the next try");
+    }
+    await until(() => clock.waitingSleeps > 0, "the second back-off");
+    const before = clock.now();
+    sink.reconnect();
+    await until(() => sink.received.length === 1, "delivered at once");
+    expect(sink.received).toEqual(ids);
+    expect(clock.now()).toBe(before);
     await run.stop(0);
   });
 

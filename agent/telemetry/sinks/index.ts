@@ -29,6 +29,9 @@ export function renamed(sink: Sink, name: string): Sink {
     start: () => sink.start(),
     send: (batch, options) => sink.send(batch, options),
     connected: () => sink.connected(),
+    ...(sink.onConnected
+      ? { onConnected: (listener: () => void) => sink.onConnected?.(listener) ?? (() => {}) }
+      : {}),
     stop: () => sink.stop(),
   };
 }

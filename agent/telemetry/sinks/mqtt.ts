@@ -177,6 +177,7 @@ export class MqttSink implements Sink {
   #lastWait: string | undefined;
   /** The last connection failure logged (cleared once connected). */
   #lastFailure: string | undefined;
+  readonly #connectedListeners = new Set<() => void>();
 
   constructor(options: MqttSinkOptions) {
     this.#options = options;
@@ -210,6 +211,13 @@ export class MqttSink implements Sink {
 
   connected(): boolean {
     return this.#live() !== undefined;
+  }
+
+  onConnected(listener: () => void): () => void {
+    this.#connectedListeners.add(listener);
+    return () => {
+      this.#connectedListeners.delete(listener);
+    };
   }
 
   stats(): MqttSinkStats {
@@ -340,6 +348,7 @@ export class MqttSink implements Sink {
       { sink: this.name, url: this.#config.url, protocolVersion: this.#config.protocolVersion },
       "MQTT connected",
     );
+    for (const listener of [...this.#connectedListeners]) listener();
     this.#publishState(link);
     this.#scheduleRotation(link);
     await link.closed;

@@ -56,6 +56,9 @@ export class SinkRunner {
   #lastError: string | undefined;
   #offAppend: (() => void) | undefined;
   #woken = false;
+  #offConnected: (() => void) | undefined;
+  /** Aborted to cut a back-off short (the sink connected again). */
+  #backoff: AbortController | undefined;
   #waitingForToken = false;
   #started = false;
 
@@ -74,6 +77,8 @@ export class SinkRunner {
     const { sink, outbox } = this.#options;
     outbox.register(sink.name);
     this.#offAppend = outbox.onAppend(() => this.wake());
+    // A connection back (a broker away for minutes): retry now, not at the end of the back-off.
+    this.#offConnected = sink.onConnected?.(() => this.#backoff?.abort());
     // The sink first: messages left from the last run are sent as soon as the loop starts.
     try {
       await sink.start();
@@ -129,6 +134,7 @@ export class SinkRunner {
       await loop;
     } finally {
       this.#offAppend?.();
+      this.#offConnected?.();
       this.#state = "stopped";
       await this.#options.sink.stop();
     }
@@ -234,7 +240,12 @@ export class SinkRunner {
                 ...(this.#options.random ? { random: this.#options.random } : {}),
               });
         logger.debug({ sink: sink.name, delayMs: delay, failures }, "sink send will be retried");
-        await this.#options.clock.sleep(delay, this.#stop.signal).catch(() => {});
+        const backoff = new AbortController();
+        this.#backoff = backoff;
+        await this.#options.clock
+          .sleep(delay, AbortSignal.any([this.#stop.signal, backoff.signal]))
+          .catch(() => {});
+        if (this.#backoff === backoff) this.#backoff = undefined;
       }
     }
   }
