@@ -2,11 +2,12 @@ import { ensurePrivateDir, writeFileAtomic } from "../core/atomic.ts";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError, isEntraToolError } from "../core/errors.ts";
 import { readFileCapped } from "../core/files.ts";
+import { shownUrl } from "../core/http.ts";
 import { isRecord } from "../core/json.ts";
 import type { Logger } from "../core/log.ts";
 import { join } from "../core/path.ts";
 import { setAside } from "../core/set-aside.ts";
-import { authorityError, httpsUrl, type ProviderEndpoints, shownUrl } from "./network.ts";
+import { authorityError, httpsUrl, type ProviderEndpoints } from "./network.ts";
 
 /**
  * The identity provider's OpenID configuration (OpenID Connect Discovery 1.0, RFC 8414): where

@@ -1,6 +1,7 @@
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
 import type { Clock } from "../core/clock.ts";
 import { EntraToolError, errnoCode, isEntraToolError } from "../core/errors.ts";
+import { parseRetryAfter, shownUrl } from "../core/http.ts";
 import { isRecord } from "../core/json.ts";
 import type { Logger } from "../core/log.ts";
 import type { Env } from "../core/paths.ts";
@@ -122,37 +123,12 @@ function errorCode(error: unknown): string {
   return errnoCode(error) ?? (error instanceof Error ? error.name : "unknown");
 }
 
-/** Retry-After as seconds or an HTTP date, in ms from `now`; undefined when absent or invalid. */
-export function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
 function isDeviceCodeGrant(grantType: string | null): boolean {
   return grantType === "device_code" || grantType === DEVICE_CODE_GRANT_URN;
 }
 
 function positiveNumber(value: unknown): number | undefined {
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : undefined;
-}
-
-/**
- * A URL as a sentence shows it: origin and path (no query: msal-node puts its correlation id
- * there), control characters removed, at most 200 characters.
- */
-export function shownUrl(url: string): string {
-  let shown = url;
-  try {
-    const parsed = new URL(url);
-    shown = `${parsed.origin}${parsed.pathname}`;
-  } catch {
-    // Not a URL (a hostile Location header): shown as it is, made safe below.
-  }
-  const line = safeLine(shown);
-  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
 }
 
 /**

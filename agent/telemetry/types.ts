@@ -27,6 +27,11 @@ export interface Message {
   readonly data: JsonValue;
 }
 
+/** The message as it goes over the wire: only its own fields (the outbox adds seq and bytes). */
+export function wireMessage(message: Message): Message {
+  return { id: message.id, ts: message.ts, device: message.device, topic: message.topic, data: message.data };
+}
+
 /** What a source or `send` hands to the outbox: the outbox gives id and device. */
 export interface NewMessage {
   readonly topic: string;

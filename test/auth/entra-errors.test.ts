@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { classifyTokenError } from "../../agent/auth/entra-errors.ts";
-import { parseRetryAfter } from "../../agent/auth/network.ts";
 import { ExitCode } from "../../agent/core/errors.ts";
+import { parseRetryAfter } from "../../agent/core/http.ts";
 
 describe("classifyTokenError branches on error and error_codes, never on text", () => {
   test.each([

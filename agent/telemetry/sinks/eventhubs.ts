@@ -19,8 +19,8 @@
  * a body is kept under 1 000 000 bytes (sendWithin splits a batch that still grows past it).
  * Bodies are not compressed: the REST endpoint does not document gzip.
  */
-import type { Message, SendOptions } from "../types.ts";
-import { type HttpSinkDeps, RequestSink, sendWithin, trimSlash, utf8, wireMessage } from "./http-common.ts";
+import { type Message, type SendOptions, wireMessage } from "../types.ts";
+import { type HttpSinkDeps, RequestSink, sendWithin, trimSlash, utf8 } from "./http-common.ts";
 import type { EventHubsSinkConfig } from "./http-schema.ts";
 
 export const EVENTHUBS_API_VERSION = "2014-01";

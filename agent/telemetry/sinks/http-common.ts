@@ -25,6 +25,7 @@
  */
 import type { Clock } from "../../core/clock.ts";
 import { errnoCode } from "../../core/errors.ts";
+import { parseRetryAfter, shownUrl } from "../../core/http.ts";
 import type { Logger } from "../../core/log.ts";
 import { safeLine } from "../../core/text.ts";
 import { type Message, type SendOptions, type Sink, SinkError, type TokenSource } from "../types.ts";
@@ -71,33 +72,6 @@ export interface HttpPost {
   readonly headers?: Readonly<Record<string, string>>;
   /** Extra 4xx statuses that mean "retry" at this receiver (409 for an idempotency conflict). */
   readonly retryStatuses?: ReadonlySet<number>;
-}
-
-/** The message as it goes over the wire: only its own fields (the outbox adds seq and bytes). */
-export function wireMessage(message: Message): Message {
-  return { id: message.id, ts: message.ts, device: message.device, topic: message.topic, data: message.data };
-}
-
-/** Retry-After as seconds or an HTTP date, in ms from `now`; undefined when absent or invalid. */
-export function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** A URL as a message shows it: origin and path (no query), one line, at most 200 characters. */
-export function shownUrl(url: string): string {
-  let shown = url;
-  try {
-    const parsed = new URL(url);
-    shown = `${parsed.origin}${parsed.pathname}`;
-  } catch {
-    // Not a URL (a hostile Location header): shown as it is, made safe below.
-  }
-  const line = safeLine(shown);
-  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
 }
 
 /** `base` without trailing slashes, so that `${base}/path` has exactly one. */

@@ -17,10 +17,10 @@
  * Any 2xx accepts the batch; the other answers are classified as http-common.ts says.
  */
 import { createHash } from "node:crypto";
-import type { Message, SendOptions, Sink } from "../types.ts";
+import { type Message, type SendOptions, type Sink, wireMessage } from "../types.ts";
 import { AzureMonitorLogsSink } from "./azure-monitor-logs.ts";
 import { EventHubsSink } from "./eventhubs.ts";
-import { type HttpSinkDeps, RequestSink, utf8, wireMessage } from "./http-common.ts";
+import { type HttpSinkDeps, RequestSink, utf8 } from "./http-common.ts";
 import type { HttpFamilySinkConfig, HttpSinkConfig } from "./http-schema.ts";
 
 /** 409: a request with the same Idempotency-Key is still being processed (try again later). */

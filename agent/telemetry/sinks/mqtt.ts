@@ -37,6 +37,7 @@ import {
   type Sink,
   SinkError,
   type TokenSource,
+  wireMessage,
 } from "../types.ts";
 import type { MqttSinkConfig } from "./mqtt-schema.ts";
 
@@ -793,8 +794,7 @@ export class MqttSink implements Sink {
         );
       }
       // The message object alone: the outbox's own fields (seq, bytes) stay on the board.
-      const { id, ts, device, topic: messageTopic, data } = message;
-      return { topic, payload: JSON.stringify({ id, ts, device, topic: messageTopic, data }), id };
+      return { topic, payload: JSON.stringify(wireMessage(message)), id: message.id };
     });
   }
 
