@@ -19,7 +19,6 @@
  * Needs mosquitto and gcc (the broker's plugin). Usage: bun scripts/bench-agent.ts
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createPublicKey } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
@@ -30,7 +29,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { arch, cpus, tmpdir, totalmem, type } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import mqtt from "mqtt";
 import { benchOutbox } from "./bench-outbox.ts";
 import { observe, startBroker } from "./broker/mosquitto.ts";
@@ -107,11 +106,7 @@ async function main(): Promise<void> {
     defaults: { interval: POLL_SECONDS },
   });
   const started = await emulator.start();
-  const jwk = emulator.publicJwk();
-  const publicKeyPem = createPublicKey({ key: { ...jwk }, format: "jwk" })
-    .export({ type: "spki", format: "pem" })
-    .toString();
-  const tlsDir = dirname(started.caPath);
+  const { jwk, publicKeyPem, tls } = emulator.receiverCredentials();
   // A broker's Receive Maximum bounds what the agent has in flight (it keeps to it; a bare mqtt.js
   // loop does not): Mosquitto's default of 20 is raised to what production brokers allow.
   const broker = await startBroker({
@@ -123,10 +118,7 @@ async function main(): Promise<void> {
   const http = await HttpSinkServer.start({
     jwk,
     audience: HTTP_AUDIENCE,
-    tls: {
-      cert: readFileSync(join(tlsDir, "server-cert.pem"), "utf8"),
-      key: readFileSync(join(tlsDir, "server-key.pem"), "utf8"),
-    },
+    tls: { cert: tls.certPem, key: tls.keyPem },
   });
   const env = {
     ...process.env,

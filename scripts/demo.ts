@@ -14,11 +14,10 @@
  *    stops the agent cleanly.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { createPublicKey } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { type Broker, type Observer, observe, startBroker } from "./broker/mosquitto.ts";
 import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
@@ -151,20 +150,13 @@ async function main(): Promise<number> {
     defaults: { interval: 2, accessTokenLifetime: TOKEN_SECONDS },
   });
   const started = await emulator.start();
-  const jwk = emulator.publicJwk();
+  const { jwk, publicKeyPem, tls } = emulator.receiverCredentials();
   const jwks = createLocalJWKSet({ keys: [jwk] } as JSONWebKeySet);
-  const publicKeyPem = createPublicKey({ key: { ...jwk }, format: "jwk" })
-    .export({ type: "spki", format: "pem" })
-    .toString();
-  const tlsDir = dirname(started.caPath);
   const broker = (await mosquitto(publicKeyPem)) ?? (await aedes(jwks));
   const http = await HttpSinkServer.start({
     jwk,
     audience: HTTP_AUDIENCE,
-    tls: {
-      cert: readFileSync(join(tlsDir, "server-cert.pem"), "utf8"),
-      key: readFileSync(join(tlsDir, "server-key.pem"), "utf8"),
-    },
+    tls: { cert: tls.certPem, key: tls.keyPem },
   });
   const env = { ...process.env, ENTRATOOL_HOME: home, NODE_EXTRA_CA_CERTS: started.caPath };
   let agent: ChildProcess | undefined;

@@ -1,11 +1,11 @@
-import { createHash, randomBytes, randomInt, randomUUID } from "node:crypto";
+import { createHash, createPublicKey, randomBytes, randomInt, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { Socket } from "node:net";
 import { type Clock, systemClock } from "../../agent/core/clock.ts";
 import { type EntraErrorSpec, Errors, errorBody } from "./errors.ts";
 import { approvedPage, consentPage, declinedPage, enterCodePage, errorPage } from "./pages.ts";
-import { ensureTls } from "./tls.ts";
+import { type EmulatorTls, ensureTls } from "./tls.ts";
 import { accessTokenTarget, base64urlJson, type PublicJwk, parseScopes, TokenSigner } from "./tokens.ts";
 
 export interface EmulatorSettings {
@@ -247,6 +247,7 @@ export class EntraEmulator {
   #autoApproveSeconds: number | null;
 
   #signer: TokenSigner | null = null;
+  #tls: EmulatorTls | null = null;
   #server: Server | null = null;
   #port = 0;
   #stopping = false;
@@ -281,6 +282,7 @@ export class EntraEmulator {
     if (this.#server) throw new EmulatorError("emulator already started", 409);
     // The TLS peer judges certificates by its real clock, whatever the emulator's clock says.
     const tls = await ensureTls(this.#options.tlsDir, { clock: systemClock });
+    this.#tls = tls;
     this.#signer ??= await TokenSigner.create();
     const server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
       void this.#handle(req, res);
@@ -1027,6 +1029,25 @@ export class EntraEmulator {
   /** The public key of the tokens this emulator signs (its JWKS entry), for receivers that verify them. */
   publicJwk(): PublicJwk {
     return this.#requireSigner().publicJwk();
+  }
+
+  /**
+   * What a receiver of this emulator's tokens needs (a broker, an HTTPS sink receiver): the public
+   * key as a JWK and as PEM, and a TLS identity for 127.0.0.1 that clients trusting the emulator's
+   * CA (NODE_EXTRA_CA_CERTS) accept.
+   */
+  receiverCredentials(): {
+    jwk: PublicJwk;
+    publicKeyPem: string;
+    tls: { caPem: string; certPem: string; keyPem: string };
+  } {
+    const jwk = this.publicJwk();
+    const tls = this.#tls;
+    if (!tls) throw new EmulatorError("emulator not started", 503);
+    const publicKeyPem = createPublicKey({ key: { ...jwk }, format: "jwk" })
+      .export({ type: "spki", format: "pem" })
+      .toString();
+    return { jwk, publicKeyPem, tls: { caPem: tls.caPem, certPem: tls.certPem, keyPem: tls.keyPem } };
   }
 
   #requireSigner(): TokenSigner {

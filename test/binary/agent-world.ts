@@ -1,11 +1,4 @@
-/**
- * The whole pipeline for the binary's agent tests, all real: the Entra emulator (real time, HTTPS
- * with its throwaway CA), Mosquitto with the JWT plugin (verifies the emulator's tokens itself),
- * an HTTPS sink server that verifies them with jose, and `entratool agent` as a child process of
- * the compiled binary in its own sandbox.
- */
-import { createPublicKey } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { expect } from "vitest";
 import { type Broker, type Observer, observe, startBroker } from "../../scripts/broker/mosquitto.ts";
@@ -56,16 +49,7 @@ export interface Pipeline {
 
 export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
   const emu = await startEmulator(options.emulator ?? {});
-  const jwk = emu.emulator.publicJwk();
-  const publicKeyPem = createPublicKey({ key: { ...jwk }, format: "jwk" })
-    .export({ type: "spki", format: "pem" })
-    .toString();
-  const tlsDir = dirname(emu.caPath);
-  const tls = {
-    caPem: readFileSync(emu.caPath, "utf8"),
-    certPem: readFileSync(join(tlsDir, "server-cert.pem"), "utf8"),
-    keyPem: readFileSync(join(tlsDir, "server-key.pem"), "utf8"),
-  };
+  const { jwk, publicKeyPem, tls } = emu.emulator.receiverCredentials();
   const broker = await startBroker({ publicKeyPem, audience: MQTT_AUDIENCE, tls });
   const observer = await observe(broker, `entratool/${DEVICE}/#`);
   const http = options.noHttp

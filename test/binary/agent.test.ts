@@ -1,5 +1,4 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { EventHubsServer, LogsIngestionServer } from "../../scripts/receivers.ts";
 import { removeSandboxes, run } from "../support/cli.ts";
@@ -106,12 +105,8 @@ describe("entratool agent (the compiled binary, against the emulator, Mosquitto 
 
   it("Event Hubs and Azure Monitor Logs: each sink's token comes silently from the one sign-in, with its own audience", async () => {
     const p = await pipeline({ noHttp: true });
-    const jwk = p.emu.emulator.publicJwk();
-    const tlsDir = dirname(p.emu.caPath);
-    const tls = {
-      cert: readFileSync(join(tlsDir, "server-cert.pem"), "utf8"),
-      key: readFileSync(join(tlsDir, "server-key.pem"), "utf8"),
-    };
+    const { jwk, tls: identity } = p.emu.emulator.receiverCredentials();
+    const tls = { cert: identity.certPem, key: identity.keyPem };
     const hubs = await EventHubsServer.start({ jwk, tls, hub: "boards" });
     const rule = "dcr-0123456789abcdef0123456789abcdef";
     const logs = await LogsIngestionServer.start({ jwk, tls, rule, stream: "Custom-Telemetry" });
