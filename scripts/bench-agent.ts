@@ -35,6 +35,7 @@ import { benchOutbox } from "./bench-outbox.ts";
 import { observe, startBroker } from "./broker/mosquitto.ts";
 import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
 import { HttpSinkServer } from "./receivers.ts";
+import { until } from "./wait.ts";
 
 const root = join(import.meta.dir, "..");
 const binary = join(root, "dist", "entratool");
@@ -71,14 +72,6 @@ function rssBytes(pid: number): number {
 }
 
 const elapse = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, what: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`waited ${ms / 1000} s for ${what}`);
-    await elapse(5);
-  }
-}
 
 function run(args: readonly string[], env: NodeJS.ProcessEnv, input?: string): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -22,6 +22,7 @@ import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { type Broker, type Observer, observe, startBroker } from "./broker/mosquitto.ts";
 import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
 import { HttpSinkServer } from "./receivers.ts";
+import { until } from "./wait.ts";
 
 const APPROVE_AFTER_SECONDS = 8;
 const TOKEN_SECONDS = 40;
@@ -129,15 +130,6 @@ async function aedes(jwks: ReturnType<typeof createLocalJWKSet>): Promise<DemoBr
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** Resolves once `condition` holds, looking every 100 ms, or rejects after `ms`. */
-async function until(condition: () => boolean, what: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`the demo waited ${ms / 1000} s for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function main(): Promise<number> {
