@@ -7,3 +7,5 @@
  */
 export { agentCommand } from "./cli/agent.ts";
 export { checkConfigCommand } from "./cli/check-config.ts";
+export { doctorCommand } from "./cli/doctor.ts";
+export { provisionCommand } from "./cli/provision.ts";

@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 # that scripts/gen-font.ts converts (its test regenerates them and compares). Mosquitto is the real
 # broker of the telemetry tests; gcc with the mosquitto, OpenSSL and cJSON headers compiles its
 # token-checking plugin (scripts/broker/jwt_auth.c). systemd gives systemd-analyze (the units'
-# checks) and libsystemd0 the agent's sd_notify.
+# checks) and libsystemd0 the agent's sd_notify. dpkg-dev, fakeroot and lintian build and check the
+# .deb packages; ansible-core and ansible-lint check the fleet playbook.
 DEB_PACKAGES=(jq curl python3 ca-certificates util-linux qemu-user-static libc6:arm64 xfonts-base
+  dpkg-dev fakeroot lintian ansible-core ansible-lint
   mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc libc6-dev systemd libsystemd0)
 
 missing=()

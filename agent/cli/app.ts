@@ -25,6 +25,8 @@ Commands:
   check-config    check the agent's configuration file (every error at once)
   send            hand telemetry to the running agent (JSON or NDJSON)
   status          show the running agent's sign-in, outbox and sinks
+  doctor          check this board (model, 64-bit, groups, buses, displays) and print a report
+  provision       install a configuration from the boot partition (entratool.json) at first boot
 
 Run 'entratool <command> --help' for a command's options.
 Environment: ENTRATOOL_HOME (config and state), ENTRATOOL_LOG_LEVEL (default warn),
@@ -42,6 +44,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   display: async (ctx, argv) => (await ctx.loadDisplays()).displayCommand(ctx, argv),
   agent: async (ctx, argv) => (await ctx.loadAgent()).agentCommand(ctx, argv),
   "check-config": async (ctx, argv) => (await ctx.loadAgent()).checkConfigCommand(ctx, argv),
+  doctor: async (ctx, argv) => (await ctx.loadAgent()).doctorCommand(ctx, argv),
+  provision: async (ctx, argv) => (await ctx.loadAgent()).provisionCommand(ctx, argv),
   send: sendCommand,
   status: statusCommand,
 };

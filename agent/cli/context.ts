@@ -49,6 +49,8 @@ export interface DisplayModule {
 export interface AgentModule {
   agentCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
   checkConfigCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
+  doctorCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
+  provisionCommand(ctx: CliContext, argv: readonly string[]): Promise<number>;
 }
 
 /** Everything a command may use, built once by the composition root (agent/main.ts). */
