@@ -14,21 +14,36 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { toJsonSchema } from "@valibot/to-json-schema";
-import { AgentConfigSchema } from "../agent/config/schema.ts";
+import { type ConversionConfig, toJsonSchema } from "@valibot/to-json-schema";
+import { AgentConfigSchema, InlineProfileSchema, ProfileNameSchema } from "../agent/config/schema.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const SCHEMA_FILE = join(ROOT, "deploy", "config.schema.json");
 
 /** The file's text: the schema, with a title for editors, two-space indented. */
 export function configJsonSchema(): string {
-  const schema = toJsonSchema(AgentConfigSchema, {
+  const options: ConversionConfig = {
     target: "draft-2020-12",
     typeMode: "input",
     // check and raw_check are entratool's own rules (a range after a transform, unique resources);
     // they have no JSON Schema form, and the generator would otherwise refuse the whole schema.
     ignoreActions: ["check", "raw_check"],
+  };
+  const schema = toJsonSchema(AgentConfigSchema, {
+    ...options,
+    // The profile is a name or the profile itself, chosen by the input's kind (a lazy schema,
+    // which the generator would resolve for an object only).
+    overrideSchema: ({ valibotSchema }) =>
+      valibotSchema.type === "lazy"
+        ? {
+            anyOf: [toJsonSchema(ProfileNameSchema, options), toJsonSchema(InlineProfileSchema, options)].map(
+              ({ $schema: _, ...rest }) => rest,
+            ),
+          }
+        : undefined,
   });
+  // The generator still files the lazy schema's object under $defs although nothing refers to it.
+  if (!JSON.stringify(schema).includes('"$ref"')) delete schema.$defs;
   const titled = {
     $schema: schema.$schema,
     title: "entratool configuration (config.json)",

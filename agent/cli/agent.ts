@@ -6,6 +6,7 @@ import { join as joinPath } from "../core/path.ts";
 import { Agent, type AgentDisplays } from "../service/agent.ts";
 import { ControlServer } from "../service/control-server.ts";
 import { MemoryKeeper } from "../service/memory.ts";
+import type { Profile } from "../store/types.ts";
 import { SqliteOutbox } from "../telemetry/outbox.ts";
 import { createSink } from "../telemetry/sinks/index.ts";
 import { createSource } from "../telemetry/sources/index.ts";
@@ -44,16 +45,26 @@ export function configFileOf(
     : { file: named, isDefault: false };
 }
 
-/** Fills in what the file may leave out: the device id (the host name). */
+/**
+ * Fills in what the file may leave out: the device id (the host name), and splits a profile
+ * written into the file into its name and itself.
+ */
 export function resolveConfig(config: AgentConfig, host: () => string = hostname): ResolvedAgentConfig {
-  if (config.device !== undefined) return { ...config, device: config.device };
+  const { profile, device, ...rest } = config;
+  const named = typeof profile === "string" ? { profile } : { profile: profile.name, inlineProfile: profile };
+  if (device !== undefined) return { ...rest, ...named, device };
   const name = host().split(".")[0] ?? "";
   if (!isValidDevice(name)) {
     throw new EntraToolError("E_CONFIG", {
       message: `The host name '${name}' cannot be a device id: set "device" in the configuration file.`,
     });
   }
-  return { ...config, device: name };
+  return { ...rest, ...named, device: name };
+}
+
+/** The configuration's profile: the one written into it, else the one of that name in profiles.json. */
+export async function profileOf(ctx: CliContext, config: ResolvedAgentConfig): Promise<Profile> {
+  return config.inlineProfile ?? (await requireProfile(ctx, config.profile));
 }
 
 export async function agentCommand(ctx: CliContext, argv: readonly string[]): Promise<number> {
@@ -64,7 +75,7 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   }
   const { file, isDefault } = configFileOf(ctx, stringOption(parsed, "config"));
   const config = resolveConfig(await loadConfig(file, { isDefault }));
-  const profile = await requireProfile(ctx, config.profile);
+  const profile = await profileOf(ctx, config);
   const { logger, clock } = ctx;
   const agent = new Agent({
     config,

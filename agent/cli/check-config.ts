@@ -1,8 +1,7 @@
 import { loadConfig } from "../config/load.ts";
-import { configFileOf, resolveConfig } from "./agent.ts";
+import { configFileOf, profileOf, resolveConfig } from "./agent.ts";
 import { flag, type OptionSpec, outputFormat, parse, stringOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
-import { requireProfile } from "./profiles.ts";
 
 export const CHECK_CONFIG_HELP = `Usage: entratool check-config [--config FILE] [--output json]
 
@@ -28,7 +27,7 @@ export async function checkConfigCommand(ctx: CliContext, argv: readonly string[
   const format = outputFormat(parsed, ["text", "json"]);
   const { file, isDefault } = configFileOf(ctx, stringOption(parsed, "config"));
   const config = resolveConfig(await loadConfig(file, { isDefault }));
-  await requireProfile(ctx, config.profile);
+  await profileOf(ctx, config);
   if (format === "json") {
     ctx.io.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
     return 0;

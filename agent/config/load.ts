@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { EntraToolError } from "../core/errors.ts";
 import { MAX_CONFIG_FILE_BYTES, readFileCapped } from "../core/files.ts";
+import { parseJsonWithComments } from "../core/jsonc.ts";
 import { formatIssues } from "../core/schema.ts";
 import { type AgentConfig, AgentConfigSchema } from "./schema.ts";
 
@@ -60,8 +61,8 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   }
   let parsed: unknown;
   try {
-    // A byte order mark (some Windows editors write one) is not JSON.
-    parsed = JSON.parse(text.replace(/^\uFEFF/, ""));
+    // A byte order mark (some Windows editors write one) is not JSON. Comments are allowed.
+    parsed = parseJsonWithComments(text.replace(/^\uFEFF/, ""));
   } catch (error) {
     throw new EntraToolError("E_CONFIG", {
       message: `The configuration file ${file} is not valid JSON (${(error as Error).message}): fix it and try again.`,

@@ -2,6 +2,8 @@ import * as v from "valibot";
 import { DisplaysSchema } from "../../display/config.ts";
 import { must, show, strict } from "../core/schema.ts";
 import { NAME_PATTERN, NAME_RULE } from "../store/names.ts";
+import { ProfileSchema } from "../store/profiles.ts";
+import type { Profile } from "../store/types.ts";
 import { OutboxConfigSchema } from "../telemetry/outbox-schema.ts";
 import {
   AzureMonitorLogsSinkSchema,
@@ -33,6 +35,38 @@ export const SinkSchema = v.variant(
   },
 );
 
+/** The profile's fields as create-profile's defaults fill them in when the file leaves them out. */
+const DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com";
+
+/**
+ * A profile written into the configuration itself, so that one file (the boot partition's
+ * entratool.json, /etc/entratool/config.json of a package) is a whole board: the fields of
+ * profiles.json, with the name, the authority host and the flow defaulted.
+ */
+export const InlineProfileSchema = strict(
+  {
+    ...ProfileSchema.entries,
+    name: v.optional(ProfileSchema.entries.name, "default"),
+    scopes: v.optional(ProfileSchema.entries.scopes, []),
+    authorityHost: v.optional(ProfileSchema.entries.authorityHost, DEFAULT_AUTHORITY_HOST),
+    defaultFlow: v.optional(ProfileSchema.entries.defaultFlow, "device-code"),
+  },
+  {
+    what: 'a profile name, or an object { "tenantId": …, "clientId": …, "scopes": [...] }',
+    required: {
+      tenantId:
+        "a GUID, a domain name such as contoso.onmicrosoft.com, or one of organizations, common, consumers",
+      clientId: "the app registration's application (client) id, a GUID",
+    },
+  },
+);
+
+export const ProfileNameSchema = v.pipe(
+  v.string(must(NAME_RULE)),
+  v.regex(NAME_PATTERN, must(NAME_RULE)),
+  v.description("The name of a profile in profiles.json (entratool create-profile)."),
+);
+
 /**
  * The agent's configuration file (config.json in the configuration directory, or `--config FILE`),
  * as one valibot schema: each part's schema lives with its code (the displays' in display/, each
@@ -51,9 +85,12 @@ export const AgentConfigSchema = strict(
     version: v.optional(v.pipe(v.literal(1, must("1")), v.description("The file format: 1.")), 1),
     profile: v.optional(
       v.pipe(
-        v.string(must(NAME_RULE)),
-        v.regex(NAME_PATTERN, must(NAME_RULE)),
-        v.description("The profile the agent signs in with (entratool create-profile). Default: default."),
+        // Chosen by the input's kind (a union would report only "none matched", hiding the field
+        // that is wrong in an object).
+        v.lazy((input) => (typeof input === "string" ? ProfileNameSchema : InlineProfileSchema)),
+        v.description(
+          "The profile the agent signs in with: the name of one in profiles.json (entratool create-profile), or the profile itself. Default: default.",
+        ),
       ),
       "default",
     ),
@@ -83,7 +120,15 @@ export type SinkConfig = v.InferOutput<typeof SinkSchema>;
 export type { SourceConfig } from "../telemetry/sources/schema.ts";
 
 /** The configuration as the agent runs it: `device` filled in. */
-export type ResolvedAgentConfig = AgentConfig & { readonly device: string };
+/**
+ * The configuration as the agent runs it: `profile` is the profile's name, `inlineProfile` the
+ * profile itself when the file holds it (else it comes from profiles.json), and `device` is set.
+ */
+export type ResolvedAgentConfig = Omit<AgentConfig, "profile" | "device"> & {
+  readonly profile: string;
+  readonly inlineProfile?: Profile;
+  readonly device: string;
+};
 
 /** Whether a device id (the host name, say) may be used as it is. */
 export function isValidDevice(device: string): boolean {

@@ -180,6 +180,13 @@ export class Agent {
         message: `The new configuration names profile '${config.profile}' instead of '${this.#config.profile}': restart the agent to change the profile.`,
       });
     }
+    // A profile written into the file is compared field by field: new scopes or another tenant
+    // are another sign-in too.
+    if (JSON.stringify(config.inlineProfile) !== JSON.stringify(this.#config.inlineProfile)) {
+      throw new EntraToolError("E_CONFIG", {
+        message: `The new configuration changes profile '${config.profile}': restart the agent to change the profile.`,
+      });
+    }
     const old = this.#pipeline;
     this.#pipeline = undefined;
     if (old) await this.#stopPipeline(old);

@@ -284,6 +284,53 @@ describe("loadConfig", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  test("comments are allowed, and nothing else is forgiven", async () => {
+    const file = join(dir, "config.json");
+    await writeFile(
+      file,
+      [
+        "// The agent's configuration.",
+        "{",
+        '  /* the prompt */ "displays": [{ "type": "terminal" }], // where the code shows',
+        '  "device": "a//b-not-a-comment"',
+        "}",
+      ].join("\n"),
+    );
+    const error = await failure(file);
+    // The slashes inside a string are kept: the device id is checked as written.
+    expect(error.message).toContain("device: must be 1 to 128 letters");
+    await writeFile(file, '// head\n{ "displays": [{ "type": "terminal" }], "device": "pi-1" }\n// tail');
+    expect((await loadConfig(file)).device).toBe("pi-1");
+    await writeFile(file, '// one\n// two\n{ "displays": [ }');
+    expect((await failure(file)).message).toMatch(/is not valid JSON \(.+\): fix it/);
+  });
+
+  test("the profile written into the file, with its defaults; a bad one says what is wrong", async () => {
+    const file = join(dir, "config.json");
+    const tenantId = "11111111-2222-3333-4444-555555555555";
+    const clientId = "66666666-7777-8888-9999-000000000000";
+    await writeFile(file, JSON.stringify({ profile: { tenantId, clientId, scopes: ["User.Read"] } }));
+    expect((await loadConfig(file)).profile).toEqual({
+      name: "default",
+      tenantId,
+      clientId,
+      scopes: ["User.Read"],
+      authorityHost: "https://login.microsoftonline.com",
+      defaultFlow: "device-code",
+    });
+    await writeFile(file, JSON.stringify({ profile: { tenantId: "not a tenant", scope: [] } }));
+    const error = await failure(file);
+    expect(error.details?.errors).toEqual([
+      expect.stringMatching(/^profile\.tenantId: must be a GUID/),
+      expect.stringMatching(/^profile\.clientId: is required/),
+      "profile.scope: unknown field",
+    ]);
+    await writeFile(file, JSON.stringify({ profile: 7 }));
+    expect((await failure(file)).message).toContain(
+      'profile: must be a profile name, or an object { "tenantId"',
+    );
+  });
+
   test("a directory, and a byte order mark before the JSON", async () => {
     expect((await failure(dir)).message).toBe(
       `The configuration file ${dir} is a directory: name the file itself.`,
