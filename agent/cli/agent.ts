@@ -12,7 +12,6 @@ import { createSink } from "../telemetry/sinks/index.ts";
 import { createSource } from "../telemetry/sources/index.ts";
 import { flag, type OptionSpec, parse, stringOption } from "./args.ts";
 import type { CliContext } from "./context.ts";
-import { requireProfile } from "./profiles.ts";
 import { describeSignIn } from "./status.ts";
 
 export const AGENT_HELP = `Usage: entratool agent [--config FILE]
@@ -62,9 +61,21 @@ export function resolveConfig(config: AgentConfig, host: () => string = hostname
   return { ...rest, ...named, device: name };
 }
 
-/** The configuration's profile: the one written into it, else the one of that name in profiles.json. */
-export async function profileOf(ctx: CliContext, config: ResolvedAgentConfig): Promise<Profile> {
-  return config.inlineProfile ?? (await requireProfile(ctx, config.profile));
+/**
+ * The configuration's profile: the one written into `file`, else the one of that name in
+ * profiles.json. A missing one names both ways to give it.
+ */
+export async function profileOf(
+  ctx: CliContext,
+  config: ResolvedAgentConfig,
+  file: string,
+): Promise<Profile> {
+  if (config.inlineProfile) return config.inlineProfile;
+  const profile = await ctx.profiles.get(config.profile);
+  if (profile) return profile;
+  throw new EntraToolError("E_PROFILE_NOT_FOUND", {
+    message: `Profile '${config.profile}' does not exist: write it into ${file} ("profile": { "tenantId": …, "clientId": …, "scopes": [...] }) or create it with 'entratool create-profile --name ${config.profile} --tenant-id <tenant> --client-id <app id>'.`,
+  });
 }
 
 export async function agentCommand(ctx: CliContext, argv: readonly string[]): Promise<number> {
@@ -75,7 +86,7 @@ export async function agentCommand(ctx: CliContext, argv: readonly string[]): Pr
   }
   const { file, isDefault } = configFileOf(ctx, stringOption(parsed, "config"));
   const config = resolveConfig(await loadConfig(file, { isDefault }));
-  const profile = await profileOf(ctx, config);
+  const profile = await profileOf(ctx, config, file);
   const { logger, clock } = ctx;
   const agent = new Agent({
     config,

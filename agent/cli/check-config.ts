@@ -27,7 +27,7 @@ export async function checkConfigCommand(ctx: CliContext, argv: readonly string[
   const format = outputFormat(parsed, ["text", "json"]);
   const { file, isDefault } = configFileOf(ctx, stringOption(parsed, "config"));
   const config = resolveConfig(await loadConfig(file, { isDefault }));
-  await profileOf(ctx, config);
+  await profileOf(ctx, config, file);
   if (format === "json") {
     ctx.io.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
     return 0;
