@@ -10,10 +10,14 @@ import { DEFAULT_PAGE_MS, lcdFrame } from "./layout.ts";
  * so the busy flag is never read and every wait is a timed sleep on the injected clock.
  *
  * Datasheet references are to the Hitachi HD44780U (ADE-207-272(Z)) and the NXP PCF8574.
- * Timing the driver relies on without sleeping: the PCF8574 is a 100 kHz part, so one byte takes
- * at least 90 µs on the bus and every nibble needs two bytes (E high, E low); any instruction's
- * 37 µs (Table 6) has therefore passed before the next E falls. Only the power-on wait, the
- * Figure 24 waits and Clear Display (1.52 ms) need sleeps.
+ * Every wait is explicit, whatever the bus speed: at 100 kHz two I2C bytes between E edges are
+ * 180 µs, but boards often run the bus at 400 kHz (`dtparam=i2c_arm_baudrate=400000`, for an OLED
+ * on the same bus), and 45 µs is no margin over an instruction's 37-41 µs (Table 6), which a slow
+ * oscillator stretches further. So each instruction or character goes in a write of its own
+ * followed by `EXEC_WAIT_MS` on the injected clock (on a Pi, a timer: a millisecond or so), as
+ * RPLCD waits 100 µs after each; Clear Display, the power-on wait and the Figure 24 waits are
+ * longer sleeps. A full 20x4 frame is then some 90 writes, a tenth of a second; a countdown tick
+ * a few.
  */
 
 /** PCF8574 outputs on the common backpack: P0=RS, P1=R/W, P2=E, P3=backlight, P4..P7=DB4..DB7. */
@@ -27,8 +31,16 @@ const POWER_ON_WAIT_MS = 50;
 const FIRST_WAIT_MS = 4.5;
 /** Figure 24: more than 100 µs after the second 0x3. */
 const SECOND_WAIT_MS = 0.15;
-/** Clear Display: 1.52 ms at fOSC = 270 kHz (Table 6); the oscillator may be a quarter slower. */
-const CLEAR_WAIT_MS = 2;
+/**
+ * Clear Display: 1.52 ms at fOSC = 270 kHz (Table 6); the datasheet allows an oscillator down to
+ * 190 kHz, which stretches it to 2.16 ms.
+ */
+const CLEAR_WAIT_MS = 2.5;
+/**
+ * After any other instruction or character: 37 µs (+ tADD 4 µs for a RAM write) at 270 kHz,
+ * 58 µs at 190 kHz; 100 µs, as RPLCD waits, leaves room for a slow clone.
+ */
+const EXEC_WAIT_MS = 0.1;
 
 const FUNCTION_SET_4BIT_2LINE_5X8 = 0x28;
 const DISPLAY_OFF = 0x08;
@@ -61,9 +73,16 @@ export class Hd44780Error extends DisplayError<Hd44780ErrorCode> {
   override readonly name = "Hd44780Error";
 }
 
-/** PCF8574 bytes for one I2C write, with the RS level they leave on the pins. */
-interface Burst {
+/** One I2C write of PCF8574 bytes, then how long the controller needs before the next. */
+interface Write {
   readonly bytes: number[];
+  readonly waitMs: number;
+}
+
+/** The writes of one step, the bytes not yet closed into a write, and the RS level they leave on the pins. */
+interface Burst {
+  readonly writes: Write[];
+  bytes: number[];
   rs: 0 | 1 | undefined;
 }
 
@@ -161,8 +180,11 @@ export class Hd44780Display {
     await this.#sendBurst((b) => this.#nibble(b, 0, 0x3));
     await this.#clock.sleep(SECOND_WAIT_MS);
     await this.#sendBurst((b) => {
+      // In 8-bit mode each of these single nibbles is a whole instruction, with its own wait.
       this.#nibble(b, 0, 0x3);
+      this.#settle(b, EXEC_WAIT_MS);
       this.#nibble(b, 0, 0x2);
+      this.#settle(b, EXEC_WAIT_MS);
       // Both 16x2 and 20x4 modules are 2-line controllers (20x4 splits each line over two rows).
       this.#instruction(b, FUNCTION_SET_4BIT_2LINE_5X8);
       this.#instruction(b, DISPLAY_OFF);
@@ -176,14 +198,13 @@ export class Hd44780Display {
 
   async #clear(): Promise<void> {
     this.#shown = undefined;
-    await this.#sendBurst((b) => this.#instruction(b, CLEAR));
-    await this.#clock.sleep(CLEAR_WAIT_MS);
+    await this.#sendBurst((b) => this.#instruction(b, CLEAR, CLEAR_WAIT_MS));
     this.#shown = Array.from({ length: this.#rows }, () => " ".repeat(this.#columns));
   }
 
   async #draw(frame: readonly string[]): Promise<void> {
     const shown = this.#shown ?? [];
-    const burst: Burst = { bytes: [], rs: this.#rs };
+    const burst: Burst = { writes: [], bytes: [], rs: this.#rs };
     for (const [row, text] of frame.entries()) {
       const before = shown[row] ?? "";
       for (const [start, end] of changedRuns(before, text)) {
@@ -191,11 +212,9 @@ export class Hd44780Display {
         for (let column = start; column < end; column++) this.#data(burst, romCode(text.charAt(column)));
       }
     }
-    if (burst.bytes.length === 0) return;
-    // A full 20x4 frame is under 450 bytes: one write, far below i2c-dev's 8192-byte limit.
+    if (burst.writes.length === 0) return;
     this.#shown = undefined;
-    await this.#send(burst.bytes);
-    this.#rs = burst.rs;
+    await this.#flush(burst);
     this.#shown = [...frame];
   }
 
@@ -204,14 +223,22 @@ export class Hd44780Display {
     return (row % 2) * 0x40 + (row >= 2 ? this.#columns : 0);
   }
 
-  #instruction(burst: Burst, value: number): void {
+  #instruction(burst: Burst, value: number, waitMs = EXEC_WAIT_MS): void {
     this.#nibble(burst, 0, value >> 4);
     this.#nibble(burst, 0, value & 0x0f);
+    this.#settle(burst, waitMs);
   }
 
   #data(burst: Burst, value: number): void {
     this.#nibble(burst, 1, value >> 4);
     this.#nibble(burst, 1, value & 0x0f);
+    this.#settle(burst, EXEC_WAIT_MS);
+  }
+
+  /** Ends a write at the instruction just latched: the controller gets `waitMs` before the next. */
+  #settle(burst: Burst, waitMs: number): void {
+    burst.writes.push({ bytes: burst.bytes, waitMs });
+    burst.bytes = [];
   }
 
   /** One nibble: E high then E low with the data held; RS set beforehand when it changes (tAS, Figure 25). */
@@ -223,9 +250,19 @@ export class Hd44780Display {
   }
 
   async #sendBurst(fill: (burst: Burst) => void): Promise<void> {
-    const burst: Burst = { bytes: [], rs: this.#rs };
+    const burst: Burst = { writes: [], bytes: [], rs: this.#rs };
     fill(burst);
-    await this.#send(burst.bytes);
+    // A lone nibble of the init sequence has its own sleep after it, taken by the caller.
+    if (burst.bytes.length > 0) this.#settle(burst, 0);
+    await this.#flush(burst);
+  }
+
+  /** Each write, then its wait on the clock: the controller's time, whatever the bus's speed. */
+  async #flush(burst: Burst): Promise<void> {
+    for (const write of burst.writes) {
+      await this.#send(write.bytes);
+      if (write.waitMs > 0) await this.#clock.sleep(write.waitMs);
+    }
     this.#rs = burst.rs;
   }
 

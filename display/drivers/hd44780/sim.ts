@@ -23,12 +23,19 @@ const E = 0x04;
 const BACKLIGHT = 0x08;
 const DATA = 0xf0;
 
-/** Table 6 execution times at fOSC = 270 kHz, in ms. */
+/** Table 6 execution times at fOSC = 270 kHz, in ms; they stretch as the oscillator runs slower. */
 const EXEC_MS = 0.037;
 /** Writes to RAM take 37 µs plus tADD = 4 µs before the address counter moves (Table 6 note). */
 const WRITE_MS = 0.037 + 0.004;
 /** Clear Display and Return Home: 1.52 ms (Table 6). */
 const HOME_MS = 1.52;
+/** The oscillator Table 6's times are given at. */
+const NOMINAL_OSC_HZ = 270_000;
+/**
+ * The slowest oscillator the datasheet allows (fOSC with Rf, 190-350 kHz, Electrical
+ * Characteristics): a driver must wait long enough for that module, not only for a typical one.
+ */
+export const SLOWEST_OSC_HZ = 190_000;
 /** Figure 24: wait more than 40 ms after VCC rises to 2.7 V (15 ms after 4.5 V); we do not know which supply. */
 const POWER_ON_MS = 40;
 
@@ -83,8 +90,18 @@ export interface Hd44780SimulatorOptions {
    * clock, timing is not checked.
    */
   readonly clock?: Clock;
-  /** I2C clock in Hz; default 100 kHz, the PCF8574's maximum. */
+  /**
+   * I2C clock in Hz; default 100 kHz, the PCF8574's maximum. Boards often run 400 kHz
+   * (`dtparam=i2c_arm_baudrate=400000`, for an OLED on the same bus), and the PCF8574 follows:
+   * then two bytes between E edges are 45 µs, no longer enough on their own.
+   */
   readonly busHz?: number;
+  /**
+   * The controller's oscillator in Hz; default the datasheet's slowest, 190 kHz, so that a
+   * driver which only works on a typical (270 kHz) module is caught. Table 6's times scale by
+   * 270 kHz / this (37 µs becomes 53 µs, 1.52 ms becomes 2.16 ms).
+   */
+  readonly oscillatorHz?: number;
   /** Default `{ kind: "power-on" }`. */
   readonly start?: Hd44780StartState;
   /** What `lines()` shows for a CGRAM character; default the circled index (⓪, ①…⑦). */
@@ -137,6 +154,10 @@ export class Hd44780Simulator implements I2CBus {
   readonly rows: 2 | 4;
   readonly #clock: Clock | undefined;
   readonly #byteMs: number;
+  /** Table 6's times stretched for this oscillator. */
+  readonly #execMs: number;
+  readonly #writeMs: number;
+  readonly #homeMs: number;
   readonly #customCharText: (index: number) => string;
 
   /** The PCF8574's output latch. */
@@ -182,6 +203,10 @@ export class Hd44780Simulator implements I2CBus {
     this.#clock = options.clock;
     // One byte on I2C is 8 data bits plus the acknowledge bit.
     this.#byteMs = (9 / (options.busHz ?? 100_000)) * 1000;
+    const stretch = NOMINAL_OSC_HZ / (options.oscillatorHz ?? SLOWEST_OSC_HZ);
+    this.#execMs = EXEC_MS * stretch;
+    this.#writeMs = WRITE_MS * stretch;
+    this.#homeMs = HOME_MS * stretch;
     this.#customCharText =
       options.customCharText ?? ((index) => (index === 0 ? "\u24ea" : String.fromCharCode(0x245f + index)));
     const start = options.start ?? { kind: "power-on" };
@@ -462,7 +487,12 @@ export class Hd44780Simulator implements I2CBus {
     this.#functionSet((nibble << 4) | 0x0f);
     if (step === 0) this.#busy(at, 4.1, "Figure 24 requires more than 4.1 ms after the first 0x3");
     else if (step === 1) this.#busy(at, 0.1, "Figure 24 requires more than 100 µs after the second 0x3");
-    else this.#busy(at, EXEC_MS, "Function Set takes 37 µs (Table 6)");
+    else
+      this.#busy(
+        at,
+        this.#execMs,
+        `Function Set takes ${formatMs(this.#execMs)} (Table 6, at this oscillator)`,
+      );
     if (nibble === 0x2) this.#phase = { kind: "awaiting-function-set" };
     else if (step >= 3) this.#phase = { kind: "ready" };
     else this.#phase = { kind: "power-on", step: step + 1 };
@@ -484,11 +514,15 @@ export class Hd44780Simulator implements I2CBus {
     if (rs) {
       this.#dataWrites++;
       this.#writeData(value);
-      this.#busy(at, WRITE_MS, "a RAM write takes 37 µs + tADD 4 µs (Table 6)");
+      this.#busy(
+        at,
+        this.#writeMs,
+        `a RAM write takes ${formatMs(this.#writeMs)} (Table 6's 37 µs + tADD 4 µs, at this oscillator)`,
+      );
       return;
     }
     this.#instructions++;
-    let ms = EXEC_MS;
+    let ms = this.#execMs;
     if (value & 0x80) {
       const address = value & 0x7f;
       if (this.#validDdram(address)) {
@@ -521,7 +555,7 @@ export class Hd44780Simulator implements I2CBus {
       this.#addressCounter = 0;
       this.#target = "ddram";
       this.#shift = 0;
-      ms = HOME_MS;
+      ms = this.#homeMs;
     } else if (value & 0x01) {
       // Clear Display: spaces everywhere, address 0, unshifted, and I/D set to increment (S kept).
       this.#ddram.fill(0x20);
@@ -529,9 +563,9 @@ export class Hd44780Simulator implements I2CBus {
       this.#target = "ddram";
       this.#shift = 0;
       this.#increment = true;
-      ms = HOME_MS;
+      ms = this.#homeMs;
     }
-    this.#busy(at, ms, `instruction 0x${hex(value)} takes ${formatMs(ms)} (Table 6)`);
+    this.#busy(at, ms, `instruction 0x${hex(value)} takes ${formatMs(ms)} (Table 6, at this oscillator)`);
   }
 
   #functionSet(value: number): void {

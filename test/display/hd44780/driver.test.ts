@@ -32,11 +32,18 @@ interface Rig {
 
 function rig(
   size: "16x2" | "20x4" = "16x2",
-  extra: { start?: Hd44780StartState; backlight?: boolean } = {},
+  extra: { start?: Hd44780StartState; backlight?: boolean; busHz?: number; oscillatorHz?: number } = {},
 ): Rig {
   const [columns, rows] = size === "16x2" ? ([16, 2] as const) : ([20, 4] as const);
   const clock = new VirtualClock(NOW);
-  const sim = new Hd44780Simulator({ clock, columns, rows, ...(extra.start ? { start: extra.start } : {}) });
+  const sim = new Hd44780Simulator({
+    clock,
+    columns,
+    rows,
+    ...(extra.start ? { start: extra.start } : {}),
+    ...(extra.busHz === undefined ? {} : { busHz: extra.busHz }),
+    ...(extra.oscillatorHz === undefined ? {} : { oscillatorHz: extra.oscillatorHz }),
+  });
   const options: Hd44780DisplayOptions = { bus: sim, address: 0x27, columns, rows, clock };
   const lcd = new Hd44780Display(
     extra.backlight === undefined ? options : { ...options, backlight: extra.backlight },
@@ -66,9 +73,9 @@ describe("HD44780 driver: initialisation", () => {
     expect(sim.entryMode).toEqual({ increment: true, shift: false });
     expect(sim.backlight).toBe(true);
     expect(sim.lines()).toEqual(pad(["", ""], 16));
-    expect(clock.sleeps).toEqual(expect.arrayContaining([50, 4.5, 0.15, 2]));
+    expect(clock.sleeps).toEqual(expect.arrayContaining([50, 4.5, 0.15, 2.5, 0.1]));
     // Virtual time only: the whole init is a few tens of ms on the VirtualClock.
-    expect(clock.now() - NOW).toBeLessThan(60);
+    expect(clock.now() - NOW).toBeLessThan(70);
   });
 
   test.each<[string, Hd44780StartState]>([
@@ -185,6 +192,36 @@ const screens: Array<[string, Screen, string[], string[]]> = [
     ["Error E_NETWORK", "Cannot reach Entra", "ID."],
   ],
 ];
+
+describe("HD44780 driver: timing whatever the bus speed", () => {
+  test.each([100_000, 400_000, 1_000_000])(
+    "at %i Hz on the I2C bus, on the slowest oscillator, init and every frame pass the simulator's timing checks",
+    async (busHz) => {
+      const { sim, lcd } = rig("20x4", { busHz });
+      await lcd.init();
+      await lcd.show(code, NOW);
+      await lcd.show(code, NOW + 1000);
+      await lcd.show({ kind: "signed-in", username: "ada@example.com" }, NOW + 2000);
+      await lcd.clear();
+      expect(sim.lines()).toEqual(pad(["", "", "", ""], 20));
+      await lcd.show(code, NOW + 3000);
+      expect(sim.lines()[0]).toContain("ABCD-EFGH");
+    },
+  );
+
+  test("each instruction and character is its own write, followed by an explicit wait on the clock", async () => {
+    const { clock, sim, lcd } = rig("16x2", { busHz: 400_000 });
+    await lcd.init();
+    const writes = sim.stats.transactions;
+    const sleeps = clock.sleeps.length;
+    await lcd.show(code, NOW);
+    const drawn = sim.stats.transactions - writes;
+    // The cells that differ from the cleared glass: most of both rows, and a Set DDRAM Address each.
+    expect(drawn).toBeGreaterThan(20);
+    // The simulator's own sleeps are the bytes' time on the wire; the driver's are the 100 µs waits.
+    expect(clock.sleeps.slice(sleeps).filter((ms) => ms === 0.1)).toHaveLength(drawn);
+  });
+});
 
 describe("HD44780 driver: every screen", () => {
   test.each(screens)("%s on a 16x2", async (_, screen, expected16) => {

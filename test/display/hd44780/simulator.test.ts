@@ -134,7 +134,7 @@ describe("HD44780 simulator: initialisation", () => {
     await send(sim, [BL]);
     for (const value of [0x28, 0x0c, 0x01]) {
       await send(sim, instruction(value));
-      await clock.sleep(2);
+      await clock.sleep(2.2);
     }
     await send(sim, text("OK"));
     expect(sim.lines()).toEqual([" ".repeat(16), `\ufffd\ufffd${" ".repeat(14)}`]);
@@ -179,13 +179,13 @@ describe("HD44780 simulator: instructions and DDRAM", () => {
     expect(sim.lines()[0]).toBe("   cba          ");
     expect(sim.entryMode).toEqual({ increment: false, shift: false });
     await send(sim, instruction(0x01));
-    await clock.sleep(2);
+    await clock.sleep(2.2);
     expect(sim.lines()[0]).toBe(" ".repeat(16));
     expect(sim.entryMode.increment).toBe(true);
     expect(sim.cursor).toMatchObject({ row: 0, column: 0 });
   });
 
-  test("Clear and Return Home take 1.52 ms: the next transfer must wait", async () => {
+  test("Clear and Return Home take 1.52 ms (2.16 ms on the slowest oscillator): the next transfer must wait", async () => {
     const { sim } = await ready();
     expect(await rejection(send(sim, [...instruction(0x01), ...text("x")]))).toBe("E_BUSY");
   });
@@ -195,7 +195,7 @@ describe("HD44780 simulator: instructions and DDRAM", () => {
     await send(sim, [...instruction(0x80), ...text("Hello"), ...instruction(0x18)]);
     expect(sim.lines()[0]).toBe("ello            ");
     await send(sim, instruction(0x02));
-    await clock.sleep(2);
+    await clock.sleep(2.2);
     expect(sim.lines()[0]).toBe("Hello           ");
   });
 
@@ -245,6 +245,70 @@ describe("HD44780 simulator: instructions and DDRAM", () => {
     await send(sim, instruction(0x0d));
     expect(sim.cellDots(0, 0, true).flat().every(Boolean)).toBe(true);
     expect(sim.cellDots(0, 0, false).flat().some(Boolean)).toBe(false);
+  });
+});
+
+describe("HD44780 simulator: timing at 400 kHz", () => {
+  /**
+   * What a driver relying on bus time alone sends: characters back to back in one write, packed
+   * as tightly as the wire allows (RS set once, then E high, E low per nibble: two bytes a latch).
+   */
+  function burst(chars: string): number[] {
+    const bytes = [BL | RS];
+    for (const char of chars) {
+      const code = char.charCodeAt(0);
+      for (const half of [code >> 4, code & 0x0f]) {
+        const pins = (half << 4) | BL | RS;
+        bytes.push(pins | E, pins);
+      }
+    }
+    return bytes;
+  }
+
+  async function home(sim: Hd44780Simulator, clock: VirtualClock): Promise<void> {
+    await send(sim, instruction(0x80));
+    await clock.sleep(0.1);
+  }
+
+  test("at 100 kHz the bus time between latches (180 µs) covers a character even on the slowest oscillator", async () => {
+    const { clock, sim } = await ready({ busHz: 100_000 });
+    await home(sim, clock);
+    await send(sim, burst("Hello"));
+    expect(sim.lines()[0]).toBe("Hello".padEnd(16, " "));
+  });
+
+  test("at 400 kHz (45 µs between latches) the same burst is rejected on the slowest oscillator", async () => {
+    const { clock, sim } = await ready({ busHz: 400_000 });
+    await home(sim, clock);
+    expect(await rejection(send(sim, burst("Hello")))).toBe("E_BUSY");
+  });
+
+  test("at 400 kHz a burst passes only on a typical 270 kHz module: by luck, which the default catches", async () => {
+    const { clock, sim } = await ready({ busHz: 400_000, oscillatorHz: 270_000 });
+    await home(sim, clock);
+    await send(sim, burst("Hello"));
+    expect(sim.lines()[0]).toBe("Hello".padEnd(16, " "));
+  });
+
+  test("at 400 kHz, one character a write with a 100 µs wait after each passes", async () => {
+    const { clock, sim } = await ready({ busHz: 400_000 });
+    for (const part of [instruction(0x80), ...[..."Hello"].map((c) => text(c))]) {
+      await send(sim, part);
+      await clock.sleep(0.1);
+    }
+    expect(sim.lines()[0]).toBe("Hello".padEnd(16, " "));
+  });
+
+  test("Clear takes 2.16 ms on the slowest oscillator: 1.9 ms is too short, 2.2 ms enough", async () => {
+    const short = await ready({ busHz: 400_000 });
+    await send(short.sim, instruction(0x01));
+    await short.clock.sleep(1.9);
+    expect(await rejection(send(short.sim, text("x")))).toBe("E_BUSY");
+    const enough = await ready({ busHz: 400_000 });
+    await send(enough.sim, instruction(0x01));
+    await enough.clock.sleep(2.2);
+    await send(enough.sim, text("x"));
+    expect(enough.sim.lines()[0]?.startsWith("x")).toBe(true);
   });
 });
 

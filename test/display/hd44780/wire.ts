@@ -46,5 +46,5 @@ export async function initByHand(
   await clock.sleep(0.11);
   await send(sim, [...nibble(0x3), ...nibble(0x2), ...instruction(functionSet), ...instruction(0x0c)]);
   await send(sim, instruction(0x01));
-  await clock.sleep(1.6);
+  await clock.sleep(2.2);
 }
