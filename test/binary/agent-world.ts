@@ -4,8 +4,16 @@ import { expect } from "vitest";
 import { type Broker, type Observer, observe, startBroker } from "../../scripts/broker/mosquitto.ts";
 import type { EmulatorSettings } from "../../scripts/emulator/server.ts";
 import { HttpSinkServer } from "../../scripts/receivers.ts";
-import { type Running, run, type Sandbox, start } from "../support/cli.ts";
-import { boxFor, CODE, createProfile, type Emulator, startEmulator } from "./harness.ts";
+import type { Running, Sandbox } from "../support/cli.ts";
+import {
+  boxFor,
+  CODE,
+  createProfile,
+  type Emulator,
+  type Launcher,
+  launch,
+  startEmulator,
+} from "./harness.ts";
 
 export const MQTT_AUDIENCE = "api://entratool-mqtt";
 export const HTTP_AUDIENCE = "api://entratool-ingest";
@@ -19,6 +27,8 @@ export interface PipelineOptions {
   readonly mqtt?: Record<string, unknown>;
   /** Without an HTTP sink. */
   readonly noHttp?: boolean;
+  /** Runs every command (create-profile, agent, send) through this, e.g. the arm64 binary under qemu. */
+  readonly launcher?: Launcher;
 }
 
 export interface Pipeline {
@@ -60,7 +70,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         tls: { cert: tls.certPem, key: tls.keyPem },
       });
   const box = boxFor(emu, { logLevel: "info" });
-  await createProfile(box, "default");
+  await createProfile(box, "default", options.launcher ? { launcher: options.launcher } : {});
   const configFile = join(dirname(box.home), "config.json");
   const agents: Running[] = [];
   const sinks: unknown[] = [
@@ -91,7 +101,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     },
     writeConfig: () => writeFileSync(configFile, JSON.stringify(pipeline.config, null, 2)),
     startAgent: async ({ approve = true } = {}) => {
-      const agent = start(["agent", "--config", configFile], box);
+      const agent = launch(options.launcher, ["agent", "--config", configFile], box);
       agents.push(agent);
       if (approve) {
         const match = await agent.waitFor(CODE);
@@ -104,7 +114,12 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     },
     send: async (topic, values) => {
       const input = values.map((value) => JSON.stringify(value)).join("\n");
-      const result = await run(["send", "--topic", topic, "--output", "json"], box, `${input}\n`);
+      const result = await launch(
+        options.launcher,
+        ["send", "--topic", topic, "--output", "json"],
+        box,
+        `${input}\n`,
+      ).done;
       expect(result.code, result.stderr).toBe(0);
       return (JSON.parse(result.stdout) as { ids: string[] }).ids;
     },
@@ -158,13 +173,13 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   return pipeline;
 }
 
-/** Stops the agent with SIGTERM and checks it exits 0 within 10 s. */
-export async function stopAgent(agent: Running): Promise<void> {
+/** Stops the agent with SIGTERM and checks it exits 0 within `withinMs` (10 s, systemd's wait). */
+export async function stopAgent(agent: Running, withinMs = 10_000): Promise<void> {
   const started = Date.now();
   agent.child.kill("SIGTERM");
   const result = await agent.done;
   expect(result.code, result.stderr).toBe(0);
-  expect(Date.now() - started).toBeLessThan(10_000);
+  expect(Date.now() - started).toBeLessThan(withinMs);
 }
 
 /** Every log line (stdout is the agent's log; stderr its prompt) holds none of the secrets. */

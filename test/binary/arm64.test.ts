@@ -5,24 +5,23 @@
  * ENTRATOOL_HOME on one machine, hence one key.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
-import { ROOT, Running } from "../support/cli.ts";
-import { boxFor, CODE, createProfile, emulatorPerFile, has, signIn, tokenJson } from "./harness.ts";
+import { Running } from "../support/cli.ts";
+import {
+  ARM64_BINARY,
+  boxFor,
+  CODE,
+  createProfile,
+  emulatorPerFile,
+  QEMU,
+  requireQemu,
+  signIn,
+  tokenJson,
+} from "./harness.ts";
 
-const ARM64_BINARY = join(ROOT, "dist", "entratool-linux-arm64");
-const QEMU = "qemu-aarch64-static";
 /** ELF e_machine of AArch64. */
 const EM_AARCH64 = 0xb7;
-
-function requireQemu(): void {
-  if (!has(QEMU)) {
-    throw new Error(
-      `${QEMU} is not installed: the linux-arm64 binary cannot run on this machine. Install qemu-user-static and libc6:arm64 (as root: dpkg --add-architecture arm64 && apt-get update && apt-get install -y qemu-user-static libc6:arm64; .ci/run does this).`,
-    );
-  }
-}
 
 const emulator = emulatorPerFile();
 

@@ -14,10 +14,10 @@ import {
   EntraEmulator,
 } from "../../scripts/emulator/server.ts";
 import {
-  type Running,
+  ROOT,
+  Running,
   type RunResult,
   removeSandboxes,
-  run,
   type Sandbox,
   sandbox,
   start,
@@ -99,13 +99,52 @@ export function boxFor(emu: Emulator, options: { logLevel?: string; env?: Record
   return box;
 }
 
+/**
+ * How a test starts the binary: undefined for dist/entratool, or a command line that the binary's
+ * arguments follow, e.g. `qemuArm64("cortex-a53")`: the Raspberry Pi build under qemu-user.
+ */
+export type Launcher = readonly [string, ...string[]];
+
+/** Starts the binary (through `launcher` when given) with the sandbox's environment. */
+export function launch(
+  launcher: Launcher | undefined,
+  args: readonly string[],
+  box: Sandbox,
+  input?: string,
+): Running {
+  if (launcher === undefined) return start(args, box, input);
+  const [command, ...prefix] = launcher;
+  return new Running(command, [...prefix, ...args], box.env, input);
+}
+
+export const ARM64_BINARY = join(ROOT, "dist", "entratool-linux-arm64");
+export const QEMU = "qemu-aarch64-static";
+
+/**
+ * dist/entratool-linux-arm64 under qemu-user emulating `cpu` (cortex-a53: Pi 3 and Zero 2 W;
+ * cortex-a72: Pi 4; qemu's default "max" has every optional feature, which no Pi has).
+ */
+export function qemuArm64(cpu: string): Launcher {
+  return [QEMU, "-cpu", cpu, ARM64_BINARY];
+}
+
+/** Fails with the install command when qemu-user cannot run the arm64 binary here. */
+export function requireQemu(): void {
+  if (!has(QEMU)) {
+    throw new Error(
+      `${QEMU} is not installed: the linux-arm64 binary cannot run on this machine. Install qemu-user-static and libc6:arm64 (as root: dpkg --add-architecture arm64 && apt-get update && apt-get install -y qemu-user-static libc6:arm64; .ci/run does this).`,
+    );
+  }
+}
+
 /** `create-profile` with every flag; the authority host comes from ENTRATOOL_AUTHORITY_HOST. */
 export async function createProfile(
   box: Sandbox,
   name: string,
-  options: { clientId?: string; tenantId?: string; extra?: readonly string[] } = {},
+  options: { clientId?: string; tenantId?: string; extra?: readonly string[]; launcher?: Launcher } = {},
 ): Promise<void> {
-  const result = await run(
+  const result = await launch(
+    options.launcher,
     [
       "create-profile",
       "--name",
@@ -117,7 +156,7 @@ export async function createProfile(
       ...(options.extra ?? []),
     ],
     box,
-  );
+  ).done;
   // Nothing but log records (a sandbox may log at debug or trace).
   expect(result.stderr.split("\n").filter((line) => line !== "" && !line.startsWith("{"))).toEqual([]);
   expect(result.stdout).toBe(`Profile '${name}' created.\n`);
