@@ -42,6 +42,8 @@ const LAYERS: readonly Layer[] = [
     paths: ["agent/config/"],
     may: ["core", "linux", "store", "bus", "display", "session-state", "telemetry"],
   },
+  // First-boot provisioning checks the operator's file with the configuration's schema.
+  { name: "provision", paths: ["agent/provision/"], may: ["core", "linux", "store", "config"] },
   { name: "service", paths: ["agent/service/"], may: "all below" },
   { name: "cli", paths: ["agent/cli/"], may: "all below" },
   // The composition root and the entrypoints it loads lazily, beside it.

@@ -20,6 +20,8 @@ export const ExitCode = {
   display: 12,
   /** The agent: none runs, or it refused a request (`send`, `status`, `get-token` over its socket). */
   agent: 13,
+  /** First-boot provisioning (`entratool provision`): a step on the system failed. */
+  provision: 14,
   cancelled: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -162,6 +164,15 @@ export const ERRORS = {
   E_PAYLOAD: {
     exit: ExitCode.usage,
     message: "The message is not valid JSON: send one JSON value, or one per line (NDJSON) on stdin.",
+  },
+  // First-boot provisioning from the boot partition (entratool provision).
+  E_PROVISION_FILE: {
+    exit: ExitCode.usage,
+    message: "The provisioning file (entratool.json on the boot partition) is invalid: fix it and reboot.",
+  },
+  E_PROVISION: {
+    exit: ExitCode.provision,
+    message: "Provisioning failed: see 'journalctl -u entratool-provision', fix the cause and reboot.",
   },
   E_OUTBOX: {
     exit: ExitCode.store,

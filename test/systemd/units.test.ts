@@ -25,9 +25,19 @@ function copy(name: string): string {
 }
 
 describe("systemd units", () => {
-  it("there is an agent unit, and a template for several profiles on one board", () => {
+  it("there is an agent unit, a template for several profiles on one board, and first-boot provisioning", () => {
     expect(units).toContain("entratool-agent.service");
     expect(units).toContain("entratool-agent@.service");
+    expect(units).toContain("entratool-provision.service");
+  });
+
+  it("provisioning runs only when the boot partition has the file, and before the agent", () => {
+    const unit = readFileSync(join(ROOT, "systemd", "entratool-provision.service"), "utf8");
+    expect(unit).toMatch(/^ConditionPathExists=\|\/boot\/firmware\/entratool\.json$/m);
+    expect(unit).toMatch(/^ConditionPathExists=\|\/boot\/entratool\.json$/m);
+    expect(unit).toMatch(/^Before=entratool-agent\.service$/m);
+    expect(unit).toMatch(/^Type=oneshot$/m);
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/entratool provision /m);
   });
 
   for (const name of units) {
