@@ -4,11 +4,14 @@
  *   dist/entratool-linux-arm64   Raspberry Pi OS 64-bit and other arm64 boards
  *   dist/entratool-linux-x64
  * Usage: bun scripts/build.ts [--host-only]
+ * For measurements (scripts/bench-ship.ts) there are also: --target NAME (host, linux-arm64 or
+ * linux-x64; repeat for several; --host-only is --target host), --outdir DIR (default dist/),
+ * --no-minify and --no-bytecode.
  * Bun fetches the runtime of a foreign target from the npm registry on first use and caches it.
  */
 import { mkdirSync } from "node:fs";
 import { arch } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const entry = join(root, "agent", "main.ts");
@@ -23,19 +26,34 @@ const lazyEntries = [
   join(root, "agent", "display-cli.ts"),
   join(root, "agent", "agent-cli.ts"),
 ];
-const dist = join(root, "dist");
 
 interface Target {
   readonly target?: string;
   readonly outfile: string;
 }
 
-const hostOnly = process.argv.includes("--host-only");
-const targets: Target[] = [{ outfile: "entratool" }];
-if (!hostOnly) {
-  targets.push({ target: "bun-linux-arm64", outfile: "entratool-linux-arm64" });
-  targets.push({ target: "bun-linux-x64", outfile: "entratool-linux-x64" });
+const ALL: Record<string, Target> = {
+  host: { outfile: "entratool" },
+  "linux-arm64": { target: "bun-linux-arm64", outfile: "entratool-linux-arm64" },
+  "linux-x64": { target: "bun-linux-x64", outfile: "entratool-linux-x64" },
+};
+
+const argv = process.argv.slice(2);
+/** Every value given to `flag` (as `--flag value`). */
+function values(flag: string): string[] {
+  return argv.flatMap((arg, i) => (arg === flag && argv[i + 1] !== undefined ? [argv[i + 1] as string] : []));
 }
+const named = argv.includes("--host-only") ? ["host"] : values("--target");
+const unknown = named.filter((name) => !(name in ALL));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown --target ${unknown.join(", ")}: use ${Object.keys(ALL).join(", ")}\n`);
+  process.exit(2);
+}
+const targets = (named.length > 0 ? named : Object.keys(ALL)).map((name) => ALL[name] as Target);
+const outdir = values("--outdir").at(-1);
+const dist = outdir === undefined ? join(root, "dist") : resolve(outdir);
+const minify = !argv.includes("--no-minify");
+const bytecode = !argv.includes("--no-bytecode");
 
 mkdirSync(dist, { recursive: true });
 for (const { target, outfile } of targets) {
@@ -44,8 +62,8 @@ for (const { target, outfile } of targets) {
     "--compile",
     // Bytecode and minification cut cold start roughly in half, which is the
     // start-to-user-code time a person waits through on a slow board.
-    "--minify",
-    "--bytecode",
+    ...(minify ? ["--minify"] : []),
+    ...(bytecode ? ["--bytecode"] : []),
     "--sourcemap=none",
     ...(target ? [`--target=${target}`] : []),
     entry,
@@ -61,5 +79,5 @@ for (const { target, outfile } of targets) {
     process.exit(1);
   }
   const ms = Math.round(performance.now() - started);
-  process.stdout.write(`built dist/${outfile} (${target ?? `host ${arch()}`}) in ${ms} ms\n`);
+  process.stdout.write(`built ${join(dist, outfile)} (${target ?? `host ${arch()}`}) in ${ms} ms\n`);
 }
