@@ -102,6 +102,9 @@ function displayProbe(ctx: CliContext, step: number): DisplayProbe {
     const sub: CliContext = {
       ...ctx,
       io: { stdout, stderr: new Lines(), interactive: false, ask: async () => undefined },
+      // A display that fails is in the report with its sentence; the same error logged on stderr
+      // would only repeat it, unless someone asked for the debug log.
+      logger: ctx.logger.isLevelEnabled("debug") ? ctx.logger : ctx.logger.child({}, { level: "silent" }),
     };
     await module.displayCommand(sub, argv);
     return stdout.lines();

@@ -759,15 +759,15 @@ function deviceFinding(ctx: Context, device: DeviceNode, group: string): Finding
     return { id: `device.${device.path}`, status: "ok", message: `${head}, ${user} can open it` };
   }
   const nodeGroup = groupName(accounts, device.info.gid);
-  return {
-    id: `device.${device.path}`,
-    status: "warn",
-    message: `${head}, ${user} cannot open it`,
-    fix:
-      (device.info.mode & 0o060) === 0o060
-        ? `sudo usermod -aG ${nodeGroup} ${user}, then log out and in again`
-        : `the udev rules of Raspberry Pi OS give it to group ${group} (mode 0660)`,
-  };
+  const { identity } = machine;
+  const member = identity.gid === device.info.gid || identity.groups.includes(device.info.gid);
+  // The kernel looks at the owner's bits for the owner and the group's for its members, whatever
+  // the other bits say: the fix depends on which of them applies.
+  const fix =
+    identity.uid === device.info.uid || member || (device.info.mode & 0o060) !== 0o060
+      ? `sudo chmod 0660 ${device.path} (udev gives it root:${group} 0660 on Raspberry Pi OS)`
+      : `sudo usermod -aG ${nodeGroup} ${user}, then log out and in again`;
+  return { id: `device.${device.path}`, status: "warn", message: `${head}, ${user} cannot open it`, fix };
 }
 
 /** Whether what each configured display needs exists and can be opened. */

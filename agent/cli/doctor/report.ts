@@ -63,7 +63,7 @@ export function safeUrl(text: string): string {
   }
 }
 
-const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
+const URL_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s"'<>`]+)/gi;
 /** A JSON Web Token (an access or ID token): three base64url parts, the first an encoded `{"`. */
 const JWT_IN_TEXT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
 /** `key=…`, `sig=…`, `"password": "…"` and the like, as a message may quote a bad value. */
@@ -73,22 +73,24 @@ const BEARER = /\bBearer\s+[A-Za-z0-9._~+/-]+=*/g;
 
 /**
  * Every sentence of the report passes here: messages quote files and values, and a configuration
- * may hold credentials in a sink's URL or a header. URLs lose their user info and query, tokens and
+ * may hold credentials in a sink's URL or a header. URLs lose their user info, query and fragment
+ * (by their text: a URL quoted as an example, "mqtt://host:port", need not parse), tokens and
  * `key=value` secrets are replaced, and control characters go (a report is pasted as plain text).
  */
 export function redact(text: string): string {
   return safeLine(
     text
-      .replace(URL_IN_TEXT, (url) => safeUrl(url.replace(/[.,;:)\]]+$/, "")) + trailing(url))
+      .replace(URL_IN_TEXT, (_url, scheme: string, rest: string) => {
+        const kept = /[.,;:)\]]+$/.exec(rest)?.[0] ?? "";
+        const body = rest.slice(0, rest.length - kept.length);
+        const head = body.replace(/[?#].*$/, "");
+        // Everything up to the last @ may be user info: a password may hold a / as well.
+        return `${scheme}${head.slice(head.lastIndexOf("@") + 1)}${kept}`;
+      })
       .replace(JWT_IN_TEXT, "[token removed]")
       .replace(BEARER, "Bearer [removed]")
       .replace(SECRET_PAIR, (_match, name: string, separator: string) => `${name}${separator}[removed]`),
   );
-}
-
-/** The punctuation a sentence put after a URL, kept after the shortened URL. */
-function trailing(url: string): string {
-  return /[.,;:)\]]+$/.exec(url)?.[0] ?? "";
 }
 
 /** Every finding's sentences redacted: what leaves the doctor. */
