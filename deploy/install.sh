@@ -2,7 +2,8 @@
 # entratool's installer for one board: from the unpacked release tarball (`sudo ./install.sh`),
 # from a tarball file (`--tarball FILE`) or from the .deb (`--deb FILE`). It produces the same
 # system as the .deb: /usr/bin/entratool, the systemd units, the system user `entratool`, its
-# directories and a default /etc/entratool/config.json (only when there is none). Running it
+# directories, /usr/share/entratool/config.schema.json and a default /etc/entratool/config.json
+# (only when there is none). Running it
 # again changes nothing and says "already installed" for each step that is done. It enables and
 # starts nothing unless asked (--enable, --provision).
 #
@@ -333,7 +334,9 @@ systemctl_root() {
 }
 
 enable_unit() { # UNIT START(0|1)
-  [ -f "$R/lib/systemd/system/$1" ] || [ "$DRY_RUN" = 1 ] || fail "$1 is not installed, so it cannot be enabled."
+  if [ "$DRY_RUN" = 0 ] && [ ! -f "$R/lib/systemd/system/$1" ] && [ ! -f "$R/usr/lib/systemd/system/$1" ]; then
+    fail "$1 is not installed, so it cannot be enabled."
+  fi
   if [ "$(systemctl_root is-enabled "$1" 2>/dev/null || true)" = enabled ]; then
     say "already enabled: $1"
   elif [ "$ROOT_MODE" = 1 ]; then
@@ -497,6 +500,10 @@ install_tarball() {
   done
   put_file "$SRC/sysusers.d/entratool.conf" "$R/usr/lib/sysusers.d/entratool.conf" 0644
   put_file "$SRC/tmpfiles.d/entratool.conf" "$R/usr/lib/tmpfiles.d/entratool.conf" 0644
+  # The configuration's JSON Schema, where the default config.json says editors find it.
+  if [ -f "$SRC/config.schema.json" ]; then
+    put_file "$SRC/config.schema.json" "$R/usr/share/entratool/config.schema.json" 0644
+  fi
 
   # The user, as the package makes it: sysusers.d where systemd has it, useradd or adduser else.
   if user_exists entratool; then

@@ -4,7 +4,9 @@
  * and config.json), into scratch roots (--root) with their own /etc/passwd and /etc/group, with
  * the real systemd-sysusers, systemd-tmpfiles, usermod and systemctl. The 32-bit and foreign
  * machines are shown to the script through PATH shims for uname, getconf and dpkg and an ELF
- * header of that machine (ENTRATOOL_INSTALL_SH_ELF, the script's test hook for /bin/sh).
+ * header of that machine (ENTRATOOL_INSTALL_SH_ELF, the script's test hook for /bin/sh). --deb is
+ * checked in dry runs only (with a minimal .deb made here): installing a package would change this
+ * machine.
  */
 import { type SpawnSyncReturns, spawn, spawnSync } from "node:child_process";
 import {
@@ -38,26 +40,6 @@ const base = mkdtempSync(join(tmpdir(), "entratool-install-"));
 chmodSync(base, 0o755);
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-/** A repository file, or the stand-in written here when it does not exist yet. */
-function repoFileOr(path: string, standIn: string, dest: string): void {
-  const source = join(ROOT, path);
-  if (existsSync(source)) copyFileSync(source, dest);
-  else writeFileSync(dest, standIn);
-}
-
-const PROVISION_STAND_IN = `[Unit]
-Description=entratool first-boot provisioning (stand-in of the test)
-ConditionPathExists=|/boot/firmware/entratool.json
-ConditionPathExists=|/boot/entratool.json
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/entratool provision
-
-[Install]
-WantedBy=multi-user.target
-`;
-
 /** An unpacked release tarball, per the shipping contract's layout, holding the given binary. */
 function tarballDir(arch: "arm64" | "x64", binary: string): string {
   const dir = join(base, `tar-${arch}`, `entratool-${pkg.version}-linux-${arch}`);
@@ -72,20 +54,9 @@ function tarballDir(arch: "arm64" | "x64", binary: string): string {
   for (const unit of readdirSync(join(ROOT, "systemd")).filter((name) => name.endsWith(".service"))) {
     copyFileSync(join(ROOT, "systemd", unit), join(dir, "systemd", unit));
   }
-  if (!existsSync(join(dir, "systemd", "entratool-provision.service"))) {
-    writeFileSync(join(dir, "systemd", "entratool-provision.service"), PROVISION_STAND_IN);
-  }
-  repoFileOr(
-    "deploy/system/sysusers.conf",
-    'u entratool - "entratool agent" /var/lib/entratool\n',
-    join(dir, "sysusers.d", "entratool.conf"),
-  );
-  repoFileOr(
-    "deploy/system/tmpfiles.conf",
-    "d /etc/entratool 0750 root entratool -\nd /etc/credstore.encrypted 0700 root root -\n",
-    join(dir, "tmpfiles.d", "entratool.conf"),
-  );
-  repoFileOr("deploy/system/config.json", '{\n  // stand-in\n  "version": 1\n}\n', join(dir, "config.json"));
+  copyFileSync(join(ROOT, "deploy", "system", "sysusers.conf"), join(dir, "sysusers.d", "entratool.conf"));
+  copyFileSync(join(ROOT, "deploy", "system", "tmpfiles.conf"), join(dir, "tmpfiles.d", "entratool.conf"));
+  copyFileSync(join(ROOT, "deploy", "system", "config.json"), join(dir, "config.json"));
   copyFileSync(join(ROOT, "deploy", "config.schema.json"), join(dir, "config.schema.json"));
   copyFileSync(join(ROOT, "README.md"), join(dir, "README.md"));
   return dir;
@@ -179,6 +150,7 @@ describe("install.sh into a scratch root", () => {
     for (const unit of UNITS) expect(out).toContain(`${root}/lib/systemd/system/${unit}\n`);
     expect(out).toContain(`${root}/usr/lib/sysusers.d/entratool.conf\n`);
     expect(out).toContain(`${root}/usr/lib/tmpfiles.d/entratool.conf\n`);
+    expect(out).toContain(`${root}/usr/share/entratool/config.schema.json\n`);
     expect(out).toContain(`would run: systemd-sysusers --root=${root} entratool.conf\n`);
     expect(out).toContain(`would run: usermod --root ${root} -a -G gpio entratool\n`);
     expect(out).toContain(`would run: usermod --root ${root} -a -G i2c entratool\n`);
@@ -209,6 +181,11 @@ describe("install.sh into a scratch root", () => {
     }
     expect(mode(join(root, "usr", "lib", "sysusers.d", "entratool.conf"))).toBe("0644");
     expect(mode(join(root, "usr", "lib", "tmpfiles.d", "entratool.conf"))).toBe("0644");
+    const schema = join(root, "usr", "share", "entratool", "config.schema.json");
+    expect(mode(schema)).toBe("0644");
+    expect(readFileSync(schema, "utf8")).toBe(
+      readFileSync(join(ROOT, "deploy", "config.schema.json"), "utf8"),
+    );
 
     // The user in the scratch root's own files: a system user with no shell, home the state directory.
     const passwd = readFileSync(join(root, "etc", "passwd"), "utf8");
@@ -262,6 +239,7 @@ describe("install.sh into a scratch root", () => {
       ...UNITS.map((unit) => `/lib/systemd/system/${unit}`),
       "/usr/lib/sysusers.d/entratool.conf",
       "/usr/lib/tmpfiles.d/entratool.conf",
+      "/usr/share/entratool/config.schema.json",
       "/etc/entratool/config.json",
     ]) {
       expect(out).toContain(`already installed: ${root}${path}\n`);
