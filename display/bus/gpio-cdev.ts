@@ -78,6 +78,12 @@ export interface FoundGpioLine {
 }
 
 /**
+ * The labels of the chip that drives the 40-pin header: BCM2711 (Pi 4, 400), BCM2835 and its
+ * kin (Pi 1-3, Zero), RP1 (Pi 5). Its line N is GPIO N of the header.
+ */
+export const HEADER_CHIP_LABELS: readonly string[] = ["pinctrl-bcm2711", "pinctrl-bcm2835", "pinctrl-rp1"];
+
+/**
  * Edge events the kernel buffers per line until we read them (event_buffer_size). The default, 16,
  * could overflow during switch bounce while the event loop is busy (an e-ink refresh, a sign-in
  * request); the kernel caps this at 1024.
@@ -87,8 +93,10 @@ const EVENT_BUFFER_SIZE = 64;
 /**
  * The GPIO character device, uAPI v2 (<linux/gpio.h>, Linux 5.10+). Lines are found by name and
  * chips by label, never by number: the Pi 5 header chip moved from gpiochip4 to gpiochip0 in
- * kernel 6.6.45. Every chip is opened, queried and closed per lookup; only requested
- * lines keep an fd.
+ * kernel 6.6.45. A header name "GPIOnn" that no line carries is line nn of the header's chip
+ * (HEADER_CHIP_LABELS): device trees name some header lines by function instead (the Pi 4's
+ * SPI_CE0_N, TXD1, SDA1…, the Pi 5's ID_SDA/ID_SCL for GPIO0/1). Every chip is opened, queried
+ * and closed per lookup; only requested lines keep an fd.
  */
 export class GpioCdev {
   readonly #options: GpioCdevOptions;
@@ -131,7 +139,10 @@ export class GpioCdev {
     return chip;
   }
 
-  /** Finds a line by name over every chip (or the one labelled `chipLabel`), or by chip and offset. */
+  /**
+   * Finds a line by name over every chip (or the one labelled `chipLabel`), or by chip and offset.
+   * "GPIOnn" that no line is named is line nn of the header's chip, where there is one.
+   */
   async findLine(selector: GpioLineSelector): Promise<FoundGpioLine> {
     const libc = await this.#libc.get();
     if ("offset" in selector) {
@@ -156,9 +167,15 @@ export class GpioCdev {
         libc.close(fd);
       }
     }
+    const bcm = /^GPIO(\d{1,2})$/.exec(selector.name);
+    const header = chips.find((chip) => HEADER_CHIP_LABELS.includes(chip.label));
+    if (bcm !== null && header !== undefined && selector.chipLabel === undefined) {
+      const offset = Number(bcm[1]);
+      if (offset < header.lines) return { chip: header, info: this.#lineInfo(libc, header, offset) };
+    }
     throw new BusError("E_GPIO_LINE_NOT_FOUND", {
       details: { name: selector.name },
-      message: `No GPIO line is named ${selector.name} on ${describeChips(chips)}: list the line names with 'gpioinfo' (header pins are GPIO0 to GPIO27).`,
+      message: `No GPIO line is named ${selector.name} on ${describeChips(chips)}${header === undefined ? ", and none of them is the header's chip (pinctrl-bcm2711, pinctrl-bcm2835 or pinctrl-rp1)" : ""}: list the line names with 'gpioinfo' (header pins are GPIO0 to GPIO27).`,
     });
   }
 
