@@ -47,7 +47,7 @@ const DRAW_STEP_SECONDS = 1;
 export async function doctorCommand(
   ctx: CliContext,
   argv: readonly string[],
-  machine: Machine = realMachine(ctx.env),
+  machine: Machine = realMachine(),
 ): Promise<number> {
   const parsed = parse("doctor", argv, OPTIONS);
   if (flag(parsed, "help")) {

@@ -221,7 +221,6 @@ function machine(board: Board, chips: FakeChip[], answers: Answers, identity = I
     identity,
     arch: "arm64",
     bunVersion: "1.4.5",
-    env: {},
     libc: kernel.libc,
   };
 }

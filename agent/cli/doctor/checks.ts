@@ -671,44 +671,32 @@ async function devicesSection(ctx: Context): Promise<Section> {
   const kinds = [
     {
       id: "i2c",
-      label: "I2C bus",
       nodes: i2c,
       group: "i2c",
-      none: "no I2C bus (/dev/i2c-*)",
-      enable: "sudo raspi-config nonint do_i2c 0, then reboot",
+      none: "no I2C bus (/dev/i2c-*); for an I2C display: sudo raspi-config nonint do_i2c 0, then reboot",
     },
     {
       id: "spi",
-      label: "SPI device",
       nodes: spi,
       group: "spi",
-      none: "no SPI device (/dev/spidev*)",
-      enable: "sudo raspi-config nonint do_spi 0, then reboot",
+      none: "no SPI device (/dev/spidev*); for an SPI display: sudo raspi-config nonint do_spi 0, then reboot",
     },
     {
       id: "gpio",
-      label: "GPIO chip",
       nodes: gpio,
       group: "gpio",
-      none: "no GPIO chip (/dev/gpiochip*)",
-      enable: "a kernel with the GPIO character device (Raspberry Pi OS has it)",
+      none: "no GPIO chip (/dev/gpiochip*); LEDs, the buzzer and the button need the GPIO character device (Raspberry Pi OS has it)",
     },
     {
       id: "fb",
-      label: "framebuffer",
       nodes: framebuffers,
       group: "video",
-      none: "no framebuffer (/dev/fb*)",
-      enable: "connect an HDMI screen and keep dtoverlay=vc4-kms-v3d in /boot/firmware/config.txt",
+      none: "no framebuffer (/dev/fb*); for HDMI: connect the screen before boot and keep dtoverlay=vc4-kms-v3d in /boot/firmware/config.txt",
     },
   ];
   for (const kind of kinds) {
     if (kind.nodes.length === 0) {
-      findings.push({
-        id: `device.${kind.id}`,
-        status: "ok",
-        message: `${kind.none}; a display that needs one: ${kind.enable}`,
-      });
+      findings.push({ id: `device.${kind.id}`, status: "ok", message: kind.none });
       continue;
     }
     for (const device of kind.nodes) findings.push(deviceFinding(ctx, device, kind.group));

@@ -1,7 +1,6 @@
 import { execFile } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { Env } from "../../core/paths.ts";
 import type { Libc } from "../../linux/libc.ts";
 
 /**
@@ -33,7 +32,6 @@ export interface Machine {
   /** The architecture this binary runs as (process.arch): the userland it needs. */
   readonly arch: string;
   readonly bunVersion: string;
-  readonly env: Env;
   /** The libc the GPIO character device is queried through; the real one unless a test hands a fake. */
   readonly libc?: Libc | undefined;
 }
@@ -58,7 +56,7 @@ export const runCommand: CommandRunner = (command, args) =>
   });
 
 /** This process on this machine. */
-export function realMachine(env: Env): Machine {
+export function realMachine(): Machine {
   return {
     root: "/",
     run: runCommand,
@@ -69,7 +67,6 @@ export function realMachine(env: Env): Machine {
     },
     arch: process.arch,
     bunVersion: process.versions.bun ?? "unknown",
-    env,
   };
 }
 
