@@ -305,6 +305,55 @@ describe("install.sh into a scratch root", () => {
   });
 });
 
+describe("install.sh on the machine itself", () => {
+  it("installs into / (seen through a private overlay, so this machine is untouched) and again changes nothing", () => {
+    const dir = join(base, "overlay");
+    for (const sub of ["upper", "work", "merged"]) mkdirSync(join(dir, sub), { recursive: true });
+    const passwd = readFileSync("/etc/passwd", "utf8");
+    // A mount namespace where a writable overlay of / is the root: the script runs as on a board
+    // (no --root: getent, usermod, systemd-sysusers and systemctl on "this" system). /run is not
+    // in the overlay, so systemd is not running there and nothing is started. Needs root (-m) or
+    // unprivileged user namespaces (-m -r), like test/binary/state.test.ts.
+    const namespace = IS_ROOT ? ["-m"] : ["-m", "-r"];
+    const script = `
+      set -e
+      dir=$1 base=$2 tarball=$3 m=$1/merged
+      mount -t overlay overlay -o lowerdir=/,upperdir="$dir/upper",workdir="$dir/work" "$m"
+      mount --bind /proc "$m/proc"
+      mount --bind /dev "$m/dev"
+      mkdir -p "$m$base"
+      mount --bind "$base" "$m$base"
+      exec chroot "$m" sh -c '
+        cd "$1"
+        ./install.sh --enable
+        echo ----
+        ./install.sh --enable
+        echo ----
+        id entratool
+        stat -c "%a %u %G %n" /usr/bin/entratool /etc/entratool /etc/entratool/config.json /etc/credstore.encrypted
+      ' sh "$tarball"`;
+    const result = spawnSync("unshare", [...namespace, "sh", "-c", script, "sh", dir, base, tarball], {
+      encoding: "utf8",
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const [first = "", second = "", state = ""] = result.stdout.split("----\n");
+    expect(first).toContain("installed: /usr/bin/entratool\n");
+    expect(first).toContain("created: user entratool\n");
+    expect(first).toContain("enabled: entratool-agent.service\n");
+    expect(first).toContain("not started: entratool-agent.service (systemd is not running here");
+    expect(first).toContain("entratool is installed.\n");
+    expect(second).toContain("already installed: /usr/bin/entratool\n");
+    expect(second).toContain("already enabled: entratool-agent.service\n");
+    expect(second).toMatch(/entratool is already installed: nothing changed\.\n$/);
+    expect(state).toMatch(/^uid=\d+\(entratool\) gid=\d+\(entratool\)/);
+    expect(state).toContain("755 0 root /usr/bin/entratool\n");
+    expect(state).toContain("750 0 entratool /etc/entratool\n");
+    expect(state).toContain("640 0 entratool /etc/entratool/config.json\n");
+    expect(state).toContain("700 0 root /etc/credstore.encrypted\n");
+    expect(readFileSync("/etc/passwd", "utf8")).toBe(passwd);
+  });
+});
+
 // ---- machines entratool does not run on ---------------------------------------------------------
 
 /** An ELF header: class 1 (32-bit) or 2 (64-bit), little-endian, an executable of that machine. */
