@@ -3,11 +3,10 @@
 # from a tarball file (`--tarball FILE`) or from the .deb (`--deb FILE`). It produces the same
 # system as the .deb: /usr/bin/entratool, the systemd units, the system user `entratool`, its
 # directories, /usr/share/entratool/config.schema.json and a default /etc/entratool/config.json
-# (only when there is none). Running it
-# again changes nothing and says "already installed" for each step that is done. It enables and
-# starts nothing unless asked (--enable, --provision).
+# (only when there is none). Running it again changes nothing and says "already installed" for
+# each step that is done. It enables and starts nothing unless asked (--enable, --provision).
 #
-# POSIX sh on purpose: a fresh Raspberry Pi OS Lite has no bash guarantees we need, dash runs this.
+# POSIX sh (dash) on purpose: it runs on minimal images and in image builders without bash.
 #
 # Exit codes: 0 done, 1 a step failed, 2 wrong usage, 3 this system (or this tarball) cannot run
 # entratool, 4 not root.
@@ -226,7 +225,7 @@ run() {
     for word in "$@"; do line="$line $(quote "$word")"; done
     say "$line"
   else
-    "$@"
+    "$@" || fail "this step failed (exit $?): $*"
   fi
 }
 
@@ -486,7 +485,7 @@ install_tarball() {
   [ -z "$R" ] || where=$R
   say "entratool ${VERSION:-(unknown version)} (linux-$MACHINE_ARCH) from $SRC into $where"
   if [ "$ROOT_MODE" = 1 ] && [ "$IS_ROOT" = 0 ]; then
-    say "note: not root, so the files keep your user as owner (run as root, or under fakeroot, for an image)."
+    say "note: not root, so the files keep your user as owner, and DIR/etc/passwd must be writable to you (run as root, or under fakeroot, for an image)."
   fi
 
   # The binary, under a running agent: a rename leaves its open file alone.
