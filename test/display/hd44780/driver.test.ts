@@ -201,7 +201,10 @@ describe("HD44780 driver: timing whatever the bus speed", () => {
       await lcd.init();
       await lcd.show(code, NOW);
       await lcd.show(code, NOW + 1000);
-      await lcd.show({ kind: "signed-in", username: "ada@example.com" }, NOW + 2000);
+      await lcd.show(
+        { kind: "signed-in", username: "ada@example.com", expiresAt: NOW + 3_600_000 },
+        NOW + 2000,
+      );
       await lcd.clear();
       expect(sim.lines()).toEqual(pad(["", "", "", ""], 20));
       await lcd.show(code, NOW + 3000);
