@@ -59,6 +59,7 @@ export function kernelHardware(options: KernelHardwareOptions): Hardware {
     framebuffer: () => ({
       ...(devDir === undefined ? {} : { devRoot: devDir }),
       ...(options.sysfsRoot === undefined ? {} : { sysfsRoot: options.sysfsRoot }),
+      ...(libc ? { ioctl: libc } : {}),
     }),
     terminals: () => options.terminals ?? [],
     qr: options.qr,

@@ -3,13 +3,35 @@ import { integerIn, must } from "../agent/core/schema.ts";
 
 /** The parts of the configuration schema that only displays use (agent/core/schema.ts has the rest). */
 
-/** GPIO0-GPIO27: the header's lines on every Pi, named as the kernel names them (`gpioinfo`). */
+/**
+ * GPIO0-GPIO27: the header's lines on every Pi, by BCM number. Found by that name where the kernel
+ * names the line so (`gpioinfo`), else by offset on the header's GPIO chip: the Pi 4's device tree
+ * calls several of them SPI_CE0_N, TXD1, SDA1..., the Pi 5's calls GPIO0/1 ID_SDA/ID_SCL.
+ */
 const GPIO_RULE = 'a header GPIO line name GPIO0-GPIO27, e.g. "GPIO17" (the BCM number, not the pin number)';
 export const gpio = v.pipe(
   v.string(must(GPIO_RULE)),
   v.regex(/^GPIO([0-9]|1[0-9]|2[0-7])$/, must(GPIO_RULE)),
-  v.description("A GPIO line by its kernel name (the BCM number): GPIO0-GPIO27."),
+  v.description(
+    "A header GPIO line by its BCM number, GPIO0-GPIO27 (found by offset on the header's chip where the kernel names the line otherwise).",
+  ),
 );
+
+/**
+ * How a pixel display is mounted: the picture is turned clockwise by this many degrees on the
+ * panel; at 90 and 270 the screens are laid out for the panel's height as width.
+ */
+export const rotate = v.optional(
+  v.pipe(
+    v.picklist([0, 90, 180, 270], must("0, 90, 180 or 270")),
+    v.description(
+      "Turns the picture clockwise by 0, 90, 180 or 270 degrees, as the panel is mounted; 90 and 270 lay the screens out upright (portrait on a landscape panel).",
+    ),
+  ),
+  0,
+);
+
+export type Rotation = 0 | 90 | 180 | 270;
 
 /** "0x27" (any case) → 39. */
 function hex(text: string): number {

@@ -1,6 +1,7 @@
 import type * as v from "valibot";
 import type { Clock } from "../agent/core/clock.ts";
 import type { Output } from "../agent/core/output.ts";
+import type { Libc } from "../agent/linux/libc.ts";
 import type { GpioLine, I2CBus, SpiBus } from "./bus/types.ts";
 import type { Bitmap } from "./render/bitmap.ts";
 import type { QrMatrix } from "./render/qr.ts";
@@ -42,6 +43,8 @@ export interface GpioInputOptions {
 export interface FramebufferRoots {
   readonly devRoot?: string;
   readonly sysfsRoot?: string;
+  /** What answers FBIOGET_VSCREENINFO on the open device (the simulator's); default libc's. */
+  readonly ioctl?: Pick<Libc, "ioctl" | "errno">;
 }
 
 /** One place the terminal display writes to, and whether it takes ANSI colour there. */
@@ -67,6 +70,8 @@ export interface PreviewOptions {
   readonly page?: number;
   /** Every page side by side in one picture. */
   readonly sheet?: boolean;
+  /** A pixel display's `rotate` (0, 90, 180, 270); default 0. */
+  readonly rotate?: 0 | 90 | 180 | 270;
 }
 
 export interface FramebufferSize {

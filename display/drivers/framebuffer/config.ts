@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { must, strict } from "../../../agent/core/schema.ts";
+import { rotate } from "../../schema.ts";
 
 const DEVICE_RULE = 'a framebuffer device such as "/dev/fb0"';
 
@@ -10,6 +11,7 @@ export const FramebufferSchema = strict({
     v.pipe(v.string(must(DEVICE_RULE)), v.regex(/^\/dev\/fb[0-9]{1,2}$/, must(DEVICE_RULE))),
     "/dev/fb0",
   ),
+  rotate,
 });
 
 export type FramebufferConfig = v.InferOutput<typeof FramebufferSchema>;

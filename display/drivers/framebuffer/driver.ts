@@ -1,9 +1,23 @@
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SerialQueue } from "../../../agent/core/serial.ts";
+import { type Libc, openLibc } from "../../../agent/linux/libc.ts";
 import { DisplayError } from "../../errors.ts";
+import type { Rotation } from "../../schema.ts";
 import type { Screen } from "../../screens.ts";
-import { type FramebufferFrame, framebufferFrame } from "./layout.ts";
+import { type FramebufferFrame, framebufferFrame, type Region } from "./layout.ts";
+import {
+  decodePixelFormat,
+  defaultPixelFormat,
+  describePixelFormat,
+  drawablePixelFormat,
+  FB_VAR_SCREENINFO_SIZE,
+  FBIOGET_VSCREENINFO,
+  type PixelFormat,
+  packPixel,
+  spareBits,
+  unpackPixel,
+} from "./pixel-format.ts";
 
 /**
  * Linux framebuffer (`/dev/fbN`): HDMI to a TV or monitor. With the KMS driver
@@ -13,9 +27,13 @@ import { type FramebufferFrame, framebufferFrame } from "./layout.ts";
  * Geometry and depth come from sysfs (`/sys/class/graphics/fbN/`): `virtual_size` ("1920,1080"),
  * `bits_per_pixel` ("16" or "32"), `stride` (bytes per line, which may exceed width x bytes per
  * pixel) and, when present, `mode` ("U:1920x1080p-0", the visible part when the virtual size is
- * larger for panning). Reading sysfs needs no ioctl, so no `bun:ffi` here; the price is that the
- * channel layout is assumed rather than read (FBIOGET_VSCREENINFO): RGB565 for 16 bpp and
- * XRGB8888 (bytes B, G, R, X in memory) for 32 bpp, the formats fbdev emulation on KMS offers.
+ * larger for panning). The channel layout is read from the device (FBIOGET_VSCREENINFO's red,
+ * green and blue bitfields, pixel-format.ts), so a BGR panel (BGR565, XBGR8888) shows the right
+ * colours; where that ioctl is not to be had, RGB565 and XRGB8888 (bytes B, G, R, X in memory),
+ * the formats fbdev emulation on KMS offers, are assumed.
+ *
+ * `rotate` turns the picture clockwise on the screen (a monitor on its side); at 90 and 270 the
+ * screens are laid out for the height as width.
  *
  * The device is written as a file, with positional writes (no mmap from Bun without FFI). The
  * driver keeps the bytes it last wrote and sends only the bands of rows that changed, one write
@@ -51,7 +69,12 @@ export interface FramebufferGeometry {
   readonly bitsPerPixel: 16 | 32;
   /** Bytes from one line to the next in the device. */
   readonly stride: number;
+  /** Where each channel sits in a pixel (FBIOGET_VSCREENINFO); the KMS default until read. */
+  readonly format: PixelFormat;
 }
+
+/** The one ioctl the driver makes: FBIOGET_VSCREENINFO (libc's, or a simulator's). */
+export type FramebufferIoctl = Pick<Libc, "ioctl" | "errno">;
 
 export interface FramebufferPaths {
   /** N in fbN; default 0. */
@@ -60,6 +83,10 @@ export interface FramebufferPaths {
   readonly sysfsRoot?: string;
   /** Where device nodes are; default "/dev". */
   readonly devRoot?: string;
+  /** How the pixel format is read off the open device; default libc's ioctl (bun:ffi), loaded on open. */
+  readonly ioctl?: FramebufferIoctl;
+  /** The picture turned clockwise on the screen; default 0. */
+  readonly rotate?: Rotation;
 }
 
 export interface FramebufferStats {
@@ -111,7 +138,7 @@ export async function readFramebufferGeometry(paths: FramebufferPaths = {}): Pro
   if (bpp !== "16" && bpp !== "32") {
     throw new FramebufferError(
       "E_FB_FORMAT",
-      `fb${device} is ${bpp} bits per pixel; this driver draws 16 (RGB565) and 32 (XRGB8888). Set 'framebuffer_depth=32' in /boot/firmware/config.txt.`,
+      `fb${device} is ${bpp} bits per pixel; this driver draws 16 (RGB565/BGR565) and 32 (XRGB8888/XBGR8888). Set 'framebuffer_depth=32' in /boot/firmware/config.txt.`,
     );
   }
   const bitsPerPixel = bpp === "16" ? 16 : 32;
@@ -127,50 +154,122 @@ export async function readFramebufferGeometry(paths: FramebufferPaths = {}): Pro
       `${join(dir, "stride")} says "${strideText ?? ""}", less than a ${width}-pixel line at ${bitsPerPixel} bpp.`,
     );
   }
-  return { width, height, virtualWidth, virtualHeight, bitsPerPixel, stride };
+  const format = defaultPixelFormat(bitsPerPixel);
+  return { width, height, virtualWidth, virtualHeight, bitsPerPixel, stride, format };
 }
 
-/** 8-bit channels reduced to the device's depth and widened back (bit replication), as the glass shows them. */
-export function quantise(rgb: Uint8Array, bitsPerPixel: 16 | 32): Uint8Array {
-  if (bitsPerPixel === 32) return rgb.slice();
+/**
+ * The device's pixel format, read with FBIOGET_VSCREENINFO on the open device; the KMS default
+ * for its depth when the ioctl is not to be had (no bun:ffi, a device that does not answer it).
+ * A format the driver cannot draw (a palette, grayscale, a depth other than sysfs said) is an
+ * E_FB_FORMAT error with the fix.
+ */
+export async function readPixelFormat(
+  fd: number,
+  geometry: FramebufferGeometry,
+  ioctl: FramebufferIoctl | undefined,
+  devicePath: string,
+): Promise<PixelFormat> {
+  let libc = ioctl;
+  if (libc === undefined) {
+    try {
+      libc = await openLibc();
+    } catch {
+      return geometry.format;
+    }
+  }
+  const info = new Uint8Array(FB_VAR_SCREENINFO_SIZE);
+  if (libc.ioctl(fd, FBIOGET_VSCREENINFO, info) < 0) return geometry.format;
+  const format = decodePixelFormat(info);
+  if (format.bitsPerPixel !== geometry.bitsPerPixel || !drawablePixelFormat(format)) {
+    throw new FramebufferError(
+      "E_FB_FORMAT",
+      `${devicePath} reports a pixel format this driver does not draw (${format.bitsPerPixel} bpp, ${describePixelFormat(format)}); set 'framebuffer_depth=32' in /boot/firmware/config.txt.`,
+    );
+  }
+  return format;
+}
+
+/** 8-bit channels reduced to the device's channel lengths and widened back (bit replication), as the glass shows them. */
+export function quantise(rgb: Uint8Array, format: PixelFormat): Uint8Array {
   const out = new Uint8Array(rgb.length);
   for (let i = 0; i < rgb.length; i += 3) {
-    const r = (rgb[i] ?? 0) >> 3;
-    const g = (rgb[i + 1] ?? 0) >> 2;
-    const b = (rgb[i + 2] ?? 0) >> 3;
-    out[i] = (r << 3) | (r >> 2);
-    out[i + 1] = (g << 2) | (g >> 4);
-    out[i + 2] = (b << 3) | (b >> 2);
+    const [r, g, b] = unpackPixel(
+      format,
+      packPixel(format, rgb[i] ?? 0, rgb[i + 1] ?? 0, rgb[i + 2] ?? 0, 0),
+    );
+    out[i] = r;
+    out[i + 1] = g;
+    out[i + 2] = b;
   }
   return out;
 }
 
 /** `rgb` (width x height) in the device's memory layout: `stride` bytes a line, little-endian pixels. */
 function encode(frame: FramebufferFrame, geometry: FramebufferGeometry): Uint8Array {
-  const { width, height, stride, bitsPerPixel } = geometry;
+  const { width, height, stride, bitsPerPixel, format } = geometry;
   const out = new Uint8Array(stride * height);
+  const view = new DataView(out.buffer);
   const rgb = frame.rgb;
+  // X is ignored by the scanout; set, it keeps the picture opaque should anything read it as alpha.
+  const spare = spareBits(format);
   for (let y = 0; y < height; y++) {
     let o = y * stride;
     let i = y * width * 3;
     for (let x = 0; x < width; x++, i += 3) {
-      const r = rgb[i] ?? 0;
-      const g = rgb[i + 1] ?? 0;
-      const b = rgb[i + 2] ?? 0;
+      const v = packPixel(format, rgb[i] ?? 0, rgb[i + 1] ?? 0, rgb[i + 2] ?? 0, spare);
       if (bitsPerPixel === 16) {
-        const v = ((r >> 3) << 11) | ((g >> 2) << 5) | (b >> 3);
-        out[o++] = v & 0xff;
-        out[o++] = v >> 8;
+        view.setUint16(o, v, true);
+        o += 2;
       } else {
-        // X is ignored by the scanout; 0xFF keeps the picture opaque should anything read it as alpha.
-        out[o++] = b;
-        out[o++] = g;
-        out[o++] = r;
-        out[o++] = 0xff;
+        view.setUint32(o, v, true);
+        o += 4;
       }
     }
   }
   return out;
+}
+
+/** `frame` turned clockwise by `rotate` (its width and height swap at 90 and 270), regions with it. */
+export function rotateFrame(frame: FramebufferFrame, rotate: Rotation): FramebufferFrame {
+  if (rotate === 0) return frame;
+  const { width: w, height: h } = frame;
+  const quarter = rotate === 90 || rotate === 270;
+  const width = quarter ? h : w;
+  const height = quarter ? w : h;
+  const rgb = new Uint8Array(frame.rgb.length);
+  // Where source pixel (x, y) lands.
+  const to = (x: number, y: number): [number, number] =>
+    rotate === 90 ? [h - 1 - y, x] : rotate === 180 ? [w - 1 - x, h - 1 - y] : [y, w - 1 - x];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const [tx, ty] = to(x, y);
+      const from = (y * w + x) * 3;
+      const at = (ty * width + tx) * 3;
+      rgb[at] = frame.rgb[from] ?? 0;
+      rgb[at + 1] = frame.rgb[from + 1] ?? 0;
+      rgb[at + 2] = frame.rgb[from + 2] ?? 0;
+    }
+  }
+  const region = (r: Region | undefined): Region | undefined => {
+    if (r === undefined) return undefined;
+    const [ax, ay] = to(r.x, r.y);
+    const [bx, by] = to(r.x + r.width - 1, r.y + r.height - 1);
+    return {
+      x: Math.min(ax, bx),
+      y: Math.min(ay, by),
+      width: Math.abs(bx - ax) + 1,
+      height: Math.abs(by - ay) + 1,
+    };
+  };
+  return {
+    width,
+    height,
+    rgb,
+    codeRegion: region(frame.codeRegion),
+    countdownRegion: region(frame.countdownRegion),
+    qrRegion: region(frame.qrRegion),
+  };
 }
 
 /** Runs of consecutive rows that differ between `before` and `after`: [first, end) pairs. */
@@ -210,12 +309,14 @@ export class FramebufferDisplay {
   /** The bytes the device holds from us; undefined until the first frame (or after a failed write). */
   #shown: Uint8Array | undefined;
   #frame: FramebufferFrame;
+  readonly #rotate: Rotation;
   #writes = 0;
   #bytes = 0;
   readonly #queue = new SerialQueue();
 
-  private constructor(geometry: FramebufferGeometry, devicePath: string, file: FileHandle) {
+  private constructor(geometry: FramebufferGeometry, devicePath: string, file: FileHandle, rotate: Rotation) {
     this.geometry = geometry;
+    this.#rotate = rotate;
     this.devicePath = devicePath;
     this.#file = file;
     this.#frame = {
@@ -228,13 +329,14 @@ export class FramebufferDisplay {
     };
   }
 
-  /** Reads the geometry from sysfs and opens the device for writing. */
+  /** Reads the geometry from sysfs, opens the device for writing and reads its pixel format. */
   static async open(paths: FramebufferPaths = {}): Promise<FramebufferDisplay> {
     const devicePath = join(paths.devRoot ?? "/dev", `fb${paths.device ?? 0}`);
     const geometry = await readFramebufferGeometry(paths);
+    let file: FileHandle;
     try {
       // "r+": write without truncating or creating; a device node cannot be created by mistake.
-      return new FramebufferDisplay(geometry, devicePath, await open(devicePath, "r+"));
+      file = await open(devicePath, "r+");
     } catch (error) {
       const code = codeOf(error);
       if (code === "ENOENT" || code === "ENXIO" || code === "ENODEV") throw absent(devicePath, error);
@@ -247,13 +349,23 @@ export class FramebufferDisplay {
       }
       throw error;
     }
+    try {
+      const format = await readPixelFormat(file.fd, geometry, paths.ioctl, devicePath);
+      return new FramebufferDisplay({ ...geometry, format }, devicePath, file, paths.rotate ?? 0);
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
   }
 
   /** Draws `screen` as it should look at `now` (epoch ms), writing only the rows that changed. */
   show(screen: Screen, now: number): Promise<void> {
-    return this.#queue.run(() =>
-      this.#draw(framebufferFrame(screen, now, this.geometry.width, this.geometry.height)),
-    );
+    return this.#queue.run(() => {
+      const { width, height } = this.geometry;
+      const quarter = this.#rotate === 90 || this.#rotate === 270;
+      const page = framebufferFrame(screen, now, quarter ? height : width, quarter ? width : height);
+      return this.#draw(rotateFrame(page, this.#rotate));
+    });
   }
 
   /** Black, everywhere we draw. */
@@ -274,11 +386,11 @@ export class FramebufferDisplay {
     return {
       width: this.#frame.width,
       height: this.#frame.height,
-      rgb: quantise(this.#frame.rgb, this.geometry.bitsPerPixel),
+      rgb: quantise(this.#frame.rgb, this.geometry.format),
     };
   }
 
-  /** The last frame's layout (where the code, countdown and QR code are). */
+  /** The last frame's layout (where the code, countdown and QR code are, on the screen as turned). */
   get layout(): Omit<FramebufferFrame, "rgb"> {
     const { rgb: _, ...rest } = this.#frame;
     return rest;

@@ -14,6 +14,7 @@ export const framebuffer: DisplayEntry<typeof FramebufferSchema, import("./simul
     const { FramebufferDisplay } = await import("./driver.ts");
     const driver = await FramebufferDisplay.open({
       device: framebufferNumber(config),
+      rotate: config.rotate,
       ...hardware.framebuffer(),
     });
     return { driver, release: () => driver.close() };

@@ -1,15 +1,27 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readlinkSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Libc } from "../../../agent/linux/libc.ts";
 import { noise } from "../../sim/noise.ts";
+import {
+  defaultPixelFormat,
+  encodeVarScreenInfo,
+  FB_VAR_SCREENINFO_SIZE,
+  FBIOGET_VSCREENINFO,
+  type PixelFormat,
+  unpackPixel,
+} from "./pixel-format.ts";
 
 /**
  * A Linux framebuffer as the driver finds it: a fake sysfs directory
  * (`<root>/sys/class/graphics/fbN/{virtual_size,bits_per_pixel,stride,mode}`) and a device file
  * (`<root>/dev/fbN`) of `stride x virtual height` bytes, both in a temp dir, so the driver runs its
  * real file I/O unchanged. `rgb()` decodes what was written back into 8-bit RGB, independently of
- * the driver: RGB565 little-endian for 16 bpp, B G R X bytes for 32 bpp, channels widened by bit
- * replication (r5 -> r5 << 3 | r5 >> 2), as display hardware does.
+ * the driver, in the device's pixel format (`format`: RGB565 little-endian for 16 bpp and
+ * B G R X bytes for 32 bpp unless told, e.g. a BGR panel), channels widened by bit replication
+ * (r5 -> r5 << 3 | r5 >> 2), as display hardware does. `ioctl` answers FBIOGET_VSCREENINFO on an
+ * fd open on the device file, with the struct the kernel would fill.
  *
  * The device starts with deterministic noise (what the console left behind), so a driver that
  * draws only part of its first frame shows garbage. A real fbdev rejects writes past its end
@@ -41,7 +53,11 @@ export interface FramebufferSimulatorOptions {
   readonly mode?: boolean;
   /** Create the device node; default true. False models a board with no display connected. */
   readonly withDevice?: boolean;
+  /** Where the channels sit in a pixel; default RGB565 (16 bpp) or XRGB8888 (32 bpp). */
+  readonly format?: PixelFormat;
 }
+
+const ENOTTY = 25;
 
 export class FramebufferSimulator {
   readonly root: string;
@@ -54,8 +70,18 @@ export class FramebufferSimulator {
   readonly bitsPerPixel: number;
   readonly stride: number;
   readonly size: number;
+  readonly format: PixelFormat | undefined;
+  /** FBIOGET_VSCREENINFO on the device, as the kernel answers it: what the driver reads its pixel format with. */
+  readonly ioctl: Pick<Libc, "ioctl" | "errno">;
+  /** FBIOGET_VSCREENINFO calls answered. */
+  screenInfoReads = 0;
+  readonly #options: FramebufferSimulatorOptions;
+  #errno: number | undefined;
+  /** The device file's real path (the temp dir may be reached through a symlink). */
+  #realDevicePath = "";
 
   private constructor(root: string, options: FramebufferSimulatorOptions) {
+    this.#options = options;
     this.root = root;
     this.sysfsRoot = join(root, "sys");
     this.devRoot = join(root, "dev");
@@ -66,6 +92,41 @@ export class FramebufferSimulator {
     this.bitsPerPixel = options.bitsPerPixel;
     this.stride = options.stride ?? (options.width * options.bitsPerPixel) / 8;
     this.size = this.stride * (options.virtualHeight ?? options.height);
+    const bpp = options.bitsPerPixel;
+    this.format = options.format ?? (bpp === 16 || bpp === 32 ? defaultPixelFormat(bpp) : undefined);
+    this.ioctl = {
+      ioctl: (fd, request, arg) => this.#ioctl(fd, request, arg),
+      errno: () => this.#errno,
+    };
+  }
+
+  #ioctl(fd: number, request: number, arg: Uint8Array | number): number {
+    let target: string | undefined;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      target = undefined;
+    }
+    // Only the device answers, as only an fbdev driver knows the request.
+    if (target !== this.#realDevicePath || request !== FBIOGET_VSCREENINFO || typeof arg === "number") {
+      this.#errno = ENOTTY;
+      return -1;
+    }
+    if (arg.length < FB_VAR_SCREENINFO_SIZE || this.format === undefined) {
+      this.#errno = ENOTTY;
+      return -1;
+    }
+    this.screenInfoReads++;
+    arg.set(
+      encodeVarScreenInfo({
+        width: this.width,
+        height: this.height,
+        virtualWidth: this.width,
+        virtualHeight: this.#options.virtualHeight ?? this.height,
+        format: this.format,
+      }),
+    );
+    return 0;
   }
 
   static async create(options: FramebufferSimulatorOptions): Promise<FramebufferSimulator> {
@@ -78,7 +139,10 @@ export class FramebufferSimulator {
     await writeFile(join(dir, "bits_per_pixel"), `${options.bitsPerPixel}\n`);
     await writeFile(join(dir, "stride"), `${sim.stride}\n`);
     if (options.mode ?? true) await writeFile(join(dir, "mode"), `U:${options.width}x${options.height}p-0\n`);
-    if (options.withDevice ?? true) await writeFile(sim.devicePath, noise(sim.size, 0xfb0));
+    if (options.withDevice ?? true) {
+      await writeFile(sim.devicePath, noise(sim.size, 0xfb0));
+      sim.#realDevicePath = await realpath(sim.devicePath);
+    }
     return sim;
   }
 
@@ -97,30 +161,21 @@ export class FramebufferSimulator {
   /** The visible picture, 3 bytes a pixel, row-major: what a person sees on the TV. */
   async rgb(): Promise<Uint8Array> {
     const bytes = await this.bytes();
+    const format = this.format;
+    if (format === undefined) {
+      throw new FramebufferSimulatorError(
+        "E_FORMAT",
+        `The simulator decodes 16 and 32 bpp, not ${this.bitsPerPixel}.`,
+      );
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const out = new Uint8Array(this.width * this.height * 3);
+    const pixelBytes = this.bitsPerPixel / 8;
     for (let y = 0; y < this.height; y++) {
       for (let x = 0; x < this.width; x++) {
-        const o = (y * this.width + x) * 3;
-        if (this.bitsPerPixel === 16) {
-          const at = y * this.stride + x * 2;
-          const v = (bytes[at] ?? 0) | ((bytes[at + 1] ?? 0) << 8);
-          const r = v >> 11;
-          const g = (v >> 5) & 0x3f;
-          const b = v & 0x1f;
-          out[o] = (r << 3) | (r >> 2);
-          out[o + 1] = (g << 2) | (g >> 4);
-          out[o + 2] = (b << 3) | (b >> 2);
-        } else if (this.bitsPerPixel === 32) {
-          const at = y * this.stride + x * 4;
-          out[o] = bytes[at + 2] ?? 0;
-          out[o + 1] = bytes[at + 1] ?? 0;
-          out[o + 2] = bytes[at] ?? 0;
-        } else {
-          throw new FramebufferSimulatorError(
-            "E_FORMAT",
-            `The simulator decodes 16 and 32 bpp, not ${this.bitsPerPixel}.`,
-          );
-        }
+        const at = y * this.stride + x * pixelBytes;
+        const v = pixelBytes === 2 ? view.getUint16(at, true) : view.getUint32(at, true);
+        out.set(unpackPixel(format, v), (y * this.width + x) * 3);
       }
     }
     return out;

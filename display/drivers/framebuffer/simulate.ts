@@ -11,10 +11,10 @@ export const simulation: Simulation<FramebufferConfig, FramebufferSim> = {
     const sim = await FramebufferSimulator.create({ ...size, device: framebufferNumber(config) });
     return {
       sim,
-      hardware: { framebuffer: () => ({ devRoot: sim.devRoot, sysfsRoot: sim.sysfsRoot }) },
+      hardware: { framebuffer: () => ({ devRoot: sim.devRoot, sysfsRoot: sim.sysfsRoot, ioctl: sim.ioctl }) },
       dispose: () => sim.dispose(),
     };
   },
-  previewConfig: () => ({}),
+  previewConfig: (options) => (options.rotate === undefined ? {} : { rotate: options.rotate }),
   picture: async (sim) => ({ kind: "rgb", width: sim.width, height: sim.height, rgb: await sim.rgb() }),
 };

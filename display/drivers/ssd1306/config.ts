@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { boolean, strict } from "../../../agent/core/schema.ts";
-import { i2cAddress, i2cBus } from "../../schema.ts";
+import { strict } from "../../../agent/core/schema.ts";
+import { i2cAddress, i2cBus, rotate } from "../../schema.ts";
 
 /** `{ "type": "ssd1306" }`: a 128x64 OLED on I2C. */
 export const Ssd1306Schema = strict({
@@ -14,7 +14,7 @@ export const Ssd1306Schema = strict({
     ),
     "0x3c",
   ),
-  rotate180: v.optional(v.pipe(boolean, v.description("Mounted upside down.")), false),
+  rotate,
 });
 
 export type Ssd1306Config = v.InferOutput<typeof Ssd1306Schema>;

@@ -3,14 +3,27 @@ import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { I2CBus } from "../../bus/types.ts";
 import { DisplayError } from "../../errors.ts";
 import { Bitmap } from "../../render/bitmap.ts";
+import type { Rotation } from "../../schema.ts";
 import { type Screen, screenFamily } from "../../screens.ts";
-import { OLED_HEIGHT, OLED_WIDTH, type OledTiming, oledFrame } from "./layout.ts";
+import {
+  OLED_HEIGHT,
+  OLED_LANDSCAPE,
+  OLED_PORTRAIT,
+  OLED_WIDTH,
+  type OledGeometry,
+  type OledTiming,
+  oledFrame,
+} from "./layout.ts";
 
 /**
  * SSD1306 128x64 OLED on I2C, write-only. Renders each screen into a Bitmap (ssd1306-layout.ts)
  * and sends only what changed: per 8-row page, the smallest column range that differs from what
  * GDDRAM holds, through a column/page address window in horizontal addressing mode. A countdown
  * tick rewrites a few columns of two pages (tens of bytes) instead of the 1024-byte frame.
+ *
+ * `rotate`: 180 costs nothing per frame (the controller's segment remap and COM scan turn the
+ * picture); 90 and 270 lay the screens out on a 64x128 page, turned a quarter in software before
+ * they go to GDDRAM (270 being that plus the controller's half turn).
  *
  * Section numbers are those of the Solomon Systech SSD1306 datasheet, Rev 1.5.
  */
@@ -23,8 +36,8 @@ export interface Ssd1306DisplayOptions {
   readonly address?: Ssd1306Address;
   /** For the power-up wait after display on (tAF, §8.9). */
   readonly clock: Clock;
-  /** Mounted upside down: mirror both axes in the controller (0xA0/0xC0), no cost per frame. */
-  readonly rotate180?: boolean;
+  /** How the panel is mounted: the page is turned clockwise by this much; default 0. */
+  readonly rotate?: Rotation;
   /** Page timings of the code/QR alternation and long messages; see ssd1306-layout.ts. */
   readonly timing?: OledTiming;
   /** Contrast 0-255 (0x81); default 0xCF, the value for the internal charge pump. */
@@ -66,13 +79,17 @@ export class Ssd1306Display {
   readonly #bus: I2CBus;
   readonly #address: Ssd1306Address;
   readonly #clock: Clock;
-  readonly #rotate180: boolean;
+  /** The controller turns the picture a half turn (rotate 180 and 270). */
+  readonly #flip: boolean;
+  /** The page is laid out in portrait and turned a quarter in software (rotate 90 and 270). */
+  readonly #quarter: boolean;
+  readonly #geometry: OledGeometry;
   readonly #timing: OledTiming;
   readonly #contrast: number;
   /** What GDDRAM holds, in page bytes; undefined when unknown, which forces init and a full frame. */
   #shown: Uint8Array | undefined;
-  /** The last frame rendered (what the glass shows once sent). */
-  #frame = new Bitmap(OLED_WIDTH, OLED_HEIGHT);
+  /** The last frame rendered, as laid out (what the glass shows once sent, before `rotate`). */
+  #frame: Bitmap;
   /** Since when the screen up now has been up: its pages turn from then (see screenFamily). */
   #since: { readonly family: string; readonly at: number } | undefined;
   /** Calls run one at a time, in order: a slow bus must not interleave two frames. */
@@ -96,7 +113,11 @@ export class Ssd1306Display {
     this.#bus = options.bus;
     this.#address = address;
     this.#clock = options.clock;
-    this.#rotate180 = options.rotate180 ?? false;
+    const rotate = options.rotate ?? 0;
+    this.#flip = rotate === 180 || rotate === 270;
+    this.#quarter = rotate === 90 || rotate === 270;
+    this.#geometry = this.#quarter ? OLED_PORTRAIT : OLED_LANDSCAPE;
+    this.#frame = this.#blank();
     this.#timing = options.timing ?? {};
     this.#contrast = contrast;
   }
@@ -108,7 +129,7 @@ export class Ssd1306Display {
    * Resolves once the panel is lit. `show()` initialises by itself when needed, with its own frame.
    */
   init(): Promise<void> {
-    return this.#queue.run(() => this.#init(new Bitmap(OLED_WIDTH, OLED_HEIGHT)));
+    return this.#queue.run(() => this.#init(this.#blank()));
   }
 
   /** Draws `screen` as it should look at `now` (epoch ms), sending only the pages and columns that changed. */
@@ -116,7 +137,7 @@ export class Ssd1306Display {
     return this.#queue.run(() => {
       const family = screenFamily(screen);
       if (this.#since?.family !== family) this.#since = { family, at: now };
-      return this.#draw(oledFrame(screen, now, this.#timing, this.#since.at));
+      return this.#draw(oledFrame(screen, now, this.#timing, this.#since.at, this.#geometry));
     });
   }
 
@@ -124,11 +145,11 @@ export class Ssd1306Display {
   clear(): Promise<void> {
     return this.#queue.run(() => {
       this.#since = undefined;
-      return this.#draw(new Bitmap(OLED_WIDTH, OLED_HEIGHT));
+      return this.#draw(this.#blank());
     });
   }
 
-  /** A copy of the last frame rendered, on = lit, as a person sees the glass (for PNG previews). */
+  /** A copy of the last frame rendered, on = lit, as laid out (before `rotate`). */
   frame(): Bitmap {
     return this.#frame.clone();
   }
@@ -153,8 +174,8 @@ export class Ssd1306Display {
       // On the usual module SEG0 is at the right and COM63 at the top: remap both so that column 0
       // is on the left and page 0 at the top with the pins up; a panel mounted upside down keeps
       // the chip's own order instead (§10.1.8, §10.1.14).
-      [this.#rotate180 ? 0xa0 : 0xa1],
-      [this.#rotate180 ? 0xc0 : 0xc8],
+      [this.#flip ? 0xa0 : 0xa1],
+      [this.#flip ? 0xc0 : 0xc8],
       // Alternative COM pins, no left/right remap: what 128x64 glass is wired for (§10.1.18, Table 10-3).
       [0xda, 0x12],
       // Contrast (§10.1.7); pre-charge 15/1 DCLKs for the internal pump (§10.1.17); VCOMH about
@@ -169,7 +190,7 @@ export class Ssd1306Display {
       [0x2e],
     ];
     await this.#send(COMMANDS, sequence.flat());
-    const pages = first.toPageBytes();
+    const pages = this.#pageBytes(first);
     await this.#writeWindow({ c0: 0, c1: OLED_WIDTH - 1, p0: 0, p1: PAGES - 1 }, pages);
     await this.#send(COMMANDS, [0xaf]);
     this.#shown = pages;
@@ -180,10 +201,20 @@ export class Ssd1306Display {
     const shown = this.#shown;
     // Never initialised, or a write failed: the frame goes in whole, before the display goes on.
     if (shown === undefined) return this.#init(frame);
-    const next = frame.toPageBytes();
+    const next = this.#pageBytes(frame);
     this.#frame = frame;
     for (const window of dirtyWindows(shown, next)) await this.#writeWindow(window, next);
     this.#shown = next;
+  }
+
+  /** An empty page in the layout's geometry. */
+  #blank(): Bitmap {
+    return new Bitmap(this.#geometry.width, this.#geometry.height);
+  }
+
+  /** The page as GDDRAM bytes: a portrait page turned a quarter onto the 128x64 panel first. */
+  #pageBytes(frame: Bitmap): Uint8Array {
+    return (this.#quarter ? frame.rotate(90) : frame).toPageBytes();
   }
 
   /** Points the horizontal-mode window at `window` (§10.1.4, §10.1.5) and streams its bytes of `pages`. */

@@ -16,7 +16,7 @@ export const ssd1306: DisplayEntry<typeof Ssd1306Schema, import("./simulate.ts")
       const bus = resources.add(await hardware.i2c(config.bus));
       // The schema allows only the two addresses the chip can have.
       const address = config.address === 0x3d ? 0x3d : 0x3c;
-      return resources.opened(new Ssd1306Display({ bus, address, rotate180: config.rotate180, clock }));
+      return resources.opened(new Ssd1306Display({ bus, address, rotate: config.rotate, clock }));
     }),
   simulation: async () => (await import("./simulate.ts")).simulation,
 };

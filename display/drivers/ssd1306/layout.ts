@@ -41,6 +41,18 @@ import { displayUrl, pixelFontText, remaining, screenWords } from "../../text.ts
 export const OLED_WIDTH = 128;
 export const OLED_HEIGHT = 64;
 
+/**
+ * The page's size: the panel's 128x64, or 64x128 when it is turned a quarter (`rotate` 90 or
+ * 270). In portrait the QR page puts the 64x64 symbol box on top and its text column under it.
+ */
+export interface OledGeometry {
+  readonly width: number;
+  readonly height: number;
+}
+
+export const OLED_LANDSCAPE: OledGeometry = { width: OLED_WIDTH, height: OLED_HEIGHT };
+export const OLED_PORTRAIT: OledGeometry = { width: OLED_HEIGHT, height: OLED_WIDTH };
+
 export interface OledTiming {
   /** How long the code page stays up in each cycle, ms; default 6000. */
   readonly codePageMs?: number;
@@ -57,12 +69,17 @@ export const DEFAULT_TEXT_PAGE_MS = 4000;
 /** Columns left blank at the sides of small text: glass has no bezel margin of its own. */
 const MARGIN = 2;
 /** Rows of the bottom line (note or "Expires in", and the countdown). */
-const BOTTOM_Y = OLED_HEIGHT - font6x10.height;
-/** Left part of the QR page: the symbol with its lit quiet zone. */
+function bottomY(g: OledGeometry): number {
+  return g.height - font6x10.height;
+}
+/** Left (or, in portrait, top) part of the QR page: the symbol with its lit quiet zone. */
 const QR_BOX = 64;
-/** Where the right column of the QR page starts, and how wide it is (2 px margins). */
-const QR_TEXT_X = QR_BOX + 2;
-const QR_TEXT_WIDTH = OLED_WIDTH - QR_TEXT_X - 2;
+
+/** The QR page's text column: right of the box (2 px margins), or under it in portrait. */
+function qrColumn(g: OledGeometry): { x: number; y: number; width: number } {
+  if (g.height > g.width) return { x: 2, y: QR_BOX, width: g.width - 4 };
+  return { x: QR_BOX + 2, y: 0, width: g.width - QR_BOX - 4 };
+}
 
 type CodeScreen = Extract<Screen, { kind: "code" | "waiting" }>;
 
@@ -105,33 +122,44 @@ export function codePageAt(
  * When each page of `screen` comes up, in ms after the screen appeared: the code screen's QR page
  * then its code page, a long message's pages; [0] for a screen of one page.
  */
-export function oledPages(screen: Screen, timing: OledTiming = {}): number[] {
+export function oledPages(
+  screen: Screen,
+  timing: OledTiming = {},
+  g: OledGeometry = OLED_LANDSCAPE,
+): number[] {
   if (screen.kind === "code" || screen.kind === "waiting") {
     const qrMs = timing.qrPageMs ?? DEFAULT_QR_PAGE_MS;
     return qrMs > 0 && qrLayout(screen.qrPayload) !== undefined ? [0, qrMs] : [0];
   }
   const { title, body } = screenWords(screen);
   const pageMs = timing.textPageMs ?? DEFAULT_TEXT_PAGE_MS;
-  return Array.from({ length: textLayout(title, body).pages }, (_, page) => page * pageMs);
+  return Array.from({ length: textLayout(title, body, g).pages }, (_, page) => page * pageMs);
 }
 
 /** The frame for `screen` at `now` (epoch ms), the screen having come up at `since`. */
-export function oledFrame(screen: Screen, now: number, timing: OledTiming = {}, since = 0): Bitmap {
-  const frame = new Bitmap(OLED_WIDTH, OLED_HEIGHT);
+export function oledFrame(
+  screen: Screen,
+  now: number,
+  timing: OledTiming = {},
+  since = 0,
+  g: OledGeometry = OLED_LANDSCAPE,
+): Bitmap {
+  const frame = new Bitmap(g.width, g.height);
   if (screen.kind === "code" || screen.kind === "waiting") {
-    if (codePageAt(screen, now, timing, since) === "qr") drawQrPage(frame, screen, now);
-    else drawCodePage(frame, screen, now);
+    if (codePageAt(screen, now, timing, since) === "qr") drawQrPage(frame, screen, now, g);
+    else drawCodePage(frame, screen, now, g);
     return frame;
   }
   const { title, body } = screenWords(screen);
-  drawTextScreen(frame, title, body, Math.floor((now - since) / (timing.textPageMs ?? DEFAULT_TEXT_PAGE_MS)));
+  const turn = Math.floor((now - since) / (timing.textPageMs ?? DEFAULT_TEXT_PAGE_MS));
+  drawTextScreen(frame, title, body, turn, g);
   return frame;
 }
 
 /** Where the code page puts the user code: the URL lines above it, the bottom line below. */
-export function codePagePlacement(screen: CodeScreen): CodePlacement {
-  const top = urlBlock(screen.verificationUri).height;
-  const room = BOTTOM_Y - top - 2;
+export function codePagePlacement(screen: CodeScreen, g: OledGeometry = OLED_LANDSCAPE): CodePlacement {
+  const top = urlBlock(screen.verificationUri, g).height;
+  const room = bottomY(g) - top - 2;
   const text = pixelFontText(screen.userCode);
   for (const [font, scales] of [
     [font10x20, [3, 2, 1]],
@@ -141,17 +169,17 @@ export function codePagePlacement(screen: CodeScreen): CodePlacement {
     for (const scale of scales) {
       const measured = measureText(font, text, scale);
       // Bold costs one column, and only pays where strokes are one pixel (scale 1).
-      const bold = scale === 1 && measured.width + 1 <= OLED_WIDTH;
+      const bold = scale === 1 && measured.width + 1 <= g.width;
       const width = measured.width + (bold ? 1 : 0);
       const { height } = measured;
-      if (width <= OLED_WIDTH && height <= room) {
+      if (width <= g.width && height <= room) {
         return {
           font,
           scale,
           bold,
           width,
           height,
-          x: Math.floor((OLED_WIDTH - width) / 2),
+          x: Math.floor((g.width - width) / 2),
           y: top + Math.floor((room - height) / 2) + 1,
         };
       }
@@ -159,35 +187,39 @@ export function codePagePlacement(screen: CodeScreen): CodePlacement {
   }
   // Longer than any code a server sends: cut at the right edge rather than shrink below 5x7.
   const { height } = measureText(font5x7, text);
-  return { font: font5x7, scale: 1, bold: false, x: 0, y: top + 1, width: OLED_WIDTH, height };
+  return { font: font5x7, scale: 1, bold: false, x: 0, y: top + 1, width: g.width, height };
 }
 
 /** Where the QR page puts the user code (small, right column); undefined if no font fits. */
-export function qrPagePlacement(screen: CodeScreen): CodePlacement | undefined {
+export function qrPagePlacement(
+  screen: CodeScreen,
+  g: OledGeometry = OLED_LANDSCAPE,
+): CodePlacement | undefined {
   const text = pixelFontText(screen.userCode);
+  const column = qrColumn(g);
   for (const font of [font10x20, font6x10, font5x7]) {
     const { width, height } = measureText(font, text);
-    if (width <= QR_TEXT_WIDTH) {
-      const x = QR_TEXT_X + Math.floor((QR_TEXT_WIDTH - width) / 2);
-      return { font, scale: 1, bold: false, width, height, x, y: 30 };
+    if (width <= column.width) {
+      const x = column.x + Math.floor((column.width - width) / 2);
+      return { font, scale: 1, bold: false, width, height, x, y: column.y + 30 };
     }
   }
   return undefined;
 }
 
-function drawCodePage(frame: Bitmap, screen: CodeScreen, now: number): void {
-  const url = urlBlock(screen.verificationUri);
+function drawCodePage(frame: Bitmap, screen: CodeScreen, now: number, g: OledGeometry): void {
+  const url = urlBlock(screen.verificationUri, g);
   url.lines.forEach((line, i) => {
-    const x = Math.floor((OLED_WIDTH - measureText(url.font, line).width) / 2);
+    const x = Math.floor((g.width - measureText(url.font, line).width) / 2);
     drawText(frame, url.font, line, Math.max(0, x), i * url.font.height);
   });
-  drawCode(frame, pixelFontText(screen.userCode), codePagePlacement(screen));
+  drawCode(frame, pixelFontText(screen.userCode), codePagePlacement(screen, g));
   const note =
     screen.kind === "waiting" && screen.note !== undefined ? pixelFontText(screen.note) : "Expires in";
-  drawBottomLine(frame, note, remaining(screen.expiresAt, now), MARGIN, OLED_WIDTH - 2 * MARGIN);
+  drawBottomLine(frame, note, remaining(screen.expiresAt, now), MARGIN, g.width - 2 * MARGIN, g);
 }
 
-function drawQrPage(frame: Bitmap, screen: CodeScreen, now: number): void {
+function drawQrPage(frame: Bitmap, screen: CodeScreen, now: number, g: OledGeometry): void {
   const layout = qrLayout(screen.qrPayload);
   if (layout === undefined) return;
   // The whole left square lit: the quiet zone must be light, and outside the glass is dark.
@@ -197,38 +229,48 @@ function drawQrPage(frame: Bitmap, screen: CodeScreen, now: number): void {
     quietZone: 0,
     invert: true,
   });
+  const column = qrColumn(g);
   const center = (text: string, y: number): void => {
     const width = measureText(font6x10, text).width;
-    drawText(frame, font6x10, text, QR_TEXT_X + Math.floor((QR_TEXT_WIDTH - width) / 2), y);
+    drawText(frame, font6x10, text, column.x + Math.floor((column.width - width) / 2), column.y + y);
   };
   center("Scan, then", 2);
   center("enter code", 12);
-  const code = qrPagePlacement(screen);
+  const code = qrPagePlacement(screen, g);
   if (code !== undefined) drawCode(frame, pixelFontText(screen.userCode), code);
-  drawBottomLine(frame, "", remaining(screen.expiresAt, now), QR_TEXT_X, QR_TEXT_WIDTH);
+  drawBottomLine(frame, "", remaining(screen.expiresAt, now), column.x, column.width, g);
 }
 
 /** `left` at the left of the bottom line, `right` (the countdown) right-aligned; `left` cut to fit. */
-function drawBottomLine(frame: Bitmap, left: string, right: string, x: number, width: number): void {
+function drawBottomLine(
+  frame: Bitmap,
+  left: string,
+  right: string,
+  x: number,
+  width: number,
+  g: OledGeometry,
+): void {
   const rightWidth = measureText(font6x10, right).width;
-  drawText(frame, font6x10, right, x + width - rightWidth, BOTTOM_Y);
+  drawText(frame, font6x10, right, x + width - rightWidth, bottomY(g));
   if (left.length > 0) {
     drawText(
       frame,
       font6x10,
       truncateText(font6x10, left, width - rightWidth - font6x10.height / 2),
       x,
-      BOTTOM_Y,
+      bottomY(g),
     );
   }
 }
 
 /** The URL as typed (no "https://") in 6x10 on at most two lines, else 5x7 on at most three. */
-function urlBlock(uri: string): { font: BitmapFont; lines: string[]; height: number } {
+function urlBlock(uri: string, g: OledGeometry): { font: BitmapFont; lines: string[]; height: number } {
   const text = pixelFontText(displayUrl(uri));
-  const small = wrapText(font6x10, text, OLED_WIDTH);
-  if (small.length <= 2) return { font: font6x10, lines: small, height: small.length * font6x10.height };
-  const tiny = wrapText(font5x7, text, OLED_WIDTH, { maxLines: 3 });
+  const small = wrapText(font6x10, text, g.width);
+  // Two lines across the landscape page; the narrow portrait page has room for three.
+  const most = g.height > g.width ? 3 : 2;
+  if (small.length <= most) return { font: font6x10, lines: small, height: small.length * font6x10.height };
+  const tiny = wrapText(font5x7, text, g.width, { maxLines: most + 1 });
   return { font: font5x7, lines: tiny, height: tiny.length * font5x7.height };
 }
 
@@ -255,14 +297,14 @@ function qrLayout(payload: string): QrLayout | undefined {
 }
 
 /** A text screen's title, its font, and its body in lines and pages. */
-function textLayout(title: string, body: string) {
-  const big = measureText(font10x20, title).width <= OLED_WIDTH - 4;
+function textLayout(title: string, body: string, g: OledGeometry) {
+  const big = measureText(font10x20, title).width <= g.width - 4;
   const titleFont = big ? font10x20 : font6x10;
-  const shown = big ? title : truncateText(font6x10, title, OLED_WIDTH - 2 * MARGIN);
+  const shown = big ? title : truncateText(font6x10, title, g.width - 2 * MARGIN);
   const rule = titleFont.height + 1;
   const top = rule + 3;
-  const perPage = Math.floor((OLED_HEIGHT - top) / font6x10.height);
-  const lines = wrapText(font6x10, pixelFontText(body), OLED_WIDTH - 2 * MARGIN);
+  const perPage = Math.floor((g.height - top) / font6x10.height);
+  const lines = wrapText(font6x10, pixelFontText(body), g.width - 2 * MARGIN);
   return {
     titleFont,
     shown,
@@ -275,11 +317,11 @@ function textLayout(title: string, body: string) {
 }
 
 /** A title over a rule, and page `turn` (modulo the pages there are) of the body. */
-function drawTextScreen(frame: Bitmap, title: string, body: string, turn: number): void {
-  const { titleFont, shown, rule, top, perPage, lines, pages } = textLayout(title, body);
+function drawTextScreen(frame: Bitmap, title: string, body: string, turn: number, g: OledGeometry): void {
+  const { titleFont, shown, rule, top, perPage, lines, pages } = textLayout(title, body, g);
   const titleWidth = measureText(titleFont, shown).width;
-  drawText(frame, titleFont, shown, Math.floor((OLED_WIDTH - titleWidth) / 2), 0);
-  frame.fillRect(0, rule, OLED_WIDTH, 1, true);
+  drawText(frame, titleFont, shown, Math.floor((g.width - titleWidth) / 2), 0);
+  frame.fillRect(0, rule, g.width, 1, true);
   const page = mod(turn, pages);
   lines.slice(page * perPage, (page + 1) * perPage).forEach((line, i) => {
     drawText(frame, font6x10, line, MARGIN, top + i * font6x10.height);

@@ -1,10 +1,11 @@
 import * as v from "valibot";
-import { boolean, integerIn, strict } from "../../../agent/core/schema.ts";
-import { gpio } from "../../schema.ts";
+import { integerIn, strict } from "../../../agent/core/schema.ts";
+import { gpio, rotate } from "../../schema.ts";
 
 /**
  * `{ "type": "ssd1680" }`: a 2.13" 250x122 e-ink panel on SPI with DC, RST and BUSY lines. The
- * defaults are the Waveshare HAT's wiring.
+ * defaults are the Waveshare HAT's wiring; `pwr` is the panel power switch of Waveshare's newer HATs
+ * (GPIO18 on those), held high while the display is open.
  */
 export const Ssd1680Schema = strict({
   type: v.pipe(v.literal("ssd1680"), v.description('SSD1680 2.13" 250x122 e-ink panel on SPI.')),
@@ -22,10 +23,18 @@ export const Ssd1680Schema = strict({
       dc: v.optional(gpio, "GPIO25"),
       rst: v.optional(gpio, "GPIO17"),
       busy: v.optional(gpio, "GPIO24"),
+      pwr: v.optional(
+        v.pipe(
+          gpio,
+          v.description(
+            "The panel's power switch on Waveshare's newer e-Paper HATs (GPIO18 there): held high while the display is open, low after. Absent: the panel is always powered.",
+          ),
+        ),
+      ),
     }),
     {},
   ),
-  rotate180: v.optional(v.pipe(boolean, v.description("Mounted upside down.")), false),
+  rotate,
 });
 
 export type Ssd1680Config = v.InferOutput<typeof Ssd1680Schema>;

@@ -3,13 +3,24 @@ import { SerialQueue } from "../../../agent/core/serial.ts";
 import type { GpioLine, SpiBus } from "../../bus/types.ts";
 import { DisplayError } from "../../errors.ts";
 import { Bitmap } from "../../render/bitmap.ts";
+import type { Rotation } from "../../schema.ts";
 import { type Screen, showsCode } from "../../screens.ts";
-import { EINK_HEIGHT, EINK_WIDTH, einkFrame } from "./layout.ts";
+import {
+  EINK_HEIGHT,
+  EINK_LANDSCAPE,
+  EINK_PORTRAIT,
+  EINK_WIDTH,
+  type EinkGeometry,
+  einkFrame,
+} from "./layout.ts";
 
 /**
  * SSD1680 e-ink panel, 2.13" 250x122 (Waveshare V4 class), on SPI plus DC, RST and BUSY lines.
- * Renders each screen into a landscape Bitmap (ssd1680-layout.ts), turns it into the controller's
- * portrait RAM (122 sources by 250 gates) and refreshes the glass.
+ * Renders each screen into a Bitmap (layout.ts; landscape, or portrait when `rotate` is 90 or 270),
+ * turns it by `rotate` onto the landscape glass and from there into the controller's portrait RAM
+ * (122 sources by 250 gates), and refreshes the glass. The panel's power switch (`pwr`, on
+ * Waveshare's newer HATs) is not the driver's: it is raised when the display is opened and lowered
+ * when it is released (index.ts).
  *
  * Refresh policy (each refresh is visible: about 2 s of flashing for a full one, 0.5 s for a
  * partial one):
@@ -38,8 +49,8 @@ export interface Ssd1680DisplayOptions {
   readonly clock: Clock;
   /** How long BUSY may stay high before E_DISPLAY_BUSY, ms; default 10 000 (a full refresh takes about 2 s). */
   readonly busyTimeoutMs?: number;
-  /** Mounted upside down: the frame is turned before it goes to RAM. */
-  readonly rotate180?: boolean;
+  /** How the panel is mounted: the page is turned clockwise by this much before it goes to RAM; default 0. */
+  readonly rotate?: Rotation;
 }
 
 export type Ssd1680ErrorCode =
@@ -75,13 +86,15 @@ export class Ssd1680Display {
   readonly #busy: GpioLine;
   readonly #clock: Clock;
   readonly #busyTimeoutMs: number;
-  readonly #rotate180: boolean;
-  /** What the glass shows, landscape; undefined when unknown (forces a full refresh). */
+  readonly #rotate: Rotation;
+  /** The page the screens are laid out on: landscape, or portrait when turned a quarter. */
+  readonly #geometry: EinkGeometry;
+  /** What the glass shows, as laid out (before `rotate`); undefined when unknown (forces a full refresh). */
   #glass: Bitmap | undefined;
   /** Which picture the glass holds: "code:<user code>", or a screen kind; decides full vs partial. */
   #family: string | undefined;
   #lastRefreshAt = Number.NEGATIVE_INFINITY;
-  #frame = new Bitmap(EINK_WIDTH, EINK_HEIGHT);
+  #frame: Bitmap;
   /** Calls run one at a time: two refreshes must never interleave on the bus. */
   readonly #queue = new SerialQueue();
 
@@ -99,7 +112,9 @@ export class Ssd1680Display {
     this.#busy = options.busy;
     this.#clock = options.clock;
     this.#busyTimeoutMs = timeout;
-    this.#rotate180 = options.rotate180 ?? false;
+    this.#rotate = options.rotate ?? 0;
+    this.#geometry = this.#rotate === 90 || this.#rotate === 270 ? EINK_PORTRAIT : EINK_LANDSCAPE;
+    this.#frame = new Bitmap(this.#geometry.width, this.#geometry.height);
   }
 
   /**
@@ -118,7 +133,7 @@ export class Ssd1680Display {
   /** Draws `screen` as it should look at `now` (epoch ms), under the refresh policy above. */
   show(screen: Screen, now: number): Promise<void> {
     return this.#queue.run(async () => {
-      const frame = einkFrame(screen, now);
+      const frame = einkFrame(screen, now, this.#geometry);
       this.#frame = frame;
       const family = showsCode(screen) ? `code:${screen.userCode}` : screen.kind;
       const refresh = this.#refreshFor(frame, family, showsCode(screen), now);
@@ -132,7 +147,7 @@ export class Ssd1680Display {
   /** Whites the whole glass with a full refresh. */
   clear(): Promise<void> {
     return this.#queue.run(async () => {
-      const white = new Bitmap(EINK_WIDTH, EINK_HEIGHT);
+      const white = new Bitmap(this.#geometry.width, this.#geometry.height);
       this.#frame = white;
       await this.#draw(white, "full");
       this.#family = "clear";
@@ -140,7 +155,7 @@ export class Ssd1680Display {
     });
   }
 
-  /** A copy of the last frame rendered, landscape, on = ink (for PNG previews). */
+  /** A copy of the last frame rendered, as laid out (before `rotate`), on = ink. */
   frame(): Bitmap {
     return this.#frame.clone();
   }
@@ -199,9 +214,13 @@ export class Ssd1680Display {
     await this.#waitIdle();
   }
 
-  /** The landscape frame as portrait RAM rows: 1 = white, leftmost source in bit 7. */
+  /**
+   * The page as portrait RAM rows: 1 = white, leftmost source in bit 7. The glass held in landscape
+   * shows RAM turned a quarter back, so the page is turned by `rotate` and then a quarter more.
+   */
   #ramBytes(frame: Bitmap): Uint8Array {
-    const portrait = frame.rotate(this.#rotate180 ? 270 : 90);
+    const turn = ((this.#rotate + 90) % 360) as Rotation;
+    const portrait = turn === 0 ? frame : frame.rotate(turn);
     return portrait.toRowBytes({ msbFirst: true, onValue: 0 });
   }
 

@@ -2,14 +2,16 @@ import { openWith } from "../../resources.ts";
 import type { DisplayEntry } from "../../types.ts";
 import { Ssd1680Schema } from "./config.ts";
 
-/** SSD1680 2.13" e-ink panel on SPI, with DC, RST and BUSY lines. */
+/** SSD1680 2.13" e-ink panel on SPI, with DC, RST and BUSY lines (and PWR on newer Waveshare HATs). */
 export const ssd1680: DisplayEntry<typeof Ssd1680Schema, import("./simulate.ts").Ssd1680Sim> = {
   type: "ssd1680",
   schema: Ssd1680Schema,
   where: (config) => ` on SPI ${config.spi.bus}.${config.spi.chipSelect}`,
   claims: (config) => [
     { resource: `SPI ${config.spi.bus}.${config.spi.chipSelect}`, field: ["spi"] },
-    ...Object.entries(config.pins).map(([pin, name]) => ({ resource: name, field: ["pins", pin] })),
+    ...Object.entries(config.pins)
+      .filter((entry): entry is [string, string] => entry[1] !== undefined)
+      .map(([pin, name]) => ({ resource: name, field: ["pins", pin] })),
   ],
   previewable: true,
   // The driver itself decides to refresh the countdown at most once a minute.
@@ -18,12 +20,31 @@ export const ssd1680: DisplayEntry<typeof Ssd1680Schema, import("./simulate.ts")
     openWith(async (resources) => {
       const { Ssd1680Display } = await import("./driver.ts");
       const { bus, chipSelect, speedHz } = config.spi;
+      // The panel's power first (Waveshare's newer HATs switch it with a GPIO, which their library
+      // raises at init and lowers at exit): without it the panel stays blank. Lowered when the
+      // display is released, before the line is let go, so the panel is not left powered by a
+      // line nobody holds.
+      const pwr = config.pins.pwr;
+      if (pwr !== undefined) {
+        const line = await hardware.output(pwr, { initial: 1, activeLow: false });
+        resources.add({
+          close: async () => {
+            try {
+              await line.set(0);
+            } finally {
+              await line.close();
+            }
+          },
+        });
+      }
       const spi = resources.add(await hardware.spi(bus, chipSelect, speedHz));
       // DC starts low (command); RST starts high: low would hold the chip in reset.
       const dc = resources.add(await hardware.output(config.pins.dc, { initial: 0, activeLow: false }));
       const rst = resources.add(await hardware.output(config.pins.rst, { initial: 1, activeLow: false }));
-      const busy = resources.add(await hardware.input(config.pins.busy, {}));
-      return resources.opened(new Ssd1680Display({ spi, dc, rst, busy, clock, rotate180: config.rotate180 }));
+      // Pulled down as Waveshare's library requests it: a BUSY wire that nothing drives (the
+      // panel unpowered or unplugged) reads a steady level instead of floating.
+      const busy = resources.add(await hardware.input(config.pins.busy, { bias: "pull-down" }));
+      return resources.opened(new Ssd1680Display({ spi, dc, rst, busy, clock, rotate: config.rotate }));
     }),
   simulation: async () => (await import("./simulate.ts")).simulation,
 };

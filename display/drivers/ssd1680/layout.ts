@@ -22,12 +22,31 @@ import { displayUrl, pixelFontText, screenWords } from "../../text.ts";
  *
  * Other screens: a title in 10x20 (doubled when it fits) over a rule, and the body wrapped in 6x10,
  * cut with an ellipsis where it runs out of room (no paging: a page turn would be a refresh).
+ *
+ * Turned a quarter (`rotate` 90 or 270) the page is 122 wide and 250 tall: the QR code then sits
+ * at the top, as wide as the page allows, and the text column runs under it.
  */
 
 export const EINK_WIDTH = 250;
 export const EINK_HEIGHT = 122;
 const MARGIN = 3;
-const BOTTOM_Y = EINK_HEIGHT - font6x10.height - 2;
+
+/** The page's size: the panel's landscape 250x122, or 122x250 when it is turned a quarter. */
+export interface EinkGeometry {
+  readonly width: number;
+  readonly height: number;
+}
+
+export const EINK_LANDSCAPE: EinkGeometry = { width: EINK_WIDTH, height: EINK_HEIGHT };
+export const EINK_PORTRAIT: EinkGeometry = { width: EINK_HEIGHT, height: EINK_WIDTH };
+
+function bottomY(g: EinkGeometry): number {
+  return g.height - font6x10.height - 2;
+}
+
+function portrait(g: EinkGeometry): boolean {
+  return g.height > g.width;
+}
 
 type CodeScreen = Extract<Screen, { kind: "code" | "waiting" }>;
 
@@ -47,14 +66,25 @@ export interface EinkQrPlacement {
   readonly moduleSize: number;
 }
 
+/** The QR code's fit: the page's height in landscape (it sits at the right), its width in portrait (at the top). */
+function einkQrFit(payload: string, g: EinkGeometry) {
+  return qrFit(payload, Math.min(g.width, g.height));
+}
+
 /** Where the QR code goes on the code screen, or undefined when it cannot fit (text only). */
-export function einkQrPlacement(payload: string): EinkQrPlacement | undefined {
-  const fit = qrFit(payload, EINK_HEIGHT);
+export function einkQrPlacement(
+  payload: string,
+  g: EinkGeometry = EINK_LANDSCAPE,
+): EinkQrPlacement | undefined {
+  const fit = einkQrFit(payload, g);
   // A QR code below 2 px a module (0.2 mm a pixel) is too fine for phone cameras; leave the room to text.
   if (fit === undefined || fit.moduleSize < 2) return undefined;
+  if (portrait(g)) {
+    return { x: Math.floor((g.width - fit.pixels) / 2), y: 0, side: fit.pixels, moduleSize: fit.moduleSize };
+  }
   return {
-    x: EINK_WIDTH - fit.pixels,
-    y: Math.floor((EINK_HEIGHT - fit.pixels) / 2),
+    x: g.width - fit.pixels,
+    y: Math.floor((g.height - fit.pixels) / 2),
     side: fit.pixels,
     moduleSize: fit.moduleSize,
   };
@@ -66,18 +96,21 @@ export function einkCountdown(expiresAt: number, now: number): string {
   return minutes > 0 ? `Expires in ${minutes} min` : "Expired";
 }
 
-/** The frame for `screen` at `now` (epoch ms). */
-export function einkFrame(screen: Screen, now: number): Bitmap {
-  const frame = new Bitmap(EINK_WIDTH, EINK_HEIGHT);
-  if (screen.kind === "code" || screen.kind === "waiting") drawCodeScreen(frame, screen, now);
-  else drawTextScreen(frame, screenWords(screen));
+/** The frame for `screen` at `now` (epoch ms), on a page of `g` (landscape unless told). */
+export function einkFrame(screen: Screen, now: number, g: EinkGeometry = EINK_LANDSCAPE): Bitmap {
+  const frame = new Bitmap(g.width, g.height);
+  if (screen.kind === "code" || screen.kind === "waiting") drawCodeScreen(frame, screen, now, g);
+  else drawTextScreen(frame, screenWords(screen), g);
   return frame;
 }
 
-/** The text column's left edge and width on the code screen. */
-function textColumn(screen: CodeScreen): { x: number; width: number } {
-  const qr = einkQrPlacement(screen.qrPayload);
-  return { x: MARGIN, width: (qr === undefined ? EINK_WIDTH : qr.x) - MARGIN };
+/** The text column on the code screen: left of the QR code in landscape, under it in portrait. */
+function textColumn(screen: CodeScreen, g: EinkGeometry): { x: number; y: number; width: number } {
+  const qr = einkQrPlacement(screen.qrPayload, g);
+  if (portrait(g)) {
+    return { x: MARGIN, y: qr === undefined ? MARGIN : qr.side, width: g.width - 2 * MARGIN };
+  }
+  return { x: MARGIN, y: MARGIN, width: (qr === undefined ? g.width : qr.x) - MARGIN };
 }
 
 /** The top lines of the code screen: "Sign in at", the URL (up to 3 lines), "and enter". */
@@ -87,15 +120,15 @@ function codeHeader(screen: CodeScreen, width: number): string[] {
 }
 
 /** Where the user code is drawn: the test of "the code is on the glass". */
-export function einkCodePlacement(screen: CodeScreen): EinkCodePlacement {
-  const { x, width } = textColumn(screen);
-  const top = codeHeader(screen, width).length * font6x10.height + MARGIN;
+export function einkCodePlacement(screen: CodeScreen, g: EinkGeometry = EINK_LANDSCAPE): EinkCodePlacement {
+  const { x, y, width } = textColumn(screen, g);
+  const top = codeHeader(screen, width).length * font6x10.height + y;
   const text = pixelFontText(screen.userCode);
   const scale = measureText(font10x20, text, 2).width <= width ? 2 : 1;
   const measured = measureText(font10x20, text, scale);
   // At scale 1 the strokes are one pixel (0.19 mm): doubled they stay readable from a metre.
   const bold = scale === 1 && measured.width + 1 <= width;
-  const room = BOTTOM_Y - top;
+  const room = bottomY(g) - top;
   return {
     x: x + Math.max(0, Math.floor((width - measured.width - (bold ? 1 : 0)) / 2)),
     y: top + Math.max(0, Math.floor((room - measured.height) / 2)),
@@ -104,18 +137,18 @@ export function einkCodePlacement(screen: CodeScreen): EinkCodePlacement {
   };
 }
 
-function drawCodeScreen(frame: Bitmap, screen: CodeScreen, now: number): void {
-  const qr = einkQrPlacement(screen.qrPayload);
+function drawCodeScreen(frame: Bitmap, screen: CodeScreen, now: number, g: EinkGeometry): void {
+  const qr = einkQrPlacement(screen.qrPayload, g);
   if (qr !== undefined) {
-    const fit = qrFit(screen.qrPayload, EINK_HEIGHT);
+    const fit = einkQrFit(screen.qrPayload, g);
     if (fit !== undefined)
       drawQr(frame, fit.matrix, qr.x, qr.y, { moduleSize: fit.moduleSize, quietZone: fit.quietZone });
   }
-  const { x, width } = textColumn(screen);
+  const { x, y, width } = textColumn(screen, g);
   codeHeader(screen, width).forEach((line, i) => {
-    drawText(frame, font6x10, line, x, MARGIN + i * font6x10.height);
+    drawText(frame, font6x10, line, x, y + i * font6x10.height);
   });
-  const code = einkCodePlacement(screen);
+  const code = einkCodePlacement(screen, g);
   const text = pixelFontText(screen.userCode);
   drawText(frame, font10x20, text, code.x, code.y, { scale: code.scale });
   if (code.bold) drawText(frame, font10x20, text, code.x + 1, code.y, { scale: code.scale });
@@ -124,19 +157,23 @@ function drawCodeScreen(frame: Bitmap, screen: CodeScreen, now: number): void {
     screen.kind === "waiting" && screen.note !== undefined
       ? `${pixelFontText(screen.note)}; ${countdown}`
       : countdown;
-  drawText(frame, font6x10, truncateText(font6x10, bottom, width), x, BOTTOM_Y);
+  drawText(frame, font6x10, truncateText(font6x10, bottom, width), x, bottomY(g));
 }
 
-function drawTextScreen(frame: Bitmap, { title, body }: { title: string; body: string }): void {
-  const inner = EINK_WIDTH - 2 * MARGIN;
+function drawTextScreen(
+  frame: Bitmap,
+  { title, body }: { title: string; body: string },
+  g: EinkGeometry,
+): void {
+  const inner = g.width - 2 * MARGIN;
   const scale = measureText(font10x20, title, 2).width <= inner ? 2 : 1;
   const shown = truncateText(font10x20, title, inner, { scale });
   const titleWidth = measureText(font10x20, shown, scale).width;
-  drawText(frame, font10x20, shown, Math.floor((EINK_WIDTH - titleWidth) / 2), MARGIN, { scale });
+  drawText(frame, font10x20, shown, Math.floor((g.width - titleWidth) / 2), MARGIN, { scale });
   const rule = MARGIN + font10x20.height * scale + 2;
   frame.fillRect(MARGIN, rule, inner, 1, true);
   const top = rule + 4;
-  const maxLines = Math.max(1, Math.floor((EINK_HEIGHT - top) / font6x10.height));
+  const maxLines = Math.max(1, Math.floor((g.height - top) / font6x10.height));
   wrapText(font6x10, pixelFontText(body), inner, { maxLines }).forEach((line, i) => {
     drawText(frame, font6x10, line, MARGIN, top + i * font6x10.height);
   });

@@ -24,6 +24,12 @@ import { noise } from "../../sim/noise.ts";
  * counters outside the 176x296 RAM; RAM data past the end of the window (the chip would wrap and
  * overwrite the start); and a refresh before Driver Output Control has set the panel's 250 gates.
  *
+ * Power: on Waveshare's newer HATs a GPIO (PWR) switches the panel's supply. With `powerSwitch`
+ * the chip starts unpowered and follows that line: SPI while it is low is refused (the bytes would
+ * go nowhere, and the panel would stay blank with no error); raising it is a power-on reset (RAM
+ * lost, BUSY high for `resetMs`); the glass keeps its image unpowered. An unpowered chip drives
+ * nothing on BUSY, so the host reads the bias it requested (`biasBusy`): low with pull-down.
+ *
  * Glass geometry: sources (RAM X bits) 0-121 and gates (RAM Y) 0-249 are wired to the glass. Held
  * in landscape, as we use it, gate 0 is the left column and source 121 the top row: landscape
  * pixel (x, y) shows RAM bit (source 121 - y, gate x). RAM stores 1 = white, 0 = black.
@@ -61,6 +67,8 @@ export type Ssd1680SimulatorErrorCode =
   | "E_NOT_CONFIGURED"
   /** Driving a line the wrong way (setting BUSY, an input). */
   | "E_DIRECTION"
+  /** SPI while the panel's power switch (PWR) is low. */
+  | "E_UNPOWERED"
   | "E_CLOSED";
 
 export class Ssd1680SimulatorError extends SimulatorError<Ssd1680SimulatorErrorCode> {
@@ -77,6 +85,15 @@ export interface Ssd1680SimulatorOptions {
   readonly partialRefreshMs?: number;
   /** What the glass shows at the start (e-ink keeps its last image unpowered); default white. */
   readonly panel?: Bitmap;
+  /** The panel's supply is switched by the PWR line (starting low, unpowered); default false: always powered. */
+  readonly powerSwitch?: boolean;
+}
+
+/** A change of the PWR line, with how many SPI bytes had been written by then. */
+export interface Ssd1680PowerChange {
+  readonly at: number;
+  readonly level: 0 | 1;
+  readonly spiBytesBefore: number;
 }
 
 export interface Ssd1680Counts {
@@ -137,6 +154,8 @@ export class Ssd1680Simulator {
   readonly rst: GpioLine;
   /** BUSY, an input of the host: 1 while the chip works (or sleeps). */
   readonly busy: GpioLine;
+  /** PWR, an output of the host: the panel's supply (only with `powerSwitch`). */
+  readonly pwr: GpioLine;
 
   readonly #clock: Clock;
   readonly #resetMs: number;
@@ -150,6 +169,9 @@ export class Ssd1680Simulator {
   #sleeping = false;
   #closed = false;
   #pending: Pending | undefined;
+  #powered: boolean;
+  #busyBias: "pull-up" | "pull-down" | "disabled" | undefined;
+  readonly #powerChanges: Ssd1680PowerChange[] = [];
 
   // Registers, at their power-on values.
   #mux = 0;
@@ -184,6 +206,11 @@ export class Ssd1680Simulator {
     this.#fullMs = options.fullRefreshMs ?? 2000;
     this.#partialMs = options.partialRefreshMs ?? 500;
     this.#panel = options.panel?.clone() ?? new Bitmap(SSD1680_PANEL_WIDTH, SSD1680_PANEL_HEIGHT);
+    this.#powered = !(options.powerSwitch ?? false);
+    this.pwr = output(
+      (level) => this.#power(level),
+      () => (this.#powered ? 1 : 0),
+    );
     this.spi = {
       write: (data) => this.#write(data),
       close: async () => {
@@ -268,6 +295,26 @@ export class Ssd1680Simulator {
     };
   }
 
+  /** Whether the panel has power (always, without `powerSwitch`). */
+  get powered(): boolean {
+    return this.#powered;
+  }
+
+  /** Every change of PWR, in order. */
+  get powerChanges(): readonly Ssd1680PowerChange[] {
+    return this.#powerChanges;
+  }
+
+  /** The bias the host requested on its BUSY input (what it reads while nothing drives the line). */
+  get busyBias(): "pull-up" | "pull-down" | "disabled" | undefined {
+    return this.#busyBias;
+  }
+
+  /** The host requested its BUSY input with this bias (the GPIO request's flag). */
+  biasBusy(bias: "pull-up" | "pull-down" | "disabled" | undefined): void {
+    this.#busyBias = bias;
+  }
+
   /** A fault for tests: BUSY reads high whatever the chip does (a loose wire, no power). */
   jamBusy(jammed: boolean): void {
     this.#jammed = jammed;
@@ -276,7 +323,23 @@ export class Ssd1680Simulator {
   // --- Pins -------------------------------------------------------------------------------------
 
   #busyHigh(): boolean {
+    // Unpowered, the chip drives nothing: the line sits at the host's bias (floating reads low here).
+    if (!this.#powered) return this.#jammed || this.#busyBias === "pull-up";
     return this.#jammed || this.#sleeping || this.#rstLevel === 0 || this.#clock.now() < this.#busyUntil;
+  }
+
+  /** PWR: rising is a power-on reset (RAM and registers lost, BUSY high); falling cuts the chip off. */
+  #power(level: 0 | 1): void {
+    const on = level === 1;
+    if (on === this.#powered) return;
+    this.#powerChanges.push({ at: this.#clock.now(), level, spiBytesBefore: this.#spiBytes });
+    this.#powered = on;
+    this.#pending = undefined;
+    this.#sleeping = false;
+    if (!on) return;
+    this.#bw.set(noise(this.#bw.length, 0x90e1));
+    this.#red.set(noise(this.#red.length, 0x90e2));
+    this.#resetRegisters();
   }
 
   /** RST low holds the chip in reset; the rising edge restarts it: registers to power-on values, BUSY high. */
@@ -313,6 +376,12 @@ export class Ssd1680Simulator {
     if (this.#closed) throw new Ssd1680SimulatorError("E_CLOSED", "The SPI device was closed.");
     this.#spiBytes += data.length;
     if (data.length === 0) return;
+    if (!this.#powered) {
+      throw new Ssd1680SimulatorError(
+        "E_UNPOWERED",
+        "SPI bytes while the panel's power switch (PWR) is low: the panel has no supply and stays blank.",
+      );
+    }
     if (this.#rstLevel === 0) {
       throw new Ssd1680SimulatorError("E_IN_RESET", "SPI bytes while RST is low: the chip is held in reset.");
     }

@@ -6,23 +6,40 @@ import { Ssd1680Simulator } from "./sim.ts";
 
 export type Ssd1680Sim = Ssd1680Simulator;
 
-/** The e-ink panel's controller on simulated SPI and DC/RST/BUSY lines; its picture is ink on white. */
+/** The e-ink panel's controller on simulated SPI and DC/RST/BUSY (and PWR) lines; its picture is ink on white. */
 export const simulation: Simulation<Ssd1680Config, Ssd1680Sim> = {
   async attach(config, { clock }) {
-    const sim = new Ssd1680Simulator({ clock });
+    const sim = new Ssd1680Simulator({ clock, powerSwitch: config.pins.pwr !== undefined });
     const pins = new Map<string, GpioLine>([
       [config.pins.dc, sim.dc],
       [config.pins.rst, sim.rst],
       [config.pins.busy, sim.busy],
+      ...(config.pins.pwr === undefined ? [] : [[config.pins.pwr, sim.pwr] as const]),
     ]);
-    const pin = async (name: string): Promise<GpioLine> => {
+    const pin = (name: string): GpioLine => {
       const line = pins.get(name);
       if (line === undefined) throw new Error(`the simulated SSD1680 has no line ${name}`);
       return keepOpen(line);
     };
-    return { sim, hardware: { spi: async () => keepOpen(sim.spi), output: pin, input: pin } };
+    return {
+      sim,
+      hardware: {
+        spi: async () => keepOpen(sim.spi),
+        // An output starts at its requested level, as the kernel sets it with the request.
+        output: async (name, { initial }) => {
+          const line = pin(name);
+          await line.set(initial);
+          return line;
+        },
+        input: async (name, { bias }) => {
+          const line = pin(name);
+          if (name === config.pins.busy) sim.biasBusy(bias);
+          return line;
+        },
+      },
+    };
   },
   scale: 3,
-  previewConfig: () => ({}),
+  previewConfig: (options) => (options.rotate === undefined ? {} : { rotate: options.rotate }),
   picture: async (sim) => ({ kind: "bitmap", bitmap: sim.panel(), on: "black" }),
 };

@@ -9,10 +9,16 @@ import {
 } from "../../../display/drivers/framebuffer/driver.ts";
 import { framebufferFrame, type Region } from "../../../display/drivers/framebuffer/layout.ts";
 import {
+  defaultPixelFormat,
+  describePixelFormat,
+  type PixelFormat,
+} from "../../../display/drivers/framebuffer/pixel-format.ts";
+import {
   FramebufferSimulator,
   type FramebufferSimulatorOptions,
 } from "../../../display/drivers/framebuffer/sim.ts";
 import { encodeRgbPng } from "../../../display/render/png.ts";
+import type { Rotation } from "../../../display/schema.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
 import { codeScreen, sample, T0, URL } from "../samples.ts";
 
@@ -23,10 +29,15 @@ afterEach(async () => {
   for (const sim of sims.splice(0)) await sim.dispose();
 });
 
-async function rig(options: FramebufferSimulatorOptions) {
+async function rig(options: FramebufferSimulatorOptions, rotate: Rotation = 0) {
   const sim = await FramebufferSimulator.create(options);
   sims.push(sim);
-  const display = await FramebufferDisplay.open({ sysfsRoot: sim.sysfsRoot, devRoot: sim.devRoot });
+  const display = await FramebufferDisplay.open({
+    sysfsRoot: sim.sysfsRoot,
+    devRoot: sim.devRoot,
+    ioctl: sim.ioctl,
+    rotate,
+  });
   displays.push(display);
   return { sim, display };
 }
@@ -97,6 +108,8 @@ describe("framebuffer geometry from sysfs", () => {
       virtualHeight: 2160,
       bitsPerPixel: 32,
       stride: 7936,
+      // Until the device is open and asked (FBIOGET_VSCREENINFO): what fbdev on KMS offers.
+      format: defaultPixelFormat(32),
     });
   });
 
@@ -233,5 +246,154 @@ describe("FramebufferDisplay", () => {
       [3, 4],
     ]);
     expect(dirtyBands(undefined, after, 2, 4)).toEqual([[0, 4]]);
+  });
+});
+
+const BGR565: PixelFormat = {
+  bitsPerPixel: 16,
+  red: { offset: 0, length: 5 },
+  green: { offset: 5, length: 6 },
+  blue: { offset: 11, length: 5 },
+  transp: { offset: 0, length: 0 },
+};
+const XBGR8888: PixelFormat = {
+  bitsPerPixel: 32,
+  red: { offset: 0, length: 8 },
+  green: { offset: 8, length: 8 },
+  blue: { offset: 16, length: 8 },
+  transp: { offset: 24, length: 0 },
+};
+
+/** The first pixel of `rgb` that is neither black nor grey/white: a coloured headline's ink. */
+function firstColoured(rgb: Uint8Array): [number, number, number] | undefined {
+  for (let i = 0; i < rgb.length; i += 3) {
+    const r = rgb[i] ?? 0;
+    const g = rgb[i + 1] ?? 0;
+    const b = rgb[i + 2] ?? 0;
+    if (!(r === g && g === b)) return [r, g, b];
+  }
+  return undefined;
+}
+
+describe("framebuffer channel layout (FBIOGET_VSCREENINFO)", () => {
+  test("names the formats: RGB565, BGR565, XRGB8888, XBGR8888", () => {
+    expect(
+      [defaultPixelFormat(16), BGR565, defaultPixelFormat(32), XBGR8888].map(describePixelFormat),
+    ).toEqual(["RGB565", "BGR565", "XRGB8888", "XBGR8888"]);
+  });
+
+  test("XBGR8888: the device gets bytes R, G, B, X; the glass shows the right colours", async () => {
+    const { sim, display } = await rig({ width: 320, height: 180, bitsPerPixel: 32, format: XBGR8888 });
+    expect(display.geometry.format).toEqual(XBGR8888);
+    expect(sim.screenInfoReads).toBe(1);
+    await display.show(sample("signed-in"), T0);
+    // "Signed in" is green (64, 220, 96): in memory R first on a BGR panel.
+    const bytes = await sim.bytes();
+    let at = -1;
+    for (let i = 0; i < bytes.length; i += 4) {
+      if (bytes[i] === 64 && bytes[i + 1] === 220 && bytes[i + 2] === 96) {
+        at = i;
+        break;
+      }
+    }
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(bytes[at + 3]).toBe(0xff);
+    expect(firstColoured(await sim.rgb())).toEqual([64, 220, 96]);
+    expect(firstDifference(await sim.rgb(), display.frameRgb().rgb)).toBe(-1);
+  });
+
+  test("BGR565: blue in the top five bits, red in the bottom five; colours right on the glass", async () => {
+    const { sim, display } = await rig({ width: 320, height: 180, bitsPerPixel: 16, format: BGR565 });
+    await display.show(sample("error"), T0);
+    // The error headline is red (255, 72, 64): r5 = 31 at bits 0-4, g6 = 18, b5 = 8 at bits 11-15.
+    const expected = 31 | (18 << 5) | (8 << 11);
+    const bytes = await sim.bytes();
+    let found = false;
+    for (let i = 0; i < bytes.length && !found; i += 2)
+      found = ((bytes[i] ?? 0) | ((bytes[i + 1] ?? 0) << 8)) === expected;
+    expect(found).toBe(true);
+    const colour = firstColoured(await sim.rgb());
+    expect(colour?.[0]).toBeGreaterThan(200);
+    expect(colour?.[2]).toBeLessThan(100);
+    expect(firstDifference(await sim.rgb(), display.frameRgb().rgb)).toBe(-1);
+  });
+
+  test("the same frame on an RGB panel and a BGR panel looks the same; the bytes differ", async () => {
+    const rgb = await rig({ width: 320, height: 180, bitsPerPixel: 32 });
+    const bgr = await rig({ width: 320, height: 180, bitsPerPixel: 32, format: XBGR8888 });
+    for (const { display } of [rgb, bgr]) await display.show(sample("wrong-account"), T0);
+    expect(firstDifference(await rgb.sim.rgb(), await bgr.sim.rgb())).toBe(-1);
+    expect(firstDifference(await rgb.sim.bytes(), await bgr.sim.bytes())).toBeGreaterThanOrEqual(0);
+  });
+
+  test("where FBIOGET_VSCREENINFO is not answered (a plain file), the KMS default is assumed", async () => {
+    const sim = await FramebufferSimulator.create({ width: 64, height: 32, bitsPerPixel: 16 });
+    sims.push(sim);
+    const display = await FramebufferDisplay.open({
+      sysfsRoot: sim.sysfsRoot,
+      devRoot: sim.devRoot,
+      ioctl: { ioctl: () => -1, errno: () => 25 },
+    });
+    displays.push(display);
+    expect(display.geometry.format).toEqual(defaultPixelFormat(16));
+  });
+
+  test("a format it cannot draw (a palette) is E_FB_FORMAT, and the device is closed again", async () => {
+    const palette: PixelFormat = { ...defaultPixelFormat(32), red: { offset: 0, length: 0 } };
+    const sim = await FramebufferSimulator.create({
+      width: 64,
+      height: 32,
+      bitsPerPixel: 32,
+      format: palette,
+    });
+    sims.push(sim);
+    const error = await FramebufferDisplay.open({
+      sysfsRoot: sim.sysfsRoot,
+      devRoot: sim.devRoot,
+      ioctl: sim.ioctl,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FramebufferError);
+    expect((error as FramebufferError).code).toBe("E_FB_FORMAT");
+  });
+});
+
+describe("framebuffer rotate", () => {
+  test.each([90, 270] as const)(
+    "%i: laid out for the height as width, turned onto the screen; the QR still decodes",
+    async (rotate) => {
+      const { sim, display } = await rig({ width: 640, height: 480, bitsPerPixel: 32 }, rotate);
+      await display.show(codeScreen, T0);
+      const page = framebufferFrame(codeScreen, T0, 480, 640);
+      const glass = await sim.rgb();
+      // A pixel of the upright page inside the QR code lands where the turn puts it.
+      const qr = page.qrRegion;
+      expect(qr).toBeDefined();
+      if (qr === undefined) return;
+      const [x, y] = [qr.x + 1, qr.y + 1];
+      const [tx, ty] = rotate === 90 ? [page.height - 1 - y, x] : [y, page.width - 1 - x];
+      const from = (y * page.width + x) * 3;
+      const to = (ty * 640 + tx) * 3;
+      expect([...glass.subarray(to, to + 3)]).toEqual([...page.rgb.subarray(from, from + 3)]);
+      expect(display.layout.width).toBe(640);
+      expect(decodeQr(glass, 640, 480)).toBe(URL);
+      expect(firstDifference(glass, display.frameRgb().rgb)).toBe(-1);
+    },
+  );
+
+  test("180: the page upside down", async () => {
+    const { sim, display } = await rig({ width: 320, height: 180, bitsPerPixel: 32 }, 180);
+    await display.show(sample("signed-in"), T0);
+    const page = framebufferFrame(sample("signed-in"), T0, 320, 180);
+    const glass = await sim.rgb();
+    for (const [x, y] of [
+      [0, 0],
+      [100, 50],
+      [160, 90],
+      [319, 179],
+    ] as const) {
+      const from = (y * 320 + x) * 3;
+      const to = ((179 - y) * 320 + (319 - x)) * 3;
+      expect([...glass.subarray(to, to + 3)]).toEqual([...page.rgb.subarray(from, from + 3)]);
+    }
   });
 });

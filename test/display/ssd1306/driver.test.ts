@@ -8,6 +8,7 @@ import {
   codePageAt,
   codePagePlacement,
   DEFAULT_QR_PAGE_MS,
+  OLED_PORTRAIT,
   oledFrame,
   oledPages,
   qrPagePlacement,
@@ -17,6 +18,7 @@ import { Bitmap } from "../../../display/render/bitmap.ts";
 import { drawText } from "../../../display/render/font.ts";
 import { font6x10 } from "../../../display/render/fonts/6x10.ts";
 import { font10x20 } from "../../../display/render/fonts/10x20.ts";
+import type { Rotation } from "../../../display/schema.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
 import { toRgba } from "../render/rgba.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
@@ -26,7 +28,7 @@ const FULL_FRAME_BYTES = 7 + 1 + 1024;
 /** The QR page comes first; the code page follows it. */
 const CODE_PAGE_AT = DEFAULT_QR_PAGE_MS;
 
-function rig(options: { rotate180?: boolean; address?: 0x3c | 0x3d } = {}) {
+function rig(options: { rotate?: Rotation; address?: 0x3c | 0x3d } = {}) {
   const clock = new VirtualClock(T0);
   const sim = new Ssd1306Simulator(options.address === undefined ? {} : { address: options.address });
   const display = new Ssd1306Display({ bus: sim, clock, ...options });
@@ -298,14 +300,37 @@ describe("Ssd1306Display: the code leaves the glass", () => {
 });
 
 describe("Ssd1306Display: mounting, addresses and failures", () => {
-  test("rotate180 turns the picture with segment remap and COM scan, not by redrawing", async () => {
-    const { sim, display } = rig({ rotate180: true });
+  test("rotate 180 turns the picture with segment remap and COM scan, not by redrawing", async () => {
+    const { sim, display } = rig({ rotate: 180 });
     await display.show(codeScreen, T0);
     expect(sim.state).toMatchObject({ segmentRemap: false, comScanReversed: false });
     // GDDRAM holds the same bytes as upright; the glass shows them turned.
     expect(sim.ram().equals(display.frame())).toBe(true);
     expect(sim.pixels().equals(display.frame().rotate(180))).toBe(true);
   });
+
+  test.each([90, 270] as const)(
+    "rotate %i: a 64x128 page turned onto the glass; both pages of the code screen fit, the QR decodes",
+    async (rotate) => {
+      const { sim, display } = rig({ rotate });
+      await display.show(codeScreen, T0);
+      const qrPage = display.frame();
+      expect([qrPage.width, qrPage.height]).toEqual([64, 128]);
+      expect(sim.pixels().equals(qrPage.rotate(rotate))).toBe(true);
+      // The QR box is the top 64x64 of the page, lit: its top-left pixel is the glass's corner it turns to.
+      expect(qrPage.get(0, 0)).toBe(true);
+      expect(sim.pixels().get(rotate === 90 ? 127 : 0, rotate === 90 ? 0 : 63)).toBe(true);
+      expect(decodeQr(sim.pixels(), "black")).toBe(URL);
+      // The code page, 4 s later: the code where the portrait layout puts it, whole.
+      await display.show(codeScreen, T0 + 4000);
+      const codePage = display.frame();
+      const placement = codePagePlacement(codeScreen, OLED_PORTRAIT);
+      expect(placement.x + placement.width).toBeLessThanOrEqual(64);
+      expect(crop(codePage, placement).equals(codeAlone(placement))).toBe(true);
+      expect(sim.pixels().equals(codePage.rotate(rotate))).toBe(true);
+      expect(sim.state).toMatchObject({ segmentRemap: rotate === 90, comScanReversed: rotate === 90 });
+    },
+  );
 
   test("drives a module at 0x3D", async () => {
     const { sim, display } = rig({ address: 0x3d });

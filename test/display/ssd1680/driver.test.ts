@@ -6,14 +6,20 @@ import {
   Ssd1680Display,
   Ssd1680Error,
 } from "../../../display/drivers/ssd1680/driver.ts";
-import { einkCodePlacement, einkFrame, einkQrPlacement } from "../../../display/drivers/ssd1680/layout.ts";
+import {
+  EINK_PORTRAIT,
+  einkCodePlacement,
+  einkFrame,
+  einkQrPlacement,
+} from "../../../display/drivers/ssd1680/layout.ts";
 import { Ssd1680Simulator } from "../../../display/drivers/ssd1680/sim.ts";
 import type { Bitmap } from "../../../display/render/bitmap.ts";
+import type { Rotation } from "../../../display/schema.ts";
 import { SCREEN_KINDS } from "../../../display/screens.ts";
 import { toRgba } from "../render/rgba.ts";
 import { CODE, codeScreen, sample, T0, URL } from "../samples.ts";
 
-function rig(options: { rotate180?: boolean } = {}) {
+function rig(options: { rotate?: Rotation } = {}) {
   const clock = new VirtualClock(T0);
   const sim = new Ssd1680Simulator({ clock });
   const display = new Ssd1680Display({
@@ -58,10 +64,45 @@ describe("Ssd1680Display", () => {
     expect(inkIn(panel, 0, 0, panel.width, panel.height)).toBeGreaterThan(1000);
   });
 
-  test("rotate180: the glass shows the frame upside down", async () => {
-    const { sim, display } = rig({ rotate180: true });
+  test("rotate 180: the glass shows the frame upside down", async () => {
+    const { sim, display } = rig({ rotate: 180 });
     await display.show(codeScreen, T0);
     expect(sim.panel().equals(display.frame().rotate(180))).toBe(true);
+  });
+
+  test.each([90, 270] as const)(
+    "rotate %i: laid out on a 122x250 page, turned onto the glass; the QR code still decodes",
+    async (rotate) => {
+      const { sim, display } = rig({ rotate });
+      await display.show(codeScreen, T0);
+      const page = einkFrame(codeScreen, T0, EINK_PORTRAIT);
+      expect([page.width, page.height]).toEqual([122, 250]);
+      expect(display.frame().equals(page)).toBe(true);
+      const panel = sim.panel();
+      expect(panel.equals(page.rotate(rotate))).toBe(true);
+      // The QR code is at the top of the portrait page: its top-left finder's corner module is ink.
+      const qr = einkQrPlacement(codeScreen.qrPayload, EINK_PORTRAIT);
+      expect(qr?.y).toBe(0);
+      const x = (qr?.x ?? 0) + 4 * (qr?.moduleSize ?? 0);
+      const y = (qr?.y ?? 0) + 4 * (qr?.moduleSize ?? 0);
+      expect(page.get(x, y)).toBe(true);
+      // Turned clockwise a quarter, (x, y) of the 250-tall page lands at (249 - y, x); at 270, at (y, 121 - x).
+      const [px, py] = rotate === 90 ? [249 - y, x] : [y, 121 - x];
+      expect(panel.get(px, py)).toBe(true);
+      expect(decodeQr(panel)).toBe(URL);
+      // The code itself is on the page, where the portrait layout puts it.
+      const code = einkCodePlacement(codeScreen, EINK_PORTRAIT);
+      expect(code.y).toBeGreaterThan(qr?.side ?? 0);
+      expect(inkIn(page, 0, code.y, 122, 20)).toBeGreaterThan(50);
+    },
+  );
+
+  test.each([90, 270] as const)("rotate %i: every screen kind fits the portrait page", async (rotate) => {
+    for (const kind of SCREEN_KINDS) {
+      const { sim, display } = rig({ rotate });
+      await display.show(sample(kind), T0);
+      expect(sim.panel().equals(display.frame().rotate(rotate)), kind).toBe(true);
+    }
   });
 
   test("the QR code on the glass decodes to the URL; 3 px a module with the 4-module quiet zone", async () => {
