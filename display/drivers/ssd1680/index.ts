@@ -41,9 +41,12 @@ export const ssd1680: DisplayEntry<typeof Ssd1680Schema, import("./simulate.ts")
       // DC starts low (command); RST starts high: low would hold the chip in reset.
       const dc = resources.add(await hardware.output(config.pins.dc, { initial: 0, activeLow: false }));
       const rst = resources.add(await hardware.output(config.pins.rst, { initial: 1, activeLow: false }));
-      // Pulled down as Waveshare's library requests it: a BUSY wire that nothing drives (the
-      // panel unpowered or unplugged) reads a steady level instead of floating.
-      const busy = resources.add(await hardware.input(config.pins.busy, { bias: "pull-down" }));
+      // Pulled up, so that a BUSY wire nothing drives (the panel unpowered, its power switch
+      // off, or unplugged) reads busy and the draw ends in E_DISPLAY_BUSY with the fix, instead of
+      // reading "ready" and "drawing" a panel that stays blank. (Waveshare's library pulls it
+      // down; the SSD1680's BUSY is high while busy, so down would read an absent panel as idle.)
+      // A powered controller drives the line either way.
+      const busy = resources.add(await hardware.input(config.pins.busy, { bias: "pull-up" }));
       return resources.opened(new Ssd1680Display({ spi, dc, rst, busy, clock, rotate: config.rotate }));
     }),
   simulation: async () => (await import("./simulate.ts")).simulation,

@@ -28,7 +28,7 @@ import { noise } from "../../sim/noise.ts";
  * the chip starts unpowered and follows that line: SPI while it is low is refused (the bytes would
  * go nowhere, and the panel would stay blank with no error); raising it is a power-on reset (RAM
  * lost, BUSY high for `resetMs`); the glass keeps its image unpowered. An unpowered chip drives
- * nothing on BUSY, so the host reads the bias it requested (`biasBusy`): low with pull-down.
+ * nothing on BUSY, so the host reads the bias it requested (`biasBusy`): busy with a pull-up.
  *
  * Glass geometry: sources (RAM X bits) 0-121 and gates (RAM Y) 0-249 are wired to the glass. Held
  * in landscape, as we use it, gate 0 is the left column and source 121 the top row: landscape

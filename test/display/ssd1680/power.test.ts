@@ -53,10 +53,10 @@ describe("SSD1680 panel power (pwr)", () => {
     await dispose();
   });
 
-  test("BUSY is requested with a pull-down bias, as Waveshare's library requests it", async () => {
+  test("BUSY is requested with a pull-up bias, so an absent panel reads busy, not ready", async () => {
     const { display, sim, dispose } = await open({ pwr: "GPIO18" });
     await display.init();
-    expect(sim.busyBias).toBe("pull-down");
+    expect(sim.busyBias).toBe("pull-up");
     await display.close();
     await dispose();
   });
@@ -69,21 +69,24 @@ describe("SSD1680 panel power (pwr)", () => {
     await display.close();
     expect(sim.powered).toBe(true);
     expect(sim.powerChanges).toEqual([]);
-    expect(sim.busyBias).toBe("pull-down");
+    expect(sim.busyBias).toBe("pull-up");
     await dispose();
   });
 
-  test("a driver that never raises PWR fails loudly on the simulator instead of leaving the panel blank", async () => {
+  test("a panel whose power is off (pwr not configured) fails with E_DISPLAY_BUSY naming power, not a blank success", async () => {
     const clock = new VirtualClock(T0);
     const sim = new Ssd1680Simulator({ clock, powerSwitch: true });
-    sim.biasBusy("pull-down");
-    // Unpowered, nothing drives BUSY: it reads the pull-down, low.
-    expect(await sim.busy.get()).toBe(0);
+    sim.biasBusy("pull-up");
+    // Unpowered, nothing drives BUSY: it reads the pull-up, busy.
+    expect(await sim.busy.get()).toBe(1);
     const display = new Ssd1680Display({ spi: sim.spi, dc: sim.dc, rst: sim.rst, busy: sim.busy, clock });
-    const error = await display.init().catch((e: unknown) => e);
+    const failed = display.init().catch((e: unknown) => e);
+    // The driver polls BUSY on the virtual clock until its timeout.
+    await clock.advance(11_000);
+    const error = await failed;
     expect(error).toBeInstanceOf(Ssd1680Error);
-    expect((error as Ssd1680Error).code).toBe("E_DISPLAY_WRITE");
-    expect((error as Error).message).toContain("PWR");
+    expect((error as Ssd1680Error).code).toBe("E_DISPLAY_BUSY");
+    expect((error as Error).message).toContain("check the BUSY wire and power");
   });
 
   test("pwr is a claimed line: it cannot be another display's pin too", () => {
