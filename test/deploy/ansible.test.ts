@@ -8,12 +8,10 @@
  */
 import { spawnSync } from "node:child_process";
 import {
-  copyFileSync,
   existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -101,47 +99,15 @@ describe("the playbooks", () => {
 
 // ---- site.yml into a scratch root -----------------------------------------------------------
 
-/**
- * The package under test: dist/entratool_<version>_<arch>.deb when scripts/package.ts made it,
- * else one laid out the same way here from the compiled binary, the units and deploy/.
- */
+/** The package under test: dist/…deb as `npm run package` makes it, written to a directory of the test's. */
 function packageUnderTest(): string {
   const dir = join(base, "dist");
-  mkdirSync(dir, { recursive: true });
-  const name = `entratool_${VERSION}_${DEB_ARCH}.deb`;
-  const tree = join(base, "deb");
-  const put = (from: string, to: string, mode = 0o644): void => {
-    mkdirSync(join(tree, to, ".."), { recursive: true });
-    copyFileSync(from, join(tree, to));
-    spawnSync("chmod", [mode.toString(8), join(tree, to)]);
-  };
-  put(BINARY, "usr/bin/entratool", 0o755);
-  for (const unit of readdirSync(join(ROOT, "systemd")).filter((file) => file.endsWith(".service")))
-    put(join(ROOT, "systemd", unit), `lib/systemd/system/${unit}`);
-  put(join(ROOT, "deploy", "system", "sysusers.conf"), "usr/lib/sysusers.d/entratool.conf");
-  put(join(ROOT, "deploy", "system", "tmpfiles.conf"), "usr/lib/tmpfiles.d/entratool.conf");
-  put(join(ROOT, "deploy", "system", "config.json"), "etc/entratool/config.json");
-  for (const script of ["postinst", "prerm", "postrm"])
-    put(join(ROOT, "deploy", "debian", script), `DEBIAN/${script}`, 0o755);
-  put(join(ROOT, "deploy", "debian", "conffiles"), "DEBIAN/conffiles");
-  writeFileSync(
-    join(tree, "DEBIAN", "control"),
-    [
-      "Package: entratool",
-      `Version: ${VERSION}`,
-      `Architecture: ${DEB_ARCH}`,
-      "Maintainer: entratool maintainers <maintainers@entratool.invalid>",
-      "Depends: libc6, systemd-sysusers | adduser",
-      "Description: headless Entra ID sign-in and telemetry agent for ARM boards",
-      "",
-    ].join("\n"),
-  );
-  // Uncompressed: the test needs the package, not its size.
-  const built = spawnSync("dpkg-deb", ["--root-owner-group", "-Znone", "--build", tree, join(dir, name)], {
+  const made = spawnSync(process.execPath, [join(ROOT, "scripts", "package.ts"), "--out", dir, "--fast"], {
+    cwd: ROOT,
     encoding: "utf8",
   });
-  expect(built.status, built.stderr).toBe(0);
-  rmSync(tree, { recursive: true, force: true });
+  expect(made.status, made.stderr).toBe(0);
+  expect(existsSync(join(dir, `entratool_${VERSION}_${DEB_ARCH}.deb`))).toBe(true);
   return dir;
 }
 
@@ -216,7 +182,7 @@ function mode(path: string): string {
 }
 
 describe("site.yml into a scratch root", () => {
-  it("installs, configures, seals the key and enables the agent; a second run changes nothing; a new sink is a reload", () => {
+  it("installs, configures, seals the key and enables the agent; a second run changes nothing; a new sink is a reload, a new tenant a restart", () => {
     expect(spawnSync("systemctl", ["is-system-running"], { encoding: "utf8" }).stdout.trim()).not.toBe(
       "running",
     );
@@ -339,6 +305,15 @@ describe("site.yml into a scratch root", () => {
     expect(readFileSync(keyPath).equals(key)).toBe(true);
     expect((JSON.parse(readFileSync(configPath, "utf8")) as { sinks: unknown[] }).sinks).toHaveLength(2);
     expect(existsSync(join(root, "etc/credstore.encrypted/entratool.key.new"))).toBe(false);
+
+    // Another tenant: the agent keeps its sign-in across a reload, so this is a restart.
+    const fourth = site(inventory, { ...vars, entratool_tenant_id: "fabrikam.onmicrosoft.com" });
+    expect(fourth.tasks.filter((task) => task.changed).map((task) => task.name)).toEqual([
+      "Write the configuration",
+      "Restart the agent for its new profile",
+    ]);
+    expect(fourth.tasks.find((task) => task.name === "Restart the entratool agent")?.skipped).toBe(true);
+    expect(fourth.tasks.find((task) => task.name === "Reload the entratool agent")?.skipped).toBe(true);
   }, 90_000);
 });
 
