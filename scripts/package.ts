@@ -9,8 +9,8 @@
  *              so that SHA256SUMS names files beside it)
  *   --fast     gzip -1 instead of -6: the same files, bigger, in half the time (the tests)
  * The binaries are built (scripts/build.ts) when dist/ lacks them; after a change, `npm run build`
- * first. The tarballs are reproducible: sorted entries, owner root, every time set to
- * SOURCE_DATE_EPOCH or else the last commit's time; dpkg-deb clamps the packages' times the same way.
+ * first. Tarballs and packages are reproducible: sorted entries, owner root, every time set to
+ * SOURCE_DATE_EPOCH or else the last commit's time (dpkg-deb also dates its archive with it).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -90,8 +90,8 @@ function source(path: string): string {
   return join(root, path);
 }
 
-function run(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): void {
-  const result = spawnSync(command, args, { cwd: root, encoding: "utf8", env: env ?? process.env });
+function run(command: string, args: readonly string[]): void {
+  const result = spawnSync(command, args, { cwd: root, encoding: "utf8" });
   if (result.error) fail(`${command} could not be run (${result.error.message}); is it installed?`);
   if (result.status !== 0) {
     fail(`${command} ${args.join(" ")} failed (exit ${result.status}):\n${result.stderr}${result.stdout}`);
@@ -308,8 +308,8 @@ async function deb(target: Target, version: string, out: string, work: string, e
 
   const name = `entratool_${version}_${target.debArch}.deb`;
   const temp = join(out, `.${name}${TEMP_SUFFIX}`);
-  // gzip rather than dpkg's default xz: xz takes minutes on a 100 MiB binary for 15 % less, and
-  // every dpkg reads gzip. --root-owner-group: root:root without fakeroot.
+  // gzip rather than dpkg's default xz: xz takes a minute or more on the 110 MiB binary for 15 %
+  // less, and every dpkg reads gzip. --root-owner-group: root:root without fakeroot.
   await runAsync("dpkg-deb", ["--root-owner-group", "-Zgzip", `-z${level}`, "--build", dir, temp], {
     ...process.env,
     SOURCE_DATE_EPOCH: String(epoch),
@@ -406,10 +406,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof PackageError) {
-    process.stderr.write(`package: ${error.message}\n`);
-  } else {
-    process.stderr.write(`package: ${error instanceof Error ? error.message : String(error)}\n`);
-  }
+  // One sentence for what went wrong (a missing file, a failed tool with its output), no stack.
+  process.stderr.write(`package: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });
