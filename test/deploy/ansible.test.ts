@@ -6,7 +6,7 @@
  * nothing, and signin.yml shows a running agent's code in the fleet's table, sees it signed in
  * once the code is approved at the emulator, and names a board whose agent does not run.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   existsSync,
   lstatSync,
@@ -63,10 +63,35 @@ interface Done {
   readonly stderr: string;
 }
 
-function ansible(command: string, args: readonly string[], extra: Record<string, string> = {}): Done {
+/** A command to its end, without blocking the event loop (the tests of this file run side by side). */
+function spawnDone(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  env: Record<string, string>,
+): Promise<Done> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function ansible(
+  command: string,
+  args: readonly string[],
+  extra: Record<string, string> = {},
+): Promise<Done> {
   // cwd: the playbooks' directory, as an admin runs them (and no stray ansible.cfg is read).
-  const result = spawnSync(command, [...args], { cwd: ANSIBLE, env: ansibleEnv(extra), encoding: "utf8" });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  return spawnDone(command, args, ANSIBLE, ansibleEnv(extra));
 }
 
 function writeJson(path: string, value: unknown): string {
@@ -74,39 +99,18 @@ function writeJson(path: string, value: unknown): string {
   return path;
 }
 
-describe("the playbooks", () => {
-  for (const playbook of PLAYBOOKS) {
-    it(`${playbook}: ansible-playbook --syntax-check`, () => {
-      const result = ansible("ansible-playbook", ["-i", "inventory.example.yml", "--syntax-check", playbook]);
-      expect(result.stderr).toBe("");
-      expect(result.stdout).toContain(`playbook: ${playbook}`);
-      expect(result.code).toBe(0);
-    });
-  }
-
-  it("ansible-lint passes offline, at its strictest profile", () => {
-    const result = ansible(
-      "ansible-lint",
-      ["--offline", "--nocolor", ...PLAYBOOKS, "roles/entratool", "tasks"],
-      { XDG_CACHE_HOME: join(base, "lint-cache") },
-    );
-    expect(result.stdout + result.stderr).toMatch(
-      /Passed with production profile: 0 failure\(s\), 0 warning\(s\)/,
-    );
-    expect(result.code).toBe(0);
-  }, 60_000);
-});
-
 // ---- site.yml into a scratch root -----------------------------------------------------------
 
 /** The package under test: dist/…deb as `npm run package` makes it, written to a directory of the test's. */
-function packageUnderTest(): string {
+async function packageUnderTest(): Promise<string> {
   const dir = join(base, "dist");
-  const made = spawnSync(process.execPath, [join(ROOT, "scripts", "package.ts"), "--out", dir, "--fast"], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  expect(made.status, made.stderr).toBe(0);
+  const made = await spawnDone(
+    process.execPath,
+    [join(ROOT, "scripts", "package.ts"), "--out", dir, "--fast"],
+    ROOT,
+    process.env as Record<string, string>,
+  );
+  expect(made.code, made.stderr).toBe(0);
   expect(existsSync(join(dir, `entratool_${VERSION}_${DEB_ARCH}.deb`))).toBe(true);
   return dir;
 }
@@ -148,9 +152,9 @@ interface JsonRun {
 }
 
 /** One site.yml run with the json callback: the host's counts and every task's result. */
-function site(inventory: string, extra: Record<string, unknown>): JsonRun {
+async function site(inventory: string, extra: Record<string, unknown>): Promise<JsonRun> {
   const vars = writeJson(join(base, `vars-${Date.now()}.json`), extra);
-  const result = ansible("ansible-playbook", ["-i", inventory, "-e", `@${vars}`, "site.yml"], {
+  const result = await ansible("ansible-playbook", ["-i", inventory, "-e", `@${vars}`, "site.yml"], {
     ANSIBLE_STDOUT_CALLBACK: "json",
   });
   const output = `${result.stdout}\n${result.stderr}`;
@@ -181,139 +185,162 @@ function mode(path: string): string {
   return (statSync(path).mode & 0o7777).toString(8).padStart(4, "0");
 }
 
-describe("site.yml into a scratch root", () => {
-  it("installs, configures, seals the key and enables the agent; a second run changes nothing; a new sink is a reload, a new tenant a restart", () => {
-    expect(spawnSync("systemctl", ["is-system-running"], { encoding: "utf8" }).stdout.trim()).not.toBe(
-      "running",
-    );
-    const dist = packageUnderTest();
-    const root = scratchRoot();
-    const inventory = writeJson(join(base, "site-inventory.json"), {
-      entratool: {
-        hosts: { board: { ansible_connection: "local", entratool_device: "pi-kitchen" } },
-        vars: {
-          entratool_tenant_id: "contoso.onmicrosoft.com",
-          entratool_client_id: "11111111-2222-3333-4444-555555555555",
-          entratool_scopes: ["api://telemetry-broker/.default"],
-          entratool_sinks: [{ type: "http", url: "https://ingest.example.com/telemetry" }],
-        },
+/**
+ * site.yml three times into one scratch root: a first install, the same again (nothing changes),
+ * and a new sink (the file alone: a reload).
+ */
+async function siteScenario(): Promise<void> {
+  expect(spawnSync("systemctl", ["is-system-running"], { encoding: "utf8" }).stdout.trim()).not.toBe(
+    "running",
+  );
+  const dist = await packageUnderTest();
+  const root = scratchRoot();
+  const inventory = writeJson(join(base, "site-inventory.json"), {
+    entratool: {
+      hosts: { board: { ansible_connection: "local", entratool_device: "pi-kitchen" } },
+      vars: {
+        entratool_tenant_id: "contoso.onmicrosoft.com",
+        entratool_client_id: "11111111-2222-3333-4444-555555555555",
+        entratool_scopes: ["api://telemetry-broker/.default"],
+        entratool_sinks: [{ type: "http", url: "https://ingest.example.com/telemetry" }],
       },
-    });
-    const vars = {
-      entratool_root: root,
-      entratool_dist_dir: dist,
-      entratool_version: VERSION,
-      entratool_become: false,
-    };
+    },
+  });
+  const vars = {
+    entratool_root: root,
+    entratool_dist_dir: dist,
+    entratool_version: VERSION,
+    entratool_become: false,
+  };
 
-    // First run: everything changes; the handlers that start or reload the agent are skipped.
-    const first = site(inventory, vars);
-    expect(first.stats.failures).toBe(0);
-    expect(first.stats.changed).toBeGreaterThan(0);
-    const changed = first.tasks.filter((task) => task.changed).map((task) => task.name);
-    expect(changed).toEqual(
-      expect.arrayContaining([
-        "Install the package with dpkg",
-        "Write the configuration",
-        "Create the sealed key, once",
-        "Hand the sealed key to the agent",
-        "Enable the agent at boot",
-      ]),
-    );
-    const restart = first.tasks.find((task) => task.name === "Restart the entratool agent");
-    expect(restart?.skipped).toBe(true);
-    expect(first.tasks.find((task) => task.name === "Start the agent")?.skipped).toBe(true);
-
-    // The package, as dpkg knows it, and its scripts' work in the root: the user and group.
-    const format = `${"$"}{Status} ${"$"}{Version}`; // dpkg-query's own field syntax
-    const status = spawnSync(
-      "dpkg-query",
-      [`--root=${root}`, "--show", `--showformat=${format}`, "entratool"],
-      {
-        encoding: "utf8",
-      },
-    );
-    expect(status.stdout).toBe(`install ok installed ${VERSION}`);
-    expect(mode(join(root, "usr/bin/entratool"))).toBe("0755");
-    const group = readFileSync(join(root, "etc/group"), "utf8");
-    const gid = Number(/^entratool:[^:]*:(\d+):/m.exec(group)?.[1]);
-    expect(gid).toBeGreaterThan(0);
-    expect(group).toMatch(/^gpio:x:997:entratool$/m);
-
-    // The configuration: the inventory's values, 0640 root:entratool, and valid for the agent.
-    const configPath = join(root, "etc/entratool/config.json");
-    expect(JSON.parse(readFileSync(configPath, "utf8"))).toEqual({
-      version: 1,
-      profile: {
-        name: "default",
-        tenantId: "contoso.onmicrosoft.com",
-        clientId: "11111111-2222-3333-4444-555555555555",
-        scopes: ["api://telemetry-broker/.default"],
-      },
-      device: "pi-kitchen",
-      displays: [{ type: "terminal" }],
-      sources: [{ type: "system", intervalSeconds: 60 }],
-      sinks: [{ type: "http", url: "https://ingest.example.com/telemetry" }],
-    });
-    expect(mode(configPath)).toBe("0640");
-    expect(statSync(configPath).uid).toBe(0);
-    expect(statSync(configPath).gid).toBe(gid);
-    expect(mode(join(root, "etc/entratool"))).toBe("0750");
-
-    // The sealed key: 0600 in a 0700 store, and it opens with the root's host key to 32 bytes.
-    const keyPath = join(root, "etc/credstore.encrypted/entratool.key");
-    expect(mode(keyPath)).toBe("0600");
-    expect(mode(join(root, "etc/credstore.encrypted"))).toBe("0700");
-    const key = readFileSync(keyPath);
-    const opened = spawnSync("systemd-creds", ["decrypt", "--name=entratool.key", keyPath, "-"], {
-      env: { ...process.env, SYSTEMD_CREDENTIAL_SECRET: join(root, "var/lib/systemd/credential.secret") },
-    });
-    expect(opened.status, opened.stderr.toString()).toBe(0);
-    expect(opened.stdout.length).toBe(32);
-    expect(
-      readFileSync(join(root, "etc/systemd/system/entratool-agent.service.d/credential.conf"), "utf8"),
-    ).toContain("\nLoadCredentialEncrypted=entratool.key:/etc/credstore.encrypted/entratool.key\n");
-    const wants = join(root, "etc/systemd/system/multi-user.target.wants/entratool-agent.service");
-    expect(lstatSync(wants).isSymbolicLink()).toBe(true);
-    expect(readlinkSync(wants)).toBe("/lib/systemd/system/entratool-agent.service");
-
-    // Second run: nothing changes.
-    const second = site(inventory, vars);
-    expect(second.stats.failures).toBe(0);
-    expect(
-      second.stats.changed,
-      second.tasks
-        .filter((task) => task.changed)
-        .map((task) => task.name)
-        .join(", "),
-    ).toBe(0);
-
-    // A new sink: the configuration alone changes, which is a reload (skipped here), not a
-    // restart; the sealed key is kept as it was.
-    const third = site(inventory, {
-      ...vars,
-      entratool_sinks: [
-        { type: "http", url: "https://ingest.example.com/telemetry" },
-        { type: "eventhubs", namespace: "contoso-telemetry", hub: "boards" },
-      ],
-    });
-    expect(third.tasks.filter((task) => task.changed).map((task) => task.name)).toEqual([
+  // First run: everything changes; the handlers that start or reload the agent are skipped.
+  const first = await site(inventory, vars);
+  expect(first.stats.failures).toBe(0);
+  expect(first.stats.changed).toBeGreaterThan(0);
+  const changed = first.tasks.filter((task) => task.changed).map((task) => task.name);
+  expect(changed).toEqual(
+    expect.arrayContaining([
+      "Install the package with dpkg",
       "Write the configuration",
-    ]);
-    expect(third.tasks.find((task) => task.name === "Reload the entratool agent")?.skipped).toBe(true);
-    expect(third.tasks.some((task) => task.name === "Restart the entratool agent")).toBe(false);
-    expect(readFileSync(keyPath).equals(key)).toBe(true);
-    expect((JSON.parse(readFileSync(configPath, "utf8")) as { sinks: unknown[] }).sinks).toHaveLength(2);
-    expect(existsSync(join(root, "etc/credstore.encrypted/entratool.key.new"))).toBe(false);
+      "Create the sealed key, once",
+      "Hand the sealed key to the agent",
+      "Enable the agent at boot",
+    ]),
+  );
+  const restart = first.tasks.find((task) => task.name === "Restart the entratool agent");
+  expect(restart?.skipped).toBe(true);
+  expect(first.tasks.find((task) => task.name === "Start the agent")?.skipped).toBe(true);
 
-    // Another tenant: the agent keeps its sign-in across a reload, so this is a restart.
-    const fourth = site(inventory, { ...vars, entratool_tenant_id: "fabrikam.onmicrosoft.com" });
-    expect(fourth.tasks.filter((task) => task.changed).map((task) => task.name)).toEqual([
-      "Write the configuration",
-      "Restart the agent for its new profile",
+  // The package, as dpkg knows it, and its scripts' work in the root: the user and group.
+  const format = `${"$"}{Status} ${"$"}{Version}`; // dpkg-query's own field syntax
+  const status = spawnSync(
+    "dpkg-query",
+    [`--root=${root}`, "--show", `--showformat=${format}`, "entratool"],
+    {
+      encoding: "utf8",
+    },
+  );
+  expect(status.stdout).toBe(`install ok installed ${VERSION}`);
+  expect(mode(join(root, "usr/bin/entratool"))).toBe("0755");
+  const group = readFileSync(join(root, "etc/group"), "utf8");
+  const gid = Number(/^entratool:[^:]*:(\d+):/m.exec(group)?.[1]);
+  expect(gid).toBeGreaterThan(0);
+  expect(group).toMatch(/^gpio:x:997:entratool$/m);
+
+  // The configuration: the inventory's values, 0640 root:entratool, and valid for the agent.
+  const configPath = join(root, "etc/entratool/config.json");
+  expect(JSON.parse(readFileSync(configPath, "utf8"))).toEqual({
+    version: 1,
+    profile: {
+      name: "default",
+      tenantId: "contoso.onmicrosoft.com",
+      clientId: "11111111-2222-3333-4444-555555555555",
+      scopes: ["api://telemetry-broker/.default"],
+    },
+    device: "pi-kitchen",
+    displays: [{ type: "terminal" }],
+    sources: [{ type: "system", intervalSeconds: 60 }],
+    sinks: [{ type: "http", url: "https://ingest.example.com/telemetry" }],
+  });
+  expect(mode(configPath)).toBe("0640");
+  expect(statSync(configPath).uid).toBe(0);
+  expect(statSync(configPath).gid).toBe(gid);
+  expect(mode(join(root, "etc/entratool"))).toBe("0750");
+
+  // The sealed key: 0600 in a 0700 store, and it opens with the root's host key to 32 bytes.
+  const keyPath = join(root, "etc/credstore.encrypted/entratool.key");
+  expect(mode(keyPath)).toBe("0600");
+  expect(mode(join(root, "etc/credstore.encrypted"))).toBe("0700");
+  const key = readFileSync(keyPath);
+  const opened = spawnSync("systemd-creds", ["decrypt", "--name=entratool.key", keyPath, "-"], {
+    env: { ...process.env, SYSTEMD_CREDENTIAL_SECRET: join(root, "var/lib/systemd/credential.secret") },
+  });
+  expect(opened.status, opened.stderr.toString()).toBe(0);
+  expect(opened.stdout.length).toBe(32);
+  expect(
+    readFileSync(join(root, "etc/systemd/system/entratool-agent.service.d/credential.conf"), "utf8"),
+  ).toContain("\nLoadCredentialEncrypted=entratool.key:/etc/credstore.encrypted/entratool.key\n");
+  const wants = join(root, "etc/systemd/system/multi-user.target.wants/entratool-agent.service");
+  expect(lstatSync(wants).isSymbolicLink()).toBe(true);
+  expect(readlinkSync(wants)).toBe("/lib/systemd/system/entratool-agent.service");
+
+  // Second run: nothing changes.
+  const second = await site(inventory, vars);
+  expect(second.stats.failures).toBe(0);
+  expect(
+    second.stats.changed,
+    second.tasks
+      .filter((task) => task.changed)
+      .map((task) => task.name)
+      .join(", "),
+  ).toBe(0);
+
+  // A new sink: the configuration alone changes, which is a reload (skipped here), not a
+  // restart; the sealed key is kept as it was.
+  const third = await site(inventory, {
+    ...vars,
+    entratool_sinks: [
+      { type: "http", url: "https://ingest.example.com/telemetry" },
+      { type: "eventhubs", namespace: "contoso-telemetry", hub: "boards" },
+    ],
+  });
+  expect(third.tasks.filter((task) => task.changed).map((task) => task.name)).toEqual([
+    "Write the configuration",
+  ]);
+  expect(third.tasks.find((task) => task.name === "Reload the entratool agent")?.skipped).toBe(true);
+  expect(third.tasks.some((task) => task.name === "Restart the entratool agent")).toBe(false);
+  expect(readFileSync(keyPath).equals(key)).toBe(true);
+  expect((JSON.parse(readFileSync(configPath, "utf8")) as { sinks: unknown[] }).sinks).toHaveLength(2);
+  expect(existsSync(join(root, "etc/credstore.encrypted/entratool.key.new"))).toBe(false);
+}
+
+describe("the playbooks, and site.yml into a scratch root", () => {
+  it("ansible-playbook --syntax-check passes for every playbook", async () => {
+    const result = await ansible("ansible-playbook", [
+      "-i",
+      "inventory.example.yml",
+      "--syntax-check",
+      ...PLAYBOOKS,
     ]);
-    expect(fourth.tasks.find((task) => task.name === "Restart the entratool agent")?.skipped).toBe(true);
-    expect(fourth.tasks.find((task) => task.name === "Reload the entratool agent")?.skipped).toBe(true);
+    expect(result.stderr).toBe("");
+    for (const playbook of PLAYBOOKS) expect(result.stdout).toContain(`playbook: ${playbook}`);
+    expect(result.code).toBe(0);
+  });
+
+  it("ansible-lint passes offline, at its strictest profile", async () => {
+    const result = await ansible(
+      "ansible-lint",
+      ["--offline", "--nocolor", ...PLAYBOOKS, "roles/entratool", "tasks"],
+      { XDG_CACHE_HOME: join(base, "lint-cache") },
+    );
+    expect(result.stdout + result.stderr).toMatch(
+      /Passed with production profile: 0 failure\(s\), 0 warning\(s\)/,
+    );
+    expect(result.code).toBe(0);
+  }, 60_000);
+
+  it("site.yml installs, configures, seals the key and enables the agent; a second run changes nothing; a new sink is a reload", async () => {
+    await siteScenario();
   }, 90_000);
 });
 
@@ -330,6 +357,7 @@ describe("signin.yml", () => {
       displays: [{ type: "terminal" }],
     });
     const agent = new Running(BINARY, ["agent", "--config", configFile], agentBox.env);
+    let playbook: Running | undefined;
     try {
       const shown = await agent.waitFor(CODE);
       const userCode = shown[1] ?? "";
@@ -352,7 +380,7 @@ describe("signin.yml", () => {
         entratool_signin_poll_seconds: 1,
         entratool_signin_timeout_seconds: 60,
       });
-      const playbook = new Running(
+      playbook = new Running(
         "ansible-playbook",
         ["-i", inventory, "-e", `@${vars}`, join(ANSIBLE, "signin.yml")],
         ansibleEnv(),
@@ -384,6 +412,9 @@ describe("signin.yml", () => {
       const status = await run(["status", "--output", "json"], agentBox);
       expect((JSON.parse(status.stdout) as { signIn: { state: string } }).signIn.state).toBe("signed-in");
     } finally {
+      // A playbook a failed assertion left polling must not outlive the test.
+      if (playbook && playbook.child.exitCode === null && playbook.child.signalCode === null)
+        playbook.child.kill("SIGKILL");
       agent.child.kill("SIGTERM");
       await agent.done;
       await emu.stop();
