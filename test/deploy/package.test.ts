@@ -465,3 +465,86 @@ describe(`dpkg --root: installing, reinstalling, removing and purging entratool_
     expect(mode(join(root, "etc/credstore.encrypted"))).toBe("0700 0:0");
   });
 });
+
+/**
+ * The postinst on a running system, without DPKG_ROOT: names through getent, the user made in
+ * /etc by systemd-sysusers, or by adduser where systemd-sysusers is missing. This machine's /etc is
+ * not touched: the script runs in a mount namespace (unshare) where /etc is a copy, and
+ * /usr/lib/sysusers.d and tmpfiles.d hold the package's files.
+ */
+describe("the postinst on a running system (a private copy of /etc)", () => {
+  function runPostinst(name: string, tools: "systemd" | "adduser"): { etc: string; results: Result[] } {
+    const dir = join(base, `running-${name}`);
+    const etc = join(dir, "etc");
+    mkdirSync(dir);
+    ok("cp", ["-a", "/etc", etc]);
+    writeFileSync(join(etc, "group"), `${readFileSync(join(etc, "group"), "utf8")}gpio:x:1999:\n`);
+    mkdirSync(join(etc, "entratool"), { recursive: true });
+    writeFileSync(join(etc, "entratool/config.json"), "{}\n");
+    for (const [kind, file] of [
+      ["sysusers.d", "deploy/system/sysusers.conf"],
+      ["tmpfiles.d", "deploy/system/tmpfiles.conf"],
+    ] as const) {
+      mkdirSync(join(dir, kind));
+      writeFileSync(join(dir, kind, "entratool.conf"), readFileSync(join(ROOT, file)));
+    }
+    // Without systemd's tools: a PATH of links to everything the adduser route needs, and no more.
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    for (const tool of [
+      "sh",
+      "grep",
+      "head",
+      "cut",
+      "mkdir",
+      "chown",
+      "chmod",
+      "getent",
+      "adduser",
+      "perl",
+      "usermod",
+      "useradd",
+      "groupadd",
+      "gpasswd",
+      "find",
+      "cp",
+    ]) {
+      const path = sh("sh", ["-c", `command -v ${tool}`]).stdout.trim();
+      if (path) symlinkSync(path, join(bin, tool));
+    }
+    const path = tools === "systemd" ? (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin") : bin;
+    const script = [
+      'mount --bind "$1/etc" /etc',
+      'mount --bind "$1/sysusers.d" /usr/lib/sysusers.d',
+      'mount --bind "$1/tmpfiles.d" /usr/lib/tmpfiles.d',
+      'env -i PATH="$2" sh "$3" configure "$4"',
+    ].join(" && ");
+    const postinst = join(ROOT, "deploy/debian/postinst");
+    const results = ["", VERSION].map((previous) =>
+      sh("unshare", ["--mount", "sh", "-c", script, "sh", dir, path, postinst, previous]),
+    );
+    return { etc, results };
+  }
+
+  for (const tools of ["systemd", "adduser"] as const) {
+    it(`makes the user with ${tools === "systemd" ? "systemd-sysusers" : "adduser where systemd-sysusers is missing"}, twice the same`, () => {
+      const hostPasswd = readFileSync("/etc/passwd", "utf8");
+      const { etc, results } = runPostinst(tools, tools);
+      for (const result of results) expect(result.status, result.stderr + result.stdout).toBe(0);
+      expect(readFileSync("/etc/passwd", "utf8")).toBe(hostPasswd);
+
+      const passwd = readFileSync(join(etc, "passwd"), "utf8");
+      expect(passwd.match(/^entratool:/gm)).toHaveLength(1);
+      const user = line(join(etc, "passwd"), "entratool")?.split(":") ?? [];
+      expect(user[5]).toBe("/var/lib/entratool");
+      expect(user[6]).toBe("/usr/sbin/nologin");
+      const gid = Number(line(join(etc, "group"), "entratool")?.split(":")[2]);
+      expect(Number(user[3])).toBe(gid);
+      expect(line(join(etc, "group"), "gpio")).toBe("gpio:x:1999:entratool");
+      expect(line(join(etc, "group"), "video")?.split(":")[3]?.split(",")).toContain("entratool");
+      expect(mode(join(etc, "entratool"))).toBe(`0750 0:${gid}`);
+      expect(mode(join(etc, "entratool/config.json"))).toBe(`0640 0:${gid}`);
+      expect(mode(join(etc, "credstore.encrypted"))).toBe("0700 0:0");
+    });
+  }
+});
