@@ -186,8 +186,8 @@ function mode(path: string): string {
 }
 
 /**
- * site.yml three times into one scratch root: a first install, the same again (nothing changes),
- * and a new sink (the file alone: a reload).
+ * site.yml four times into one scratch root: a first install, the same again (nothing changes),
+ * a new sink (the file alone: a reload), another tenant (a restart).
  */
 async function siteScenario(): Promise<void> {
   expect(spawnSync("systemctl", ["is-system-running"], { encoding: "utf8" }).stdout.trim()).not.toBe(
@@ -312,6 +312,15 @@ async function siteScenario(): Promise<void> {
   expect(readFileSync(keyPath).equals(key)).toBe(true);
   expect((JSON.parse(readFileSync(configPath, "utf8")) as { sinks: unknown[] }).sinks).toHaveLength(2);
   expect(existsSync(join(root, "etc/credstore.encrypted/entratool.key.new"))).toBe(false);
+
+  // Another tenant: the agent keeps its sign-in across a reload, so this is a restart.
+  const fourth = await site(inventory, { ...vars, entratool_tenant_id: "fabrikam.onmicrosoft.com" });
+  expect(fourth.tasks.filter((task) => task.changed).map((task) => task.name)).toEqual([
+    "Write the configuration",
+    "Restart the agent for its new profile",
+  ]);
+  expect(fourth.tasks.find((task) => task.name === "Restart the entratool agent")?.skipped).toBe(true);
+  expect(fourth.tasks.find((task) => task.name === "Reload the entratool agent")?.skipped).toBe(true);
 }
 
 describe("the playbooks, and site.yml into a scratch root", () => {
@@ -339,9 +348,9 @@ describe("the playbooks, and site.yml into a scratch root", () => {
     expect(result.code).toBe(0);
   }, 60_000);
 
-  it("site.yml installs, configures, seals the key and enables the agent; a second run changes nothing; a new sink is a reload", async () => {
+  it("site.yml installs, configures, seals the key and enables the agent; a second run changes nothing; a new sink is a reload, a new tenant a restart", async () => {
     await siteScenario();
-  }, 90_000);
+  }, 120_000);
 });
 
 // ---- signin.yml against a running agent -------------------------------------------------------
