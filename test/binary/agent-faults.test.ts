@@ -62,9 +62,10 @@ describe("the agent under faults (compiled binary; real emulator, Mosquitto, HTT
   }, 90_000);
 
   it("three token rotations on one live MQTT connection (in-band re-authentication); never disconnected for expiry", async () => {
-    // 12 s tokens: the sink rotates 3 s before expiry; the broker kicks a client whose token expired.
+    // 16 s tokens: the sink rotates 4 s before expiry (a quarter of the life); the broker kicks a
+    // client whose token expired. (With 12 s, 3 s of lead was too little on a loaded 2-core machine.)
     const p = await pipeline({
-      emulator: { accessTokenLifetime: 12 },
+      emulator: { accessTokenLifetime: 16 },
       noHttp: true,
       mqtt: { auth: "oauth2-jwt" },
     });
@@ -73,7 +74,7 @@ describe("the agent under faults (compiled binary; real emulator, Mosquitto, HTT
     const reauths = (): number =>
       (p.broker.log().match(new RegExp(`accepted client ${CLIENT} \\(re-authentication\\)`, "g")) ?? [])
         .length;
-    // A message every few hundred ms, for three rotations (about 30 s with 12 s tokens).
+    // A message every few hundred ms, for three rotations (about 40 s with 16 s tokens).
     const deadline = Date.now() + 90_000;
     for (let round = 0; reauths() < 3; round++) {
       accepted.push(...(await p.send("t", [round])));

@@ -17,12 +17,12 @@ const full = {
   version: 1,
   displays: [
     { type: "hd44780", bus: 1, address: "0x3F", columns: 20, rows: 4, backlight: false },
-    { type: "ssd1306", bus: 3, address: "0x3d", rotate180: true },
+    { type: "ssd1306", bus: 3, address: "0x3d", rotate: 180 },
     {
       type: "ssd1680",
       spi: { bus: 0, chipSelect: 1, speedHz: 8_000_000 },
       pins: { dc: "GPIO5", rst: "GPIO6", busy: "GPIO13" },
-      rotate180: true,
+      rotate: 180,
     },
     { type: "framebuffer", device: "/dev/fb1" },
     {
@@ -46,14 +46,14 @@ describe("validateConfig", () => {
         version: 1,
         displays: [
           { type: "hd44780", bus: 1, address: 0x3f, columns: 20, rows: 4, backlight: false },
-          { type: "ssd1306", bus: 3, address: 0x3d, rotate180: true },
+          { type: "ssd1306", bus: 3, address: 0x3d, rotate: 180 },
           {
             type: "ssd1680",
             spi: { bus: 0, chipSelect: 1, speedHz: 8_000_000 },
             pins: { dc: "GPIO5", rst: "GPIO6", busy: "GPIO13" },
-            rotate180: true,
+            rotate: 180,
           },
-          { type: "framebuffer", device: "/dev/fb1" },
+          { type: "framebuffer", device: "/dev/fb1", rotate: 0 },
           {
             type: "leds",
             pins: { status: "GPIO23", error: "GPIO22" },
@@ -88,14 +88,14 @@ describe("validateConfig", () => {
         version: 1,
         displays: [
           { type: "hd44780", bus: 1, address: 0x27, columns: 16, rows: 2, backlight: true },
-          { type: "ssd1306", bus: 1, address: 0x3c, rotate180: false },
+          { type: "ssd1306", bus: 1, address: 0x3c, rotate: 0 },
           {
             type: "ssd1680",
             spi: { bus: 0, chipSelect: 0, speedHz: 4_000_000 },
             pins: { dc: "GPIO25", rst: "GPIO17", busy: "GPIO24" },
-            rotate180: false,
+            rotate: 0,
           },
-          { type: "framebuffer", device: "/dev/fb0" },
+          { type: "framebuffer", device: "/dev/fb0", rotate: 0 },
           { type: "leds", pins: { status: "GPIO23" }, activeLow: false },
         ],
       },
@@ -182,13 +182,13 @@ describe("validateConfig", () => {
     expect(
       validateConfig({
         $schema: "./config.schema.json",
-        displays: [{ type: "ssd1306", adress: "0x3d", rotate: true, bus: 1, buss: 2 }],
+        displays: [{ type: "ssd1306", adress: "0x3d", flip: true, bus: 1, buss: 2 }],
       }),
     ).toEqual({
       ok: false,
       errors: [
         "displays[0].adress: unknown field",
-        "displays[0].rotate: unknown field",
+        "displays[0].flip: unknown field",
         "displays[0].buss: unknown field",
       ],
     });
