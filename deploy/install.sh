@@ -350,6 +350,10 @@ enable_unit() { # UNIT START(0|1)
     [ "$ROOT_MODE" = 1 ] || say "not started: $1 (systemd is not running here; it starts at the next boot)"
   elif systemctl is-active --quiet "$1"; then
     say "already running: $1"
+  elif [ "$DRY_RUN" = 0 ] && ! /usr/bin/entratool check-config --config /etc/entratool/config.json >/dev/null 2>&1; then
+    # The packaged configuration names no profile yet: starting would only fail. Enabled, it
+    # starts at the next boot, or once the file is filled in.
+    say "not started: $1 (/etc/entratool/config.json is not complete yet: fill it in, check it with 'entratool check-config', then: sudo systemctl start $1)"
   else
     run systemctl start "$1"
     done_ "started: $1"

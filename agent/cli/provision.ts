@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, readFile, stat, unlink } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import * as v from "valibot";
 import { DisplaysSchema } from "../../display/config.ts";
 import { EntraToolError, errnoCode, toEntraToolError } from "../core/errors.ts";
+import { join } from "../core/path.ts";
 import {
   type CommandRunner,
   Provisioner,
@@ -27,6 +28,9 @@ the displays the file names. Without a file it does nothing (exit 0).
   --root DIR        change the system below DIR instead of / (image builds): nothing is started
   --hold SECONDS    how long a bad file's reason stays on its displays (default 0; the unit: 600)
 `;
+
+/** Where `systemctl enable entratool-agent` puts its link: the board was provisioned before. */
+const AGENT_WANTS_LINK = "etc/systemd/system/multi-user.target.wants/entratool-agent.service";
 
 const OPTIONS: OptionSpec = {
   file: { type: "string" },
@@ -55,6 +59,9 @@ export async function provisionCommand(ctx: CliContext, argv: readonly string[])
   }
   const provisioner = new Provisioner({
     root,
+    // Into an image only when told which host secret to seal with (SYSTEMD_CREDENTIAL_SECRET):
+    // a key sealed with this machine's would open on no board.
+    sealKey: root === "/" || ctx.env.SYSTEMD_CREDENTIAL_SECRET !== undefined,
     run: runCommand,
     systemdRunning: root === "/" && existsSync("/run/systemd/system"),
     hostname: () => hostname(),
@@ -76,7 +83,13 @@ export async function provisionCommand(ctx: CliContext, argv: readonly string[])
   } catch (thrown) {
     if (thrown instanceof ProvisionFileError) {
       ctx.logger.error({ code: thrown.code, errors: thrown.errors }, thrown.message);
-      await showOnDisplays(ctx, thrown, Number(holdText) * 1000);
+      // A board whose agent already runs (provisioned before) keeps it: the reason is shown, not
+      // held, since the agent's start waits for this command.
+      const agentEnabled = await lstat(join(root, AGENT_WANTS_LINK)).then(
+        () => true,
+        () => false,
+      );
+      await showOnDisplays(ctx, thrown, agentEnabled ? 0 : Number(holdText) * 1000);
     }
     throw thrown;
   }
@@ -114,11 +127,11 @@ async function showOnDisplays(ctx: CliContext, error: ProvisionFileError, holdMs
 const runCommand: CommandRunner = async (argv, options = {}) => {
   const proc = Bun.spawn([...argv], {
     stdin: options.stdin ?? "ignore",
-    stdout: "pipe",
+    stdout: options.discardStdout ? "ignore" : "pipe",
     stderr: "pipe",
   });
   const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
+    proc.stdout ? new Response(proc.stdout).text() : "",
     new Response(proc.stderr).text(),
     proc.exited,
   ]);
@@ -149,6 +162,15 @@ const nodeFs: ProvisionFs = {
   },
   chown: (path, uid, gid) => chown(path, uid, gid),
   chmod: (path, mode) => chmod(path, mode),
+  rename: (from, to) => rename(from, to),
+  async fsync(path) {
+    const handle = await open(path, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
   async unlink(path) {
     await unlink(path).catch((error: unknown) => {
       if (errnoCode(error) !== "ENOENT") throw error;

@@ -47,7 +47,7 @@ export interface CommandResult {
 }
 export type CommandRunner = (
   argv: readonly string[],
-  options?: { readonly stdin?: Uint8Array },
+  options?: { readonly stdin?: Uint8Array; readonly discardStdout?: boolean },
 ) => Promise<CommandResult>;
 
 /** The machine the provisioning changes, injected so that a test (or an image build) names a scratch root. */
@@ -64,6 +64,12 @@ export interface ProvisionHost {
   readonly logger: Logger;
   /** File system operations that need privileges or Node (ownership, moves), injected for the same reason. */
   readonly fs: ProvisionFs;
+  /**
+   * Whether to seal the store key with systemd-creds. On a board, yes; into an image (--root)
+   * no, since the key would be sealed to the machine building it (its TPM, or its host secret,
+   * which systemd binds to that machine's id) and no board could open it.
+   */
+  readonly sealKey: boolean;
 }
 
 export interface ProvisionFs {
@@ -73,6 +79,9 @@ export interface ProvisionFs {
   chown(path: string, uid: number, gid: number): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
   unlink(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** Writes the file's data to the disk (fsync). */
+  fsync(path: string): Promise<void>;
 }
 
 export type ProvisionResult =
@@ -300,19 +309,46 @@ export class Provisioner {
     return same ? `kept /${CONFIG_FILE} (unchanged)` : `installed /${CONFIG_FILE}`;
   }
 
-  /** A store key sealed to this machine, made once: a new key would make the saved tokens unreadable. */
+  /**
+   * A store key sealed to this machine, made once: a new key would make the saved tokens
+   * unreadable. One that is there is kept only when it still decrypts (a power cut can leave an
+   * empty file, a cloned card another machine's key); else it is set aside and a new one made.
+   */
   async #sealKey(): Promise<string[]> {
     const { fs, run, logger } = this.#host;
+    if (!this.#host.sealKey) {
+      return [
+        "no sealed key: sealed here it would belong to this machine, not the board (the agent keeps its own key)",
+      ];
+    }
     const credential = this.#at(CREDENTIAL_FILE);
     const steps: string[] = [];
-    if (await fs.exists(credential)) {
+    const usable = async (): Promise<boolean> => {
+      // Decrypted to nowhere: only whether it can be is wanted, never the key.
+      const decrypted = await run(["systemd-creds", "decrypt", "--name=entratool.key", credential, "-"], {
+        discardStdout: true,
+      }).catch(() => undefined);
+      return decrypted?.code === 0;
+    };
+    if ((await fs.exists(credential)) && (await usable())) {
       steps.push(`kept /${CREDENTIAL_FILE}`);
     } else {
+      if (await fs.exists(credential)) {
+        const aside = `${credential}.unusable-${new Date(this.#host.clock.now()).toISOString().replace(/[:.]/g, "-")}`;
+        await fs.rename(credential, aside);
+        logger.warn(
+          { file: credential, aside },
+          "the sealed store key does not decrypt on this machine: set aside, a new one is made",
+        );
+        steps.push(`set aside an unusable /${CREDENTIAL_FILE}`);
+      }
       await fs.mkdir(dirname(credential), 0o700);
       const key = this.#host.randomBytes(32);
+      // systemd-creds writes without fsync: into a temporary name, synced and renamed here.
+      const temp = `${credential}.new`;
       let result: CommandResult;
       try {
-        result = await run(["systemd-creds", "encrypt", "--name=entratool.key", "-", credential], {
+        result = await run(["systemd-creds", "encrypt", "--name=entratool.key", "-", temp], {
           stdin: key,
         });
       } catch (error) {
@@ -321,6 +357,7 @@ export class Provisioner {
         key.fill(0);
       }
       if (result.code !== 0) {
+        await fs.unlink(temp);
         // Not fatal: without the credential the agent makes its own key in its state directory.
         logger.warn(
           { code: result.code, stderr: result.stderr.trim().slice(0, 500) },
@@ -328,7 +365,10 @@ export class Provisioner {
         );
         return [`no sealed key (systemd-creds failed: ${firstLine(result.stderr)})`];
       }
-      await fs.chmod(credential, 0o600);
+      await fs.chmod(temp, 0o600);
+      await fs.fsync(temp);
+      await fs.rename(temp, credential);
+      await fsyncDir(dirname(credential));
       steps.push(`sealed a new store key into /${CREDENTIAL_FILE}`);
     }
     const dropIn = this.#at(DROP_IN_FILE);

@@ -342,7 +342,13 @@ export class ControlServer {
       (accounts) => accounts?.groups.find((entry) => entry.name === groupName),
       () => undefined,
     );
-    if (group !== undefined) {
+    // Under systemd the socket is made in a directory of the group already (the service's own),
+    // and the unit's system call filter forbids chown: nothing to change then.
+    const current = await lstat(path).then(
+      (info) => info.gid,
+      () => undefined,
+    );
+    if (group !== undefined && current !== group.gid) {
       try {
         await chown(path, -1, group.gid);
       } catch (error) {

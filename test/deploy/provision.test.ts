@@ -235,6 +235,53 @@ describe("entratool provision", () => {
     expect(named.stderr).toContain("profile: must be the profile itself");
   });
 
+  it("a sealed key that no longer decrypts (an empty file after a power cut) is set aside and made anew", async () => {
+    mkdirSync(join(b.root, "etc/credstore.encrypted"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(b.root, "etc/credstore.encrypted/entratool.key"), "");
+    writeFileSync(b.bootFile, GOOD);
+    const result = await provision(b);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("set aside an unusable /etc/credstore.encrypted/entratool.key");
+    expect(result.stdout).toContain("sealed a new store key into /etc/credstore.encrypted/entratool.key");
+    expect(decryptKey(b)).toHaveLength(32);
+    expect(readdirSync(join(b.root, "etc/credstore.encrypted")).sort()).toEqual([
+      "entratool.key",
+      expect.stringMatching(/^entratool\.key\.unusable-/),
+    ]);
+  });
+
+  it("into an image (--root without a host secret named) no key is sealed: it would open on no board", async () => {
+    const { SYSTEMD_CREDENTIAL_SECRET: _, ...env } = b.env;
+    writeFileSync(b.bootFile, GOOD);
+    const result = await run(["provision", "--root", b.root], { home: "", binDir: "", env });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("no sealed key: sealed here it would belong to this machine");
+    expect(existsSync(join(b.root, "etc/credstore.encrypted/entratool.key"))).toBe(false);
+    expect(existsSync(join(b.root, "etc/systemd/system/entratool-agent.service.d/credential.conf"))).toBe(
+      false,
+    );
+    expect(existsSync(join(b.root, "etc/entratool/config.json"))).toBe(true);
+  });
+
+  it("a bad new file on a board whose agent runs is reported at once, not held on the displays", async () => {
+    writeFileSync(b.bootFile, GOOD);
+    expect((await provision(b)).code).toBe(0);
+    const screen = join(b.root, "screen.png");
+    writeFileSync(
+      b.bootFile,
+      JSON.stringify({
+        profile: { tenantId: TENANT },
+        displays: [{ type: "png", file: screen, as: "ssd1306" }],
+      }),
+    );
+    // --hold 600 as the unit runs it: the agent's start waits for this command, so no hold.
+    const result = await provision(b, "--hold", "600");
+    expect(result.code).toBe(2);
+    expect(existsSync(screen)).toBe(true);
+    // The running configuration is untouched.
+    expect(readFileSync(join(b.root, "etc/entratool/config.json"), "utf8")).toContain(CLIENT);
+  });
+
   it("without the package's user the board is not provisioned (exit 14), and the file stays", async () => {
     writeFileSync(join(b.root, "etc/group"), "root:x:0:\n");
     writeFileSync(b.bootFile, GOOD);

@@ -11,6 +11,8 @@ function filesFs(files: Record<string, string>): ProvisionFs {
     chown: none,
     chmod: none,
     unlink: none,
+    rename: none,
+    fsync: none,
   };
 }
 
