@@ -66,4 +66,17 @@ describe("systemd units", () => {
     expect(unit).toMatch(/^UMask=0077$/m);
     expect(unit).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
   });
+
+  it("the agent units keep what the system source reads, stop on a bad configuration, and keep instances apart", () => {
+    for (const name of ["entratool-agent.service", "entratool-agent@.service"]) {
+      const unit = readFileSync(join(ROOT, "systemd", name), "utf8");
+      // ProcSubset=pid hides /proc/loadavg, stat, meminfo, uptime and net.
+      expect(unit).not.toMatch(/^ProcSubset=/m);
+      expect(unit).toMatch(/^RestartPreventExitStatus=2$/m);
+    }
+    const template = readFileSync(join(ROOT, "systemd", "entratool-agent@.service"), "utf8");
+    // Beside /run/entratool, not inside: stopping the main agent removes its runtime directory.
+    expect(template).toMatch(/^RuntimeDirectory=entratool@%i$/m);
+    expect(template).toMatch(/^StateDirectory=entratool@%i$/m);
+  });
 });
