@@ -392,7 +392,7 @@ finish() {
     if [ "$ROOT_MODE" = 1 ]; then
       say "Nothing is enabled; to start the agent at boot: systemctl --root=$(quote "$R") enable entratool-agent (or install.sh --enable)."
     else
-      say "Nothing is enabled. Name a profile in /etc/entratool/config.json, then: sudo systemctl enable --now entratool-agent"
+      say "Nothing is enabled. Write the profile into /etc/entratool/config.json, then: sudo systemctl enable --now entratool-agent"
     fi
   fi
 }
