@@ -305,25 +305,35 @@ describe("install.sh into a scratch root", () => {
   });
 });
 
+/**
+ * Runs `inner` (sh, with "$1" = `arg`) as root of a mount namespace whose root is a writable
+ * overlay of /: the script runs as on a board (no --root: getent, usermod, systemd-sysusers, apt
+ * and systemctl on "this" system) while this machine stays untouched. /run is not in the overlay,
+ * so systemd is not running there and nothing is started. Needs root (-m) or unprivileged user
+ * namespaces (-m -r), like test/binary/state.test.ts.
+ */
+function inOverlay(name: string, inner: string, arg: string) {
+  const dir = join(base, `overlay-${name}`);
+  for (const sub of ["upper", "work", "merged"]) mkdirSync(join(dir, sub), { recursive: true });
+  const namespace = IS_ROOT ? ["-m"] : ["-m", "-r"];
+  const script = `
+    set -e
+    dir=$1 base=$2 arg=$3 m=$1/merged
+    mount -t overlay overlay -o lowerdir=/,upperdir="$dir/upper",workdir="$dir/work" "$m"
+    mount --bind /proc "$m/proc"
+    mount --bind /dev "$m/dev"
+    mkdir -p "$m$base"
+    mount --bind "$base" "$m$base"
+    exec chroot "$m" sh -c '${inner}' sh "$arg"`;
+  return spawnSync("unshare", [...namespace, "sh", "-c", script, "sh", dir, base, arg], { encoding: "utf8" });
+}
+
 describe("install.sh on the machine itself", () => {
   it("installs into / (seen through a private overlay, so this machine is untouched) and again changes nothing", () => {
-    const dir = join(base, "overlay");
-    for (const sub of ["upper", "work", "merged"]) mkdirSync(join(dir, sub), { recursive: true });
     const passwd = readFileSync("/etc/passwd", "utf8");
-    // A mount namespace where a writable overlay of / is the root: the script runs as on a board
-    // (no --root: getent, usermod, systemd-sysusers and systemctl on "this" system). /run is not
-    // in the overlay, so systemd is not running there and nothing is started. Needs root (-m) or
-    // unprivileged user namespaces (-m -r), like test/binary/state.test.ts.
-    const namespace = IS_ROOT ? ["-m"] : ["-m", "-r"];
-    const script = `
-      set -e
-      dir=$1 base=$2 tarball=$3 m=$1/merged
-      mount -t overlay overlay -o lowerdir=/,upperdir="$dir/upper",workdir="$dir/work" "$m"
-      mount --bind /proc "$m/proc"
-      mount --bind /dev "$m/dev"
-      mkdir -p "$m$base"
-      mount --bind "$base" "$m$base"
-      exec chroot "$m" sh -c '
+    const result = inOverlay(
+      "tarball",
+      `
         cd "$1"
         ./install.sh --enable
         echo ----
@@ -331,10 +341,9 @@ describe("install.sh on the machine itself", () => {
         echo ----
         id entratool
         stat -c "%a %u %G %n" /usr/bin/entratool /etc/entratool /etc/entratool/config.json /etc/credstore.encrypted
-      ' sh "$tarball"`;
-    const result = spawnSync("unshare", [...namespace, "sh", "-c", script, "sh", dir, base, tarball], {
-      encoding: "utf8",
-    });
+      `,
+      tarball,
+    );
     expect(result.status, result.stderr).toBe(0);
     const [first = "", second = "", state = ""] = result.stdout.split("----\n");
     expect(first).toContain("installed: /usr/bin/entratool\n");
@@ -352,6 +361,37 @@ describe("install.sh on the machine itself", () => {
     expect(state).toContain("700 0 root /etc/credstore.encrypted\n");
     expect(readFileSync("/etc/passwd", "utf8")).toBe(passwd);
   });
+
+  it("installs the real .deb with apt (--deb), and a second run leaves the installed version alone", () => {
+    // The package as `npm run package` makes it (gzip -1: the same files, in seconds).
+    const out = join(base, "packages");
+    const made = spawnSync(process.execPath, [join(ROOT, "scripts", "package.ts"), "--out", out, "--fast"], {
+      encoding: "utf8",
+    });
+    expect(made.status, made.stderr + made.stdout).toBe(0);
+    const deb = join(out, `entratool_${pkg.version}_${ARCH === "x64" ? "amd64" : "arm64"}.deb`);
+    const passwd = readFileSync("/etc/passwd", "utf8");
+    const result = inOverlay(
+      "deb",
+      `
+        ${SCRIPT} --deb "$1" </dev/null
+        echo ----
+        ${SCRIPT} --deb "$1" </dev/null
+        echo ----
+        dpkg-query -W -f "\\\${Status} \\\${Version}\\n" entratool
+        stat -c "%a %u %G %n" /usr/bin/entratool /etc/entratool/config.json
+      `,
+      deb,
+    );
+    expect(result.status, result.stderr + result.stdout).toBe(0);
+    const [first = "", second = "", state = ""] = result.stdout.split("----\n");
+    expect(first).toMatch(/installed|Setting up entratool/);
+    expect(second).toContain(`already installed: package entratool ${pkg.version}`);
+    expect(state).toContain(`install ok installed ${pkg.version}\n`);
+    expect(state).toContain("755 0 root /usr/bin/entratool\n");
+    expect(state).toContain("640 0 entratool /etc/entratool/config.json\n");
+    expect(readFileSync("/etc/passwd", "utf8")).toBe(passwd);
+  }, 120_000);
 });
 
 // ---- machines entratool does not run on ---------------------------------------------------------
