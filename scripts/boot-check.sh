@@ -104,6 +104,12 @@ printf '[Service]\nEnvironment=NODE_EXTRA_CA_CERTS=/etc/emulator-ca.pem\n' \
 # What a person would look at, then power off.
 cat >"$board/usr/local/bin/boot-check" <<'EOF'
 #!/bin/sh
+echo "CHECK enabled: $(systemctl is-enabled entratool-agent)"
+echo "CHECK boot partition: $(ls -A /boot/firmware | tr '\n' ' ')"
+if [ "$(systemctl is-enabled entratool-agent)" != enabled ]; then
+  systemctl poweroff
+  exit 0
+fi
 for i in $(seq 1 60); do
   s=$(systemctl show -p StatusText --value entratool-agent)
   echo "CHECK status: $(systemctl is-active entratool-agent) / $s"
@@ -114,7 +120,7 @@ sleep 3
 echo "CHECK agent: $(entratool status --output json)"
 for p in Type NRestarts WatchdogUSec ProcSubset; do echo "CHECK $p: $(systemctl show -p "$p" --value entratool-agent)"; done
 echo "CHECK credential: $(stat -c %s /run/credentials/entratool-agent.service/entratool.key 2>&1)"
-echo "CHECK boot partition: $(ls -A /boot/firmware | tr '\n' ' ')"
+echo "CHECK boot partition after: $(ls -A /boot/firmware | tr '\n' ' ')"
 echo "CHECK failed units: $(systemctl list-units --failed --plain --no-legend | wc -l)"
 systemctl poweroff
 EOF
@@ -161,6 +167,16 @@ refute() { # BOOT PATTERN WHAT
   fi
 }
 
+echo "== boot 0: a bad entratool.json on the boot partition"
+good=$(cat "$board/boot/firmware/entratool.json")
+printf '{ "profile": { "tenantId": "%s" }, "device": "pi-{mac}" }\n' "$tenant" >"$board/boot/firmware/entratool.json"
+boot 0
+expect 0 "has 2 errors: device: \{mac\} is not a placeholder" "the reason is in the journal"
+expect 0 "CHECK boot partition: entratool-error.txt entratool.json ?$" "the file stays, with entratool-error.txt beside it"
+expect 0 "CHECK enabled: disabled" "the agent is not enabled"
+expect 0 "entratool-provision.service: Main process exited, code=exited, status=2" "the unit failed (exit 2), for systemctl --failed"
+printf '%s\n' "$good" >"$board/boot/firmware/entratool.json"
+
 echo "== boot 1: first boot with entratool.json on the boot partition"
 boot 1
 expect 1 "sealed a new store key into /etc/credstore.encrypted/entratool.key" "provisioning sealed the store key"
@@ -174,8 +190,8 @@ expect 1 "CHECK NRestarts: 0$" "no restart"
 expect 1 "CHECK WatchdogUSec: 1min$" "the watchdog armed (60 s)"
 expect 1 "CHECK credential: 32$" "the sealed key reached the agent (LoadCredentialEncrypted)"
 # journald drops the line's trailing space.
-expect 1 "CHECK boot partition: ?$" "nothing left on the boot partition"
-expect 1 "CHECK failed units: 0$" "no failed unit"
+expect 1 "CHECK boot partition after: ?$" "nothing left on the boot partition"
+expect 1 "CHECK failed units: 0$" "no failed unit (the failed provisioning of boot 0 succeeded now)"
 expect 1 "CHECK ProcSubset: all$" "/proc stays whole for the system source"
 refute 1 '"level":"(warn|error|fatal)"' "the agent logged no warning or error"
 
