@@ -1,7 +1,9 @@
 #!/bin/bash
-# The package under a real systemd: boots a Debian 12 (bookworm) container twice with
+# The package under a real systemd: boots a Debian 12 (bookworm) container three times with
 # systemd-nspawn and checks what the tests can only check statically (they run without systemd
 # as PID 1):
+#   boot 0: a bad entratool.json: the unit fails with the reasons in the journal, the file stays
+#           with entratool-error.txt beside it, the agent is not enabled.
 #   boot 1: entratool-provision.service finds /boot/firmware/entratool.json, seals the store key
 #           (systemd-creds), enables and starts entratool-agent (Type=notify: READY, then STATUS
 #           "waiting for sign-in: code …"), the code is approved at the local Entra emulator and
