@@ -191,13 +191,15 @@ export function checkProvisionFile(
   }
   const config = { ...(parsed as Record<string, unknown>) };
   const errors: string[] = [];
-  let device = board.hostname.split(".")[0] ?? "";
+  // A pattern that cannot be expanded is reported once, as such, not again by the schema.
+  let patternFailed = false;
   if (typeof config.device === "string") {
     const expanded = expandDevice(config.device, board);
-    if ("error" in expanded) errors.push(expanded.error);
-    else {
-      device = expanded.device;
-      config.device = device;
+    if ("error" in expanded) {
+      errors.push(expanded.error);
+      patternFailed = true;
+    } else {
+      config.device = expanded.device;
     }
   }
   if (config.profile === undefined || typeof config.profile === "string") {
@@ -207,15 +209,12 @@ export function checkProvisionFile(
   }
   const checked = validateConfig(config);
   if (!checked.ok) {
-    // A device pattern that could not be expanded is reported once, as such.
-    errors.push(
-      ...checked.errors.filter(
-        (e) => !(e.startsWith("device:") && errors.some((x) => x.startsWith("device:"))),
-      ),
-    );
+    errors.push(...checked.errors.filter((e) => !(patternFailed && e.startsWith("device:"))));
   }
   if (errors.length > 0) throw new ProvisionFileError(file, errors, config.displays);
-  return { config, device: typeof config.device === "string" ? config.device : device };
+  // Without a device id the agent takes the host name's first label, as here.
+  const device = typeof config.device === "string" ? config.device : (board.hostname.split(".")[0] ?? "");
+  return { config, device };
 }
 
 export class Provisioner {
@@ -330,10 +329,11 @@ export class Provisioner {
       }).catch(() => undefined);
       return decrypted?.code === 0;
     };
-    if ((await fs.exists(credential)) && (await usable())) {
+    const present = await fs.exists(credential);
+    if (present && (await usable())) {
       steps.push(`kept /${CREDENTIAL_FILE}`);
     } else {
-      if (await fs.exists(credential)) {
+      if (present) {
         const aside = `${credential}.unusable-${new Date(this.#host.clock.now()).toISOString().replace(/[:.]/g, "-")}`;
         await fs.rename(credential, aside);
         logger.warn(
