@@ -33,7 +33,7 @@ import { join } from "node:path";
 import mqtt from "mqtt";
 import { benchOutbox } from "./bench-outbox.ts";
 import { observe, startBroker } from "./broker/mosquitto.ts";
-import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
+import { demoProfileArgs, EntraEmulator } from "./emulator/server.ts";
 import { HttpSinkServer } from "./receivers.ts";
 import { until } from "./wait.ts";
 
@@ -123,20 +123,7 @@ async function main(): Promise<void> {
     observer.messages.filter((m) => m.topic === `entratool/${DEVICE}/${topic}`);
   let agent: ReturnType<typeof spawn> | undefined;
   try {
-    await run(
-      [
-        "create-profile",
-        "--name",
-        "default",
-        "--tenant-id",
-        DEFAULT_TENANT_ID,
-        "--client-id",
-        DEMO_CLIENT_ID,
-        "--authority-host",
-        started.authorityHost,
-      ],
-      env,
-    );
+    await run(demoProfileArgs({ authorityHost: started.authorityHost }), env);
     const configFile = join(work, "config.json");
     writeFileSync(
       configFile,

@@ -376,7 +376,7 @@ async function parent(): Promise<void> {
   if (!(seconds > 0)) throw new Error("--seconds takes a positive number");
   const clkTck = Number(run("getconf", ["CLK_TCK"]).trim()) || 100;
   const work = mkdtempSync(join(tmpdir(), "entratool-bench-idle-"));
-  const { EntraEmulator, DEFAULT_TENANT_ID, DEMO_CLIENT_ID } = await import("./emulator/server.ts");
+  const { EntraEmulator, demoProfileArgs } = await import("./emulator/server.ts");
   const emulator = new EntraEmulator({ tlsDir: join(root, ".emulator"), port: 0 });
   const started: Running[] = [];
   try {
@@ -397,19 +397,7 @@ async function parent(): Promise<void> {
       ENTRATOOL_AUTHORITY_HOST: authorityHost,
       LANG: "C.UTF-8",
     };
-    run(
-      binary,
-      [
-        "create-profile",
-        "--name",
-        "default",
-        "--tenant-id",
-        DEFAULT_TENANT_ID,
-        "--client-id",
-        DEMO_CLIENT_ID,
-      ],
-      env,
-    );
+    run(binary, demoProfileArgs(), env);
 
     const modes: ReadonlyArray<[Mode, string]> = [
       ["idle", "compiled Bun program, idle"],

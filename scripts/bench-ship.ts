@@ -23,7 +23,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { arch, cpus, loadavg, tmpdir, totalmem, type } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
+import { demoProfileArgs, EntraEmulator } from "./emulator/server.ts";
 
 const root = join(import.meta.dir, "..");
 const RESULTS = join(root, "bench", "results.json");
@@ -196,19 +196,7 @@ async function main(): Promise<void> {
     const first = VARIANTS[0] as Variant;
     const profile = spawnSync(
       binary(first, "linux-x64"),
-      [
-        "create-profile",
-        "--name",
-        "default",
-        "--tenant-id",
-        DEFAULT_TENANT_ID,
-        "--client-id",
-        DEMO_CLIENT_ID,
-        "--scope",
-        "User.Read",
-        "--authority-host",
-        authorityHost,
-      ],
+      demoProfileArgs({ authorityHost, scopes: ["User.Read"] }),
       { env, encoding: "utf8" },
     );
     if (profile.status !== 0) throw new Error(`create-profile failed: ${profile.stderr}`);

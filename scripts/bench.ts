@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { arch, cpus, tmpdir, totalmem, type } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
+import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, demoProfileArgs, EntraEmulator } from "./emulator/server.ts";
 
 const root = join(import.meta.dir, "..");
 const runsArg = process.argv.indexOf("--runs");
@@ -146,22 +146,7 @@ async function main(): Promise<void> {
     const empty = compileEmpty(work);
     const emptyTs = join(work, "empty.ts");
 
-    await measure(
-      entratool(
-        "create-profile",
-        "--name",
-        "default",
-        "--tenant-id",
-        DEFAULT_TENANT_ID,
-        "--client-id",
-        DEMO_CLIENT_ID,
-        "--scope",
-        "User.Read",
-        "--authority-host",
-        authorityHost,
-      ),
-      env,
-    );
+    await measure(entratool(...demoProfileArgs({ authorityHost, scopes: ["User.Read"] })), env);
 
     // 1. Start → user code, interleaved so that both see the same machine load.
     const toCode = { entratool: [] as Run[], reference: [] as Run[] };

@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { type Broker, type Observer, observe, startBroker } from "./broker/mosquitto.ts";
-import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, EntraEmulator } from "./emulator/server.ts";
+import { demoProfileArgs, EntraEmulator } from "./emulator/server.ts";
 import { HttpSinkServer } from "./receivers.ts";
 import { until } from "./wait.ts";
 
@@ -167,20 +167,7 @@ async function main(): Promise<number> {
       `Entra emulator on ${started.authorityHost}; broker: ${broker.name} on ${broker.url}; HTTPS receiver on ${http.url}`,
     );
     say(`State in ${home}\n`);
-    const created = await entratool(
-      [
-        "create-profile",
-        "--name",
-        "default",
-        "--tenant-id",
-        DEFAULT_TENANT_ID,
-        "--client-id",
-        DEMO_CLIENT_ID,
-        "--authority-host",
-        started.authorityHost,
-      ],
-      env,
-    );
+    const created = await entratool(demoProfileArgs({ authorityHost: started.authorityHost }), env);
     if (created !== 0) return created;
     const configFile = join(home, "config.json");
     const config = {

@@ -153,6 +153,27 @@ export const DEFAULT_USER: Readonly<EmulatorUser> = Object.freeze({
 /** A client id for demos; any id works unless `registeredClients` is set. */
 export const DEMO_CLIENT_ID = "3f9c1a7e-2b4d-4c8e-a1f6-7d2e9b0c5a14";
 
+/**
+ * `entratool create-profile`'s arguments for the profile "default" of the demo app in the
+ * emulator's tenant, for the demo and the benchmarks. Without `authorityHost` the profile takes
+ * ENTRATOOL_AUTHORITY_HOST from the environment.
+ */
+export function demoProfileArgs(
+  options: { authorityHost?: string; scopes?: readonly string[] } = {},
+): string[] {
+  return [
+    "create-profile",
+    "--name",
+    "default",
+    "--tenant-id",
+    DEFAULT_TENANT_ID,
+    "--client-id",
+    DEMO_CLIENT_ID,
+    ...(options.scopes ?? []).flatMap((scope) => ["--scope", scope]),
+    ...(options.authorityHost === undefined ? [] : ["--authority-host", options.authorityHost]),
+  ];
+}
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Path segments that name no tenant: Entra keeps them in endpoint URLs and puts `{tenantid}` in the issuer. */
 const MULTI_TENANT = new Set(["common", "organizations", "consumers"]);
