@@ -14,7 +14,7 @@ import { openLibc } from "../../agent/linux/libc.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { JsonProfileStore } from "../../agent/store/profiles.ts";
 import type { TokenStore } from "../../agent/store/types.ts";
-import { type FakeChip, FakeGpioKernel } from "../display/bus/fake-gpio-kernel.ts";
+import { type FakeChip, FakeGpioKernel, PI4_EXPANDER } from "../display/bus/fake-gpio-kernel.ts";
 import { type KernelFds, kernelFds } from "../linux/kernel-fds.ts";
 import { Capture } from "./cli-world.ts";
 
@@ -175,21 +175,7 @@ const PI4_CHIPS: FakeChip[] = [
     label: "pinctrl-bcm2711",
     lineNames: Array.from({ length: 58 }, (_, i) => `GPIO${i}`),
   },
-  {
-    node: "gpiochip1",
-    name: "gpiochip1",
-    label: "raspberrypi-exp-gpio",
-    lineNames: [
-      "BT_ON",
-      "WL_ON",
-      "PWR_LED_OFF",
-      "GLOBAL_RESET",
-      "VDD_SD_IO_SEL",
-      "CAM_GPIO",
-      "SD_PWR_ON",
-      "",
-    ],
-  },
+  { node: "gpiochip1", ...PI4_EXPANDER },
 ];
 
 const RP1_CHIP: Omit<FakeChip, "node"> = {

@@ -32,6 +32,13 @@ export interface FakeChip {
   readonly held?: ReadonlyMap<number, string>;
 }
 
+/** The Raspberry Pi 4's firmware GPIO expander (gpiochip1), its lines as the device tree names them. */
+export const PI4_EXPANDER: Omit<FakeChip, "node"> = {
+  name: "gpiochip1",
+  label: "raspberrypi-exp-gpio",
+  lineNames: ["BT_ON", "WL_ON", "PWR_LED_OFF", "GLOBAL_RESET", "VDD_SD_IO_SEL", "CAM_GPIO", "SD_PWR_ON", ""],
+};
+
 /** A line we requested: a real pipe stands for it, its read end for the line fd. */
 interface RequestedLine {
   /** What /proc/self/fd shows for the pipe ("pipe:[1234]"). */

@@ -9,19 +9,9 @@ import { GpioCdev } from "../../../display/bus/gpio-cdev.ts";
 import { encodeLineEvent, GpioLineAttrId, GpioLineFlag } from "../../../display/bus/gpio-uapi.ts";
 import type { Edge } from "../../../display/bus/types.ts";
 import { fdsOn, type KernelFds, kernelFds } from "../../linux/kernel-fds.ts";
-import { type FakeChip, FakeGpioKernel } from "./fake-gpio-kernel.ts";
+import { type FakeChip, FakeGpioKernel, PI4_EXPANDER } from "./fake-gpio-kernel.ts";
 
 const bcm2711Names = Array.from({ length: 58 }, (_, i) => `GPIO${i}`);
-const expanderNames = [
-  "BT_ON",
-  "WL_ON",
-  "PWR_LED_OFF",
-  "GLOBAL_RESET",
-  "VDD_SD_IO_SEL",
-  "CAM_GPIO",
-  "SD_PWR_ON",
-  "",
-];
 
 let dir: string;
 let real: { libc: Awaited<ReturnType<typeof openLibc>>; fds: KernelFds };
@@ -55,7 +45,7 @@ function rig(held?: ReadonlyMap<number, string>): {
     dir,
     [
       { node: "gpiochip0", ...header },
-      { node: "gpiochip1", name: "gpiochip1", label: "raspberrypi-exp-gpio", lineNames: expanderNames },
+      { node: "gpiochip1", ...PI4_EXPANDER },
       { node: "gpiochip4", ...header },
     ],
     real,

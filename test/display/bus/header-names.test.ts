@@ -9,7 +9,7 @@ import { GpioCdev } from "../../../display/bus/gpio-cdev.ts";
 import { GpioLineFlag } from "../../../display/bus/gpio-uapi.ts";
 import { kernelHardware } from "../../../display/hardware.ts";
 import { type KernelFds, kernelFds } from "../../linux/kernel-fds.ts";
-import { type FakeChip, FakeGpioKernel } from "./fake-gpio-kernel.ts";
+import { type FakeChip, FakeGpioKernel, PI4_EXPANDER } from "./fake-gpio-kernel.ts";
 
 /**
  * Header lines that the device tree names by function, not "GPIOnn": a configured "GPIO7" must
@@ -87,21 +87,7 @@ async function board(
 
 const pi4: FakeChip[] = [
   { node: "gpiochip0", name: "gpiochip0", label: "pinctrl-bcm2711", lineNames: pi4Names },
-  {
-    node: "gpiochip1",
-    name: "gpiochip1",
-    label: "raspberrypi-exp-gpio",
-    lineNames: [
-      "BT_ON",
-      "WL_ON",
-      "PWR_LED_OFF",
-      "GLOBAL_RESET",
-      "VDD_SD_IO_SEL",
-      "CAM_GPIO",
-      "SD_PWR_ON",
-      "",
-    ],
-  },
+  { node: "gpiochip1", ...PI4_EXPANDER },
 ];
 
 const pi5: FakeChip[] = [
