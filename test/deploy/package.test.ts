@@ -325,6 +325,21 @@ function mode(path: string): string {
   return `${(stat.mode & 0o7777).toString(8).padStart(4, "0")} ${stat.uid}:${stat.gid}`;
 }
 
+/**
+ * A directory of links to these tools of this machine, for a PATH with nothing else on it. A tool
+ * this machine lacks fails the test, or is left out (`missing: "skip"`).
+ */
+function toolsDir(bin: string, tools: readonly string[], missing: "fail" | "skip" = "fail"): string {
+  mkdirSync(bin);
+  for (const tool of tools) {
+    const found = sh("sh", ["-c", `command -v ${tool}`]);
+    if (missing === "fail") expect(found.status, `${tool} is not installed`).toBe(0);
+    const path = found.stdout.trim();
+    if (path) symlinkSync(path, join(bin, tool));
+  }
+  return bin;
+}
+
 function line(file: string, name: string): string | undefined {
   return readFileSync(file, "utf8")
     .split("\n")
@@ -431,9 +446,7 @@ describe(`dpkg --root: installing, reinstalling, removing and purging entratool_
     mkdirSync(join(root, "etc/entratool"));
     writeFileSync(join(root, "etc/entratool/config.json"), "{}\n");
     // Only the tools a minimal image has: no systemd at all.
-    const bin = join(base, "minimal-bin");
-    mkdirSync(bin);
-    for (const tool of [
+    const bin = toolsDir(join(base, "minimal-bin"), [
       "sh",
       "grep",
       "head",
@@ -444,10 +457,7 @@ describe(`dpkg --root: installing, reinstalling, removing and purging entratool_
       "useradd",
       "usermod",
       "getent",
-    ]) {
-      const path = ok("sh", ["-c", `command -v ${tool}`]).trim();
-      symlinkSync(path, join(bin, tool));
-    }
+    ]);
     const postinst = join(ROOT, "deploy/debian/postinst");
     const env = { PATH: bin, DPKG_ROOT: root };
     for (const previous of ["", VERSION]) {
@@ -489,29 +499,28 @@ describe("the postinst on a running system (a private copy of /etc)", () => {
       writeFileSync(join(dir, kind, "entratool.conf"), readFileSync(join(ROOT, file)));
     }
     // Without systemd's tools: a PATH of links to everything the adduser route needs, and no more.
-    const bin = join(dir, "bin");
-    mkdirSync(bin);
-    for (const tool of [
-      "sh",
-      "grep",
-      "head",
-      "cut",
-      "mkdir",
-      "chown",
-      "chmod",
-      "getent",
-      "adduser",
-      "perl",
-      "usermod",
-      "useradd",
-      "groupadd",
-      "gpasswd",
-      "find",
-      "cp",
-    ]) {
-      const path = sh("sh", ["-c", `command -v ${tool}`]).stdout.trim();
-      if (path) symlinkSync(path, join(bin, tool));
-    }
+    const bin = toolsDir(
+      join(dir, "bin"),
+      [
+        "sh",
+        "grep",
+        "head",
+        "cut",
+        "mkdir",
+        "chown",
+        "chmod",
+        "getent",
+        "adduser",
+        "perl",
+        "usermod",
+        "useradd",
+        "groupadd",
+        "gpasswd",
+        "find",
+        "cp",
+      ],
+      "skip",
+    );
     const path = tools === "systemd" ? (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin") : bin;
     const script = [
       'mount --bind "$1/etc" /etc',
