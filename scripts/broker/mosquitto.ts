@@ -26,17 +26,17 @@
  * QoS 1 messages published while it was reconnecting, survive a restart.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { createHash, randomUUID, webcrypto } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { access, constants, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import type * as X509 from "@peculiar/x509";
 import mqtt, { type IClientOptions } from "mqtt";
 import pino from "pino";
 import { systemClock } from "../../agent/core/clock.ts";
 import { FlockLockManager } from "../../agent/store/lock.ts";
 import { closedPort } from "../net.ts";
+import { throwawayCa } from "../pki.ts";
 
 /** The Debian packages the broker tests need (mosquitto itself, and what compiles its plugin). */
 export const BROKER_DEB_PACKAGES: readonly string[] = [
@@ -550,93 +550,18 @@ interface HarnessPki {
   readonly observer: { readonly certPem: string; readonly keyPem: string };
 }
 
-const EC_PARAMS: webcrypto.EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
-const SIGNING: webcrypto.EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
-const DAY_MS = 24 * 60 * 60 * 1000;
-
 /** A throwaway CA (its key never leaves memory) and the certificates it issues for one broker. */
 async function makePki(clientCommonName: string): Promise<HarnessPki> {
-  // @peculiar/x509 builds on tsyringe, which needs the Reflect metadata polyfill loaded first.
-  await import("reflect-metadata");
-  const x509: typeof X509 = await import("@peculiar/x509");
-  const crypto = webcrypto as Crypto;
-  const now = Date.now();
-  const notBefore = new Date(now - DAY_MS); // a day back: a peer whose clock lags still accepts it
-  const notAfter = new Date(now + 7 * DAY_MS);
-  const caKeys = await crypto.subtle.generateKey(EC_PARAMS, true, ["sign", "verify"]);
-  const ca = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: serial(crypto),
-      name: "CN=entratool test broker CA (throwaway)",
-      notBefore,
-      notAfter,
-      keys: caKeys,
-      signingAlgorithm: SIGNING,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey, false, crypto),
-      ],
-    },
-    crypto,
-  );
-
-  const issue = async (
-    commonName: string,
-    usage: X509.ExtendedKeyUsageType,
-    extra: X509.Extension[],
-  ): Promise<{ certPem: string; keyPem: string }> => {
-    const keys = await crypto.subtle.generateKey(EC_PARAMS, true, ["sign", "verify"]);
-    const cert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: serial(crypto),
-        subject: `CN=${commonName}`,
-        issuer: ca.subject,
-        notBefore,
-        notAfter,
-        publicKey: keys.publicKey,
-        signingKey: caKeys.privateKey,
-        signingAlgorithm: SIGNING,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-          new x509.ExtendedKeyUsageExtension([usage], false),
-          await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey, false, crypto),
-          ...extra,
-        ],
-      },
-      crypto,
-    );
-    const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
-    return {
-      certPem: pem(cert.toString("pem")),
-      keyPem: pem(x509.PemConverter.encode(pkcs8, "PRIVATE KEY")),
-    };
-  };
-
-  const loopback = new x509.SubjectAlternativeNameExtension(
-    [
+  const ca = await throwawayCa("entratool test broker CA (throwaway)", Date.now(), 7);
+  return {
+    caPem: ca.caPem,
+    server: await ca.issue("127.0.0.1", "serverAuth", [
       { type: "ip", value: "127.0.0.1" },
       { type: "dns", value: "localhost" },
-    ],
-    false,
-  );
-  return {
-    caPem: pem(ca.toString("pem")),
-    server: await issue("127.0.0.1", x509.ExtendedKeyUsage.serverAuth, [loopback]),
-    client: await issue(clientCommonName, x509.ExtendedKeyUsage.clientAuth, []),
-    observer: await issue(OBSERVER_USERNAME, x509.ExtendedKeyUsage.clientAuth, []),
+    ]),
+    client: await ca.issue(clientCommonName, "clientAuth"),
+    observer: await ca.issue(OBSERVER_USERNAME, "clientAuth"),
   };
-}
-
-function serial(crypto: Crypto): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[0] = (bytes[0] ?? 0) & 0x7f; // a positive DER INTEGER (RFC 5280)
-  return Buffer.from(bytes).toString("hex");
-}
-
-function pem(text: string): string {
-  return text.endsWith("\n") ? text : `${text}\n`;
 }
 
 /** The program's path on PATH or in /usr/sbin, /sbin (mosquitto lives there); else a clear error. */

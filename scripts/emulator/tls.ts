@@ -1,8 +1,8 @@
-import { createPrivateKey, X509Certificate as NodeX509Certificate, webcrypto } from "node:crypto";
+import { createPrivateKey, X509Certificate as NodeX509Certificate } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type * as X509 from "@peculiar/x509";
 import { type Clock, systemClock } from "../../agent/core/clock.ts";
+import { DAY_MS, throwawayCa } from "../pki.ts";
 
 export interface EmulatorTls {
   readonly caPem: string;
@@ -20,15 +20,11 @@ export interface EnsureTlsOptions {
   readonly clock?: Clock;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const CA_FILE = "ca.pem";
 const CERT_FILE = "server-cert.pem";
 const KEY_FILE = "server-key.pem";
 const SERVER_IPS = ["127.0.0.1", "::1"] as const;
 const SERVER_DNS = "localhost";
-
-const EC_PARAMS: webcrypto.EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
-const SIGNING: webcrypto.EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
 
 /**
  * Returns a CA and a loopback server certificate in `dir`, creating them when missing or when they
@@ -87,76 +83,12 @@ async function readExisting(
 }
 
 async function createTls(now: number): Promise<{ caPem: string; certPem: string; keyPem: string }> {
-  // @peculiar/x509 builds on tsyringe, which needs the Reflect metadata polyfill loaded first.
-  await import("reflect-metadata");
-  // Imported late: the polyfill must exist before x509 (through tsyringe) is evaluated, and reused
-  // certificates need no x509 at all.
-  const x509: typeof X509 = await import("@peculiar/x509");
-  const crypto = webcrypto as Crypto;
-  // Back-dated a day so that a peer whose clock lags a little still accepts the certificate.
-  const notBefore = new Date(now - DAY_MS);
-  const notAfter = new Date(now + 30 * DAY_MS);
-
-  const caKeys = await crypto.subtle.generateKey(EC_PARAMS, true, ["sign", "verify"]);
-  const caCert = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: randomSerial(crypto),
-      name: "CN=entratool Entra emulator CA (throwaway)",
-      notBefore,
-      notAfter,
-      keys: caKeys,
-      signingAlgorithm: SIGNING,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey, false, crypto),
-      ],
-    },
-    crypto,
-  );
-
-  const serverKeys = await crypto.subtle.generateKey(EC_PARAMS, true, ["sign", "verify"]);
-  const serverCert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: randomSerial(crypto),
-      subject: "CN=127.0.0.1",
-      issuer: caCert.subject,
-      notBefore,
-      notAfter,
-      publicKey: serverKeys.publicKey,
-      signingKey: caKeys.privateKey,
-      signingAlgorithm: SIGNING,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-        new x509.SubjectAlternativeNameExtension(
-          [
-            ...SERVER_IPS.map((value) => ({ type: "ip" as const, value })),
-            { type: "dns", value: SERVER_DNS },
-          ],
-          false,
-        ),
-        await x509.SubjectKeyIdentifierExtension.create(serverKeys.publicKey, false, crypto),
-        await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey, false, crypto),
-      ],
-    },
-    crypto,
-  );
-
-  const pkcs8 = await crypto.subtle.exportKey("pkcs8", serverKeys.privateKey);
-  return {
-    caPem: withNewline(caCert.toString("pem")),
-    certPem: withNewline(serverCert.toString("pem")),
-    keyPem: withNewline(x509.PemConverter.encode(pkcs8, "PRIVATE KEY")),
-  };
-}
-
-function randomSerial(crypto: Crypto): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  // A leading zero bit keeps the DER INTEGER positive, as RFC 5280 requires.
-  bytes[0] = (bytes[0] ?? 0) & 0x7f;
-  return Buffer.from(bytes).toString("hex");
+  const ca = await throwawayCa("entratool Entra emulator CA (throwaway)", now, 30);
+  const server = await ca.issue("127.0.0.1", "serverAuth", [
+    ...SERVER_IPS.map((value) => ({ type: "ip" as const, value })),
+    { type: "dns", value: SERVER_DNS },
+  ]);
+  return { caPem: ca.caPem, ...server };
 }
 
 async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
@@ -164,8 +96,4 @@ async function writeAtomic(path: string, text: string, mode: number): Promise<vo
   await writeFile(temp, text, { mode });
   await chmod(temp, mode);
   await rename(temp, path);
-}
-
-function withNewline(pem: string): string {
-  return pem.endsWith("\n") ? pem : `${pem}\n`;
 }
