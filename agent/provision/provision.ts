@@ -6,6 +6,7 @@ import { readFileCapped } from "../core/files.ts";
 import { parseJsonWithComments } from "../core/jsonc.ts";
 import type { Logger } from "../core/log.ts";
 import { dirname, join } from "../core/path.ts";
+import { parseGroupFile } from "../linux/peer.ts";
 
 /**
  * First-boot provisioning: the operator writes `entratool.json` (the agent's configuration with
@@ -158,12 +159,9 @@ export async function boardSerial(fs: ProvisionFs, root: string): Promise<string
 /** The gid of `name` in the root's /etc/group. */
 async function groupId(fs: ProvisionFs, root: string, name: string): Promise<number | undefined> {
   const bytes = await fs.readFile(join(root, "etc/group"));
-  if (!bytes) return undefined;
-  for (const line of new TextDecoder().decode(bytes).split("\n")) {
-    const [group, , gid] = line.split(":");
-    if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
-  }
-  return undefined;
+  return parseGroupFile(new TextDecoder().decode(bytes ?? new Uint8Array())).find(
+    (group) => group.name === name,
+  )?.gid;
 }
 
 /**

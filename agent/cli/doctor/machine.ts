@@ -2,6 +2,13 @@ import { execFile } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Libc } from "../../linux/libc.ts";
+import {
+  type Accounts,
+  type GroupEntry,
+  type PasswdEntry,
+  parseGroupFile,
+  parsePasswdFile,
+} from "../../linux/peer.ts";
 
 /**
  * Everything `entratool doctor` reads of the machine, in one place and injected: the files under
@@ -106,43 +113,17 @@ export async function exists(machine: Machine, path: string): Promise<boolean> {
   );
 }
 
-export interface Account {
-  readonly name: string;
-  readonly uid: number;
-  readonly gid: number;
-  readonly home: string;
-}
+/** A user of /etc/passwd, and a group of /etc/group, as the control socket's peer check reads them. */
+export type Account = PasswdEntry;
+export type Group = GroupEntry;
+export type { Accounts };
 
-export interface Group {
-  readonly name: string;
-  readonly gid: number;
-  readonly members: readonly string[];
-}
-
-/** The user and group databases (/etc/passwd, /etc/group). */
-export interface Accounts {
-  readonly users: readonly Account[];
-  readonly groups: readonly Group[];
-}
-
+/** The user and group databases (/etc/passwd, /etc/group) below the machine's root. */
 export async function readAccounts(machine: Machine): Promise<Accounts> {
-  const lines = async (path: string): Promise<string[][]> =>
-    ((await readText(machine, path)) ?? "")
-      .split("\n")
-      .filter((line) => line.trim() !== "" && !line.startsWith("#"))
-      .map((line) => line.split(":"));
-  const users = (await lines("/etc/passwd")).map(([name = "", , uid = "", gid = "", , home = ""]) => ({
-    name,
-    uid: Number(uid),
-    gid: Number(gid),
-    home,
-  }));
-  const groups = (await lines("/etc/group")).map(([name = "", , gid = "", members = ""]) => ({
-    name,
-    gid: Number(gid),
-    members: members.split(",").filter((member) => member !== ""),
-  }));
-  return { users, groups };
+  return {
+    users: parsePasswdFile((await readText(machine, "/etc/passwd")) ?? ""),
+    groups: parseGroupFile((await readText(machine, "/etc/group")) ?? ""),
+  };
 }
 
 /** The groups a named account belongs to by the databases: its primary group and those listing it. */
