@@ -19,19 +19,12 @@
  * Needs mosquitto and gcc (the broker's plugin). Usage: bun scripts/bench-agent.ts
  */
 import { spawn, spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { arch, cpus, tmpdir, totalmem, type } from "node:os";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import { benchOutbox } from "./bench-outbox.ts";
+import { machine, writeResults } from "./bench-results.ts";
 import { observe, startBroker } from "./broker/mosquitto.ts";
 import { demoProfileArgs, EntraEmulator } from "./emulator/server.ts";
 import { HttpSinkServer } from "./receivers.ts";
@@ -39,7 +32,6 @@ import { until } from "./wait.ts";
 
 const root = join(import.meta.dir, "..");
 const binary = join(root, "dist", "entratool");
-const RESULTS = join(root, "bench", "results.json");
 const MIB = 1024 * 1024;
 const DEVICE = "bench-pi";
 const MQTT_AUDIENCE = "api://entratool-bench-broker";
@@ -267,14 +259,8 @@ async function main(): Promise<void> {
       pass: g.less ? g.actual <= g.limit : g.actual >= g.limit,
     }));
 
-    const machine = {
-      cpu: cpus()[0]?.model ?? "unknown",
-      cores: cpus().length,
-      memoryGiB: Math.round(totalmem() / 1024 ** 3),
-      os: `${type()} ${arch()}`,
-      bun: Bun.version,
-    };
-    say(`\n${machine.cpu}, ${machine.cores} cores, Bun ${machine.bun}\n`);
+    const ranOn = machine();
+    say(`\n${ranOn.cpu}, ${ranOn.cores} cores, Bun ${ranOn.bun}\n`);
     const rows: [string, string][] = [
       ["outbox: durable appends/s, group commit", outbox.groupCommitPerSec?.toFixed(0) ?? "?"],
       ["outbox: durable appends/s, one fsync each", outbox.perMessageFsyncPerSec?.toFixed(0) ?? "?"],
@@ -294,14 +280,7 @@ async function main(): Promise<void> {
     for (const g of goals) say(`${g.pass ? "PASS" : "FAIL"}  ${g.goal}: ${g.actual}`);
 
     if (QUICK) return;
-    mkdirSync(join(root, "bench"), { recursive: true });
-    const previous = existsSync(RESULTS)
-      ? (JSON.parse(readFileSync(RESULTS, "utf8")) as Record<string, unknown>)
-      : {};
-    writeFileSync(
-      RESULTS,
-      `${JSON.stringify({ ...previous, agent: { date: new Date().toISOString(), machine, ...results, goals } }, null, 2)}\n`,
-    );
+    writeResults({ agent: { date: new Date().toISOString(), machine: ranOn, ...results, goals } });
     say("\nwrote bench/results.json (agent)");
   } finally {
     agent?.kill("SIGTERM");

@@ -1,23 +1,3 @@
-/**
- * `npm run bench:display`: the code screen on every display driver, through the simulators on a
- * virtual clock. The real drivers talk to the bus-level simulators (display/simulated.ts,
- * `createSimulatedDisplays`; the framebuffer driver opens the simulated device file itself, as
- * the set does, so that its write counter can be read).
- *
- *   (a) time to render and transmit the code screen: the first frame after init, wall time of
- *       `show()` only (median and min over N runs, each on a fresh display). Waits the hardware
- *       would need (BUSY, power-on) pass on the virtual clock: "sim ms" is that modelled time.
- *   (b) what goes over the bus: init, the first code frame, the same code frame again (must cost
- *       nothing), a countdown tick 1 s later, a page flip where the driver pages (OLED QR page to
- *       code page at +4 s, LCD URL page at +3 s), and the signed-in screen after the code. E-ink:
- *       full/partial refreshes over the code frame and 60 one-second ticks. Framebuffer: bytes
- *       written to the device file. LEDs: line writes per phase and level changes a second.
- *
- * Checks the claims the README makes for them (PASS/FAIL lines), prints a table, and writes the figures into
- * bench/results.json under "displays", keeping every other key. Usage:
- *   bun scripts/bench-display.ts [--runs N]
- */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { arch, cpus, type } from "node:os";
 import { join } from "node:path";
 import { validateConfig } from "../agent/config/load.ts";
@@ -31,9 +11,9 @@ import type { Screen } from "../display/screens.ts";
 import type { Display } from "../display/set.ts";
 import type { GpioLineSimulator } from "../display/sim/gpio.ts";
 import { createSimulatedDisplays, type SimulatedHardware } from "../display/simulated.ts";
+import { writeResults } from "./bench-results.ts";
 
-const root = join(import.meta.dir, "..");
-const RESULTS = join(root, "bench", "results.json");
+const _root = join(import.meta.dir, "..");
 const runsArg = process.argv.indexOf("--runs");
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 15;
 
@@ -470,14 +450,6 @@ function table(rows: readonly (readonly string[])[]): string {
     .join("\n");
 }
 
-function readResults(): Record<string, unknown> {
-  if (!existsSync(RESULTS)) return {};
-  const parsed: unknown = JSON.parse(readFileSync(RESULTS, "utf8"));
-  return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
-    ? (parsed as Record<string, unknown>)
-    : {};
-}
-
 async function main(): Promise<void> {
   if (!Number.isInteger(RUNS) || RUNS < 1) {
     process.stderr.write("usage: bun scripts/bench-display.ts [--runs N] (N ≥ 1)\n");
@@ -559,8 +531,7 @@ async function main(): Promise<void> {
     ),
     claims: checked,
   };
-  mkdirSync(join(root, "bench"), { recursive: true });
-  writeFileSync(RESULTS, `${JSON.stringify({ ...readResults(), displays }, null, 2)}\n`);
+  writeResults({ displays });
   process.stdout.write("\nwrote bench/results.json (displays)\n");
   if (checked.some((claim) => !claim.pass)) process.exitCode = 1;
 }

@@ -26,15 +26,7 @@
  * Usage: bun scripts/bench-idle.ts [--seconds N]   (30 by default; the run takes about N + 15 s)
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir, type } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -46,6 +38,7 @@ import { decodeLineEvent, encodeLineEvent, GpioLineEventId } from "../display/bu
 import type { Edge } from "../display/bus/types.ts";
 import { FakeGpioKernel } from "../test/display/bus/fake-gpio-kernel.ts";
 import { kernelFds } from "../test/linux/kernel-fds.ts";
+import { writeResults } from "./bench-results.ts";
 
 const GOAL_PERCENT = 0.2;
 const EDGES = 10;
@@ -213,7 +206,6 @@ async function pollEvery10ms(
 // The parent: builds, starts, samples, reports.
 
 const root = join(import.meta.dir, "..");
-const RESULTS = join(root, "bench", "results.json");
 
 interface Sample {
   readonly at: number;
@@ -545,11 +537,7 @@ function report(
     notMeasured:
       "No GPIO chip here: the line fd is a pipe from the tests' fake GPIO kernel, so the kernel's own cost of an idle GPIO line and Bun on the Pi's ARM cores are not in these figures; entratool ran without a button (none can be configured without a chip).",
   };
-  mkdirSync(join(root, "bench"), { recursive: true });
-  const previous: Record<string, unknown> = existsSync(RESULTS)
-    ? (JSON.parse(readFileSync(RESULTS, "utf8")) as Record<string, unknown>)
-    : {};
-  writeFileSync(RESULTS, `${JSON.stringify({ ...previous, idleCpu }, null, 2)}\n`);
+  writeResults({ idleCpu });
   process.stdout.write("\nwrote bench/results.json (idleCpu)\n");
   if (goals.some((g) => !g.pass)) process.exitCode = 1;
 }

@@ -20,13 +20,13 @@
  * (--quick: 2 and 1 runs, no xz, nothing written; for working on the benchmark itself.)
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { arch, cpus, loadavg, tmpdir, totalmem, type } from "node:os";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { machine, stats as orderStats, type Stats, writeResults } from "./bench-results.ts";
 import { demoProfileArgs, EntraEmulator } from "./emulator/server.ts";
 
 const root = join(import.meta.dir, "..");
-const RESULTS = join(root, "bench", "results.json");
 const argv = process.argv.slice(2);
 function numberArg(flag: string, fallback: number): number {
   const at = argv.indexOf(flag);
@@ -68,18 +68,11 @@ const VARIANTS: readonly Variant[] = [
 const ARCHES = ["linux-arm64", "linux-x64"] as const;
 type Arch = (typeof ARCHES)[number];
 
-interface Stats {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-
+/** The order statistics to a tenth of a millisecond, as results.json keeps them. */
 function stats(values: readonly number[]): Stats {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+  const { median, min, max } = orderStats(values);
   const round = (n: number) => Math.round(n * 10) / 10;
-  return { median: round(median), min: round(sorted[0] ?? 0), max: round(sorted.at(-1) ?? 0) };
+  return { median: round(median), min: round(min), max: round(max) };
 }
 
 interface Sizes {
@@ -251,12 +244,8 @@ async function main(): Promise<void> {
     };
     const decisions = [flagEffect("--bytecode", "minify"), flagEffect("--minify", "bytecode")];
 
-    const machine = {
-      cpu: cpus()[0]?.model ?? "unknown",
-      cores: cpus().length,
-      memoryGiB: Math.round(totalmem() / 1024 ** 3),
-      os: `${type()} ${arch()}`,
-      bun: Bun.version,
+    const ranOn = {
+      ...machine(),
       qemu: spawnSync(QEMU, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "",
       loadAverage: { before: round3(loadBefore[0] ?? 0), after: round3(loadAfter[0] ?? 0) },
     };
@@ -266,7 +255,7 @@ async function main(): Promise<void> {
     const fmt = (s: Stats | undefined) =>
       s ? `${s.median.toFixed(0)} ms (${s.min.toFixed(0)}–${s.max.toFixed(0)})` : "–";
     say(
-      `\n${machine.cpu}, ${machine.cores} cores, Bun ${machine.bun}, ${machine.qemu}; load ${machine.loadAverage.before} → ${machine.loadAverage.after}`,
+      `\n${ranOn.cpu}, ${ranOn.cores} cores, Bun ${ranOn.bun}, ${ranOn.qemu}; load ${ranOn.loadAverage.before} → ${ranOn.loadAverage.after}`,
     );
     say(`start → code: median (min–max) of ${RUNS} runs (x64), ${QEMU_RUNS} runs (arm64 emulated)\n`);
     const header = [
@@ -305,13 +294,9 @@ async function main(): Promise<void> {
     }
 
     if (QUICK) return;
-    mkdirSync(join(root, "bench"), { recursive: true });
-    const previous = existsSync(RESULTS)
-      ? (JSON.parse(readFileSync(RESULTS, "utf8")) as Record<string, unknown>)
-      : {};
     const ship = {
       date: new Date().toISOString(),
-      machine,
+      machine: ranOn,
       runs: { native: RUNS, emulated: QEMU_RUNS },
       variants: Object.fromEntries(VARIANTS.map((v) => [v.key, v.label])),
       buildMs,
@@ -320,7 +305,7 @@ async function main(): Promise<void> {
       noise: NOISE,
       decisions,
     };
-    writeFileSync(RESULTS, `${JSON.stringify({ ...previous, ship }, null, 2)}\n`);
+    writeResults({ ship });
     say("\nwrote bench/results.json (ship)");
   } finally {
     await emulator.stop();

@@ -12,8 +12,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { arch, cpus, tmpdir, totalmem, type } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { machine, type Stats, stats, writeResults } from "./bench-results.ts";
 import { DEFAULT_TENANT_ID, DEMO_CLIENT_ID, demoProfileArgs, EntraEmulator } from "./emulator/server.ts";
 
 const root = join(import.meta.dir, "..");
@@ -30,19 +31,6 @@ interface Run {
 }
 
 const GNU_TIME = "/usr/bin/time";
-
-interface Stats {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-
-function stats(values: readonly number[]): Stats {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-  return { median, min: sorted[0] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
-}
 
 /**
  * Runs a command; when `onCode` is given, the clock stops at the first user code on stderr and
@@ -207,14 +195,7 @@ async function main(): Promise<void> {
       { goal: "peak RSS, cached get-token ≤ 60 MiB", actual: rss.cachedEntratool / MIB, limit: 60 },
     ].map((g) => ({ ...g, actual: Math.round(g.actual * 100) / 100, pass: g.actual <= g.limit }));
 
-    const machine = {
-      cpu: cpus()[0]?.model ?? "unknown",
-      cores: cpus().length,
-      memoryGiB: Math.round(totalmem() / 1024 ** 3),
-      os: `${type()} ${arch()}`,
-      bun: Bun.version,
-      node: nodeVersion(),
-    };
+    const ranOn = { ...machine(), node: nodeVersion() };
     const fmt = (s: Stats) => `${s.median.toFixed(1)} ms (${s.min.toFixed(1)}–${s.max.toFixed(1)})`;
     const mib = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
     const rows: [string, string, string][] = [
@@ -232,7 +213,7 @@ async function main(): Promise<void> {
     ];
     const width = Math.max(...rows.map((r) => r[0].length));
     process.stdout.write(
-      `\n${machine.cpu}, ${machine.cores} cores, Bun ${machine.bun}, Node ${machine.node}; ${RUNS} runs, median (min–max)\n\n`,
+      `\n${ranOn.cpu}, ${ranOn.cores} cores, Bun ${ranOn.bun}, Node ${ranOn.node}; ${RUNS} runs, median (min–max)\n\n`,
     );
     process.stdout.write(`${"measurement".padEnd(width)}  ${"time".padEnd(30)}  peak RSS\n`);
     for (const [name, time, peak] of rows)
@@ -243,7 +224,7 @@ async function main(): Promise<void> {
     mkdirSync(join(root, "bench"), { recursive: true });
     const results = {
       date: new Date().toISOString(),
-      machine,
+      machine: ranOn,
       runs: RUNS,
       timeToUserCodeMs: { entratool: codeE, reference: codeR },
       cachedGetTokenMs: cachedS,
@@ -252,11 +233,7 @@ async function main(): Promise<void> {
       goals,
     };
     // Keep the other benchmarks' figures ("displays", "idleCpu", "agent": their own scripts).
-    const file = join(root, "bench", "results.json");
-    const previous = existsSync(file)
-      ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>)
-      : {};
-    writeFileSync(file, `${JSON.stringify({ ...previous, ...results }, null, 2)}\n`);
+    writeResults(results);
     process.stdout.write("\nwrote bench/results.json\n");
   } finally {
     await emulator.stop();
